@@ -1,0 +1,445 @@
+"""Autoriza's domain: tenants (accounting firms), their people, their client companies, the clients'
+certificates (envelope-encrypted) and the enrollment jobs that authorize the firm's representative.
+
+Multi-tenant from the first line: every tenant-owned row carries a `tenant` foreign key, and every
+uniqueness rule that should hold per tenant includes it. Reads go through `selectors`, writes through
+`services`; views never query across tenants because the access helpers always scope by tenant.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from sii_bot.rut import InvalidRut, normalize_rut
+
+
+def validate_rut(value: str) -> None:
+    """Django validator: accepts only a canonical, check-digit-valid RUT ("13322924-8")."""
+    try:
+        canonical = normalize_rut(value)
+    except InvalidRut as exc:
+        raise ValidationError(str(exc), code="invalid_rut") from exc
+    if canonical != value:
+        raise ValidationError("El RUT debe guardarse en formato canónico (12345678-9).", code="rut_format")
+
+
+class RutField(models.CharField):
+    """A RUT stored canonically (body without dots, dash, upper-case check digit), max 10 chars.
+
+    Values are normalized on assignment through `clean()`/forms and on save, so lookups by RUT are
+    exact-match on one spelling.
+    """
+
+    default_validators = [validate_rut]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max_length", 12)
+        super().__init__(*args, **kwargs)
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = getattr(model_instance, self.attname)
+        if value:
+            try:
+                value = normalize_rut(value)
+            except InvalidRut:
+                pass  # full_clean() reports it; saving an invalid RUT unvalidated is a caller bug
+            setattr(model_instance, self.attname, value)
+        return value
+
+    def deconstruct(self):  # type: ignore[no-untyped-def]
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("max_length") == 12:
+            del kwargs["max_length"]
+        return name, path, args, kwargs
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class SiiEnvironment(models.TextChoices):
+    PRODUCTION = "production", "Producción (palena.sii.cl)"
+    CERTIFICATION = "certification", "Certificación (maullin.sii.cl)"
+    SANDBOX = "sandbox", "Sandbox de pruebas de Autoriza"
+
+
+class Permission(models.TextChoices):
+    """The SII privileges a firm can request; values match `sii_bot.Permission`."""
+
+    ADMIN = "admin", "Usuario Administrador"
+    SIGN = "sign", "Firmar Documentos"
+    REGISTRY = "registry", "Registro"
+
+
+class Tenant(TimeStamped):
+    """An accounting firm: what it asks its clients to authorize, and where (SII environment)."""
+
+    name = models.CharField("nombre", max_length=200)
+    slug = models.SlugField("identificador", max_length=60, unique=True)
+    sii_environment = models.CharField(
+        "ambiente SII", max_length=20, choices=SiiEnvironment.choices, default=SiiEnvironment.PRODUCTION
+    )
+    grant_admin = models.BooleanField("Usuario Administrador", default=True)
+    grant_sign = models.BooleanField("Firmar Documentos", default=True)
+    grant_registry = models.BooleanField("Registro", default=True)
+    notification_emails = models.TextField(
+        "correos de notificación", blank=True, help_text="Uno por línea; reciben los avisos de éxito y de falla."
+    )
+
+    class Meta:
+        verbose_name = "estudio contable"
+        verbose_name_plural = "estudios contables"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(grant_admin=True) | Q(grant_sign=True) | Q(grant_registry=True),
+                name="tenant_requests_at_least_one_permission",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """The permission codes (`Permission` values) this firm requests."""
+        flags = {Permission.ADMIN: self.grant_admin, Permission.SIGN: self.grant_sign, Permission.REGISTRY: self.grant_registry}
+        return frozenset(str(code) for code, on in flags.items() if on)
+
+    @property
+    def notification_email_list(self) -> list[str]:
+        return [line.strip() for line in self.notification_emails.splitlines() if line.strip()]
+
+
+class Representative(TimeStamped):
+    """A person of the firm to be authorized as a user in each client company."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="representatives")
+    rut = RutField("RUT")
+    name = models.CharField("nombre", max_length=200)
+    is_active = models.BooleanField("vigente", default=True)
+
+    class Meta:
+        verbose_name = "representante"
+        constraints = [models.UniqueConstraint(fields=["tenant", "rut"], name="representative_rut_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.rut})"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Dueño"
+    ADMIN = "admin", "Administrador"
+    STAFF = "staff", "Personal"
+
+
+class Membership(TimeStamped):
+    """A firm user's role in one tenant. Owners and admins may re-run jobs; staff only watch."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField("rol", max_length=10, choices=Role.choices, default=Role.STAFF)
+
+    class Meta:
+        verbose_name = "miembro"
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.get_role_display()})"
+
+    @property
+    def can_rerun(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Role.OWNER
+
+
+class Invitation(TimeStamped):
+    """An invitation for a client to onboard: a signed, expiring link that pre-fills the signup.
+
+    The link carries a signed token naming this row; revoking or accepting the row kills the link
+    even before it expires.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    company = models.ForeignKey("ClientCompany", on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField("correo")
+    name = models.CharField("nombre", max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "invitación"
+        verbose_name_plural = "invitaciones"
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="invitation_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.company}"
+
+    def is_open(self, now: object = None) -> bool:
+        """True while the link may still be used (not revoked, not accepted, not expired)."""
+        now = now or timezone.now()
+        return self.revoked_at is None and self.accepted_at is None and self.expires_at > now  # type: ignore[operator]
+
+
+class CompanyStage(models.TextChoices):
+    """Where a client company stands; kept on the row so the dashboard counts without joins."""
+
+    INVITED = "invited", "Invitado"
+    WAITING_CERTIFICATE = "waiting_certificate", "Esperando certificado"
+    QUEUED = "queued", "En cola"
+    RUNNING = "running", "En curso"
+    AUTHORIZED = "authorized", "Autorizado"
+    FAILED = "failed", "Con error"
+
+
+class ClientCompany(TimeStamped):
+    """A client of the firm: the company whose owner authorizes the firm's representative."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="companies")
+    rut = RutField("RUT de la empresa")
+    legal_name = models.CharField("razón social", max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="companies"
+    )
+    owner_name = models.CharField("nombre del representante legal", max_length=200, blank=True)
+    owner_email = models.EmailField("correo", blank=True)
+    stage = models.CharField(max_length=24, choices=CompanyStage.choices, default=CompanyStage.WAITING_CERTIFICATE)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "empresa cliente"
+        verbose_name_plural = "empresas clientes"
+        constraints = [models.UniqueConstraint(fields=["tenant", "rut"], name="company_rut_unique_per_tenant")]
+        indexes = [
+            models.Index(fields=["tenant", "stage", "-stage_changed_at"], name="company_tenant_stage"),
+            models.Index(fields=["tenant", "-created_at"], name="company_tenant_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.legal_name} ({self.rut})"
+
+
+class Certificate(TimeStamped):
+    """A client's certificate: public facts in clear, the private key and chain sealed.
+
+    `sealed_key`/`wrapped_key` hold the envelope (see `onboarding.crypto`): a per-record data key
+    (AES-GCM) wrapped by the master key `key_id`, with associated data binding the ciphertext to this
+    tenant and this row's id, so a copied row does not decrypt elsewhere. Destroying the certificate
+    clears both columns; the public facts stay for the audit trail.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="certificates")
+    company = models.ForeignKey(ClientCompany, on_delete=models.CASCADE, related_name="certificates")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    holder_rut = RutField("RUT del titular")
+    holder_name = models.CharField("titular", max_length=200)
+    issuer = models.CharField("emisor", max_length=200)
+    not_before = models.DateTimeField("válido desde")
+    not_after = models.DateTimeField("válido hasta")
+    fingerprint_sha256 = models.CharField("huella SHA-256", max_length=95)
+    key_id = models.CharField(max_length=40, blank=True)
+    wrapped_key = models.BinaryField(null=True, editable=False)
+    sealed_material = models.BinaryField(null=True, editable=False)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+    destroy_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        verbose_name = "certificado"
+        indexes = [models.Index(fields=["destroyed_at", "created_at"], name="certificate_retention")]
+
+    def __str__(self) -> str:
+        return f"{self.holder_name} ({self.holder_rut})"
+
+    @property
+    def is_usable(self) -> bool:
+        """True while the sealed key material is still stored (not destroyed)."""
+        return self.destroyed_at is None and self.sealed_material is not None
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "En cola"
+    RUNNING = "running", "En curso"
+    SUCCEEDED = "succeeded", "Autorizado"
+    FAILED = "failed", "Con error"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobKind(models.TextChoices):
+    AUTHORIZE = "authorize", "Autorizar representante"
+
+
+class EnrollmentJob(TimeStamped):
+    """One attempt to authorize a representative in a client company on the SII.
+
+    State machine: QUEUED → RUNNING → SUCCEEDED | FAILED. A transient failure may put a RUNNING job
+    back to QUEUED with `retry_count` + 1 and `run_after` set (a scheduled retry of the same attempt,
+    bounded by AUTORIZA_JOB_MAX_RETRIES). A re-run by an admin is a new row with `attempt` + 1 and
+    `rerun_of` pointing at the failed one, never a reset. What is requested (representative, user RUT,
+    permissions) is copied onto the row, so later settings changes don't rewrite history.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
+    company = models.ForeignKey(ClientCompany, on_delete=models.CASCADE, related_name="jobs")
+    certificate = models.ForeignKey(Certificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    representative = models.ForeignKey(Representative, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=JobKind.choices, default=JobKind.AUTHORIZE)
+    user_rut = RutField("RUT del usuario")
+    user_name = models.CharField(max_length=200)
+    grant_admin = models.BooleanField(default=True)
+    grant_sign = models.BooleanField(default=True)
+    grant_registry = models.BooleanField(default=True)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    attempt = models.PositiveIntegerField(default=1)
+    rerun_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rerun"
+    )
+    retry_count = models.PositiveIntegerField(default=0)
+    run_after = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=24, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_message = models.TextField(blank=True)
+    failure_retryable = models.BooleanField(default=False)
+    failure_detail = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "trabajo de autorización"
+        verbose_name_plural = "trabajos de autorización"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "company", "attempt"], name="job_attempt_unique_per_company"),
+            # At most one attempt per client in flight: re-runs and double submits are refused here too.
+            models.UniqueConstraint(
+                fields=["tenant", "company"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_job_per_company",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
+            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company} intento {self.attempt} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        flags = {Permission.ADMIN: self.grant_admin, Permission.SIGN: self.grant_sign, Permission.REGISTRY: self.grant_registry}
+        return frozenset(str(code) for code, on in flags.items() if on)
+
+
+class JobEvent(models.Model):
+    """One step of a job as it happened (a row per step status change), for the live timeline."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(EnrollmentJob, on_delete=models.CASCADE, related_name="events")
+    step = models.CharField(max_length=24)
+    status = models.CharField(max_length=12)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["job", "created_at"], name="jobevent_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.step}:{self.status}"
+
+
+class ArtifactKind(models.TextChoices):
+    SCREENSHOT = "screenshot", "Captura de pantalla"
+    PAGE_HTML = "page_html", "Página del SII"
+
+
+class JobArtifact(models.Model):
+    """Evidence of a step (a PNG, or the HTML of an unexpected page), sealed like certificates.
+
+    Bound to its tenant and row by the envelope's associated data; served only to the tenant's staff.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(EnrollmentJob, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=12, choices=ArtifactKind.choices)
+    step = models.CharField(max_length=24)
+    key_id = models.CharField(max_length=40)
+    wrapped_key = models.BinaryField()
+    sealed_content = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+
+class AuditAction(models.TextChoices):
+    INVITATION = "invitation", "Invitación"
+    SIGNUP = "signup", "Registro de cliente"
+    UPLOAD = "upload", "Carga de certificado"
+    CONSENT = "consent", "Consentimiento"
+    RERUN = "rerun", "Re-ejecución"
+    DELETION = "deletion", "Eliminación"
+    SETTINGS = "settings", "Cambio de configuración"
+    JOB_FINISHED = "job_finished", "Trabajo terminado"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def delete(self):  # type: ignore[no-untyped-def]
+        raise PermissionError("The audit log is append-only.")
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError("The audit log is append-only.")
+
+
+class AuditEntry(models.Model):
+    """Who did what and when, per tenant. Append-only: rows are never updated or deleted."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200, blank=True, help_text="Kept when the user is deleted.")
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    company = models.ForeignKey(ClientCompany, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    summary = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created")]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("The audit log is append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        raise PermissionError("The audit log is append-only.")

@@ -1,0 +1,12 @@
+"""Writes of the onboarding domain, by area: `core` (tenants, certificates, jobs), `client` (the
+client's self-onboarding), `firm` (the accounting firm's staff side). Import from here."""
+from onboarding.services.core import *  # noqa: F401,F403
+from onboarding.services.core import (  # noqa: F401 - names used by tasks and tests
+    DEMO_PASSWORD,
+    DEMO_TENANT_SLUG,
+    DEMO_USERS,
+    ServiceError,
+    sii_settings_for,
+)
+from onboarding.services.client import *  # noqa: F401,F403
+from onboarding.services.firm import *  # noqa: F401,F403

@@ -1,0 +1,36 @@
+"""Celery tasks: thin interfaces that take ids (never secrets) and call services.
+
+Task arguments travel through the broker, so they carry only the job's UUID; the certificate is
+loaded and decrypted inside the worker by the service.
+"""
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+
+from onboarding import services
+
+
+@shared_task(name="onboarding.tasks.enrollment_job_run", acks_late=True, reject_on_worker_lost=True)
+def enrollment_job_run(job_id: str) -> None:
+    """Run one enrollment job (a redelivered message for a job already claimed does nothing)."""
+    services.enrollment_job_execute(job_id=job_id, worker=f"{socket.gethostname()}")
+
+
+@shared_task(name="onboarding.tasks.enrollment_jobs_dispatch")
+def enrollment_jobs_dispatch() -> int:
+    """Periodic: enqueue due retries and jobs whose broker message was lost."""
+    return services.enrollment_jobs_dispatch()
+
+
+@shared_task(name="onboarding.tasks.enrollment_jobs_reap")
+def enrollment_jobs_reap() -> int:
+    """Periodic: fail jobs whose worker vanished, so no job stays RUNNING."""
+    return services.enrollment_jobs_reap()
+
+
+@shared_task(name="onboarding.tasks.certificates_purge_expired")
+def certificates_purge_expired() -> int:
+    """Periodic: erase key material past the retention period."""
+    return services.certificates_purge_expired()

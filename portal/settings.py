@@ -1,0 +1,239 @@
+"""Autoriza's one settings module.
+
+Everything is read from the environment (django-environ), with an embedded default that needs no
+server: SQLite (WAL, busy timeout, immediate transactions) and Celery's filesystem broker, still
+consumed by a real, separate `celery worker` process. `DATABASE_URL=postgres://…` and
+`REDIS_URL=redis://…` switch to PostgreSQL and Redis with no other change. Every variable is listed
+with its default in the README.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A `.env` beside manage.py is optional; the real environment always wins.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
+
+# Runtime files of the embedded default (SQLite, broker folders, sandbox state, demo PKI).
+VAR_DIR = Path(env.str("AUTORIZA_VAR_DIR", default=str(BASE_DIR / "var")))
+
+_DEV_SECRET_KEY = "django-insecure-autoriza-development-only"
+SECRET_KEY: str = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    # Failing here, at start, beats signing sessions with a guessable key in production.
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+
+ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "csp",
+    "onboarding",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'autoriza.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write concurrently: WAL lets readers run during a write, the
+    # busy timeout makes a writer wait instead of failing, and IMMEDIATE transactions take the write
+    # lock up front so two writers never deadlock on a lock upgrade.
+    # Tests use a file (not :memory:) so a real worker process can share the test database.
+    DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n -------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "es-cl"
+LANGUAGES = [("es", "Español")]
+TIME_ZONE = "America/Santiago"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and uploads -----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+# Certificates never touch disk: uploads stay in memory up to this size, and the form refuses
+# anything larger than AUTORIZA_MAX_CERTIFICATE_BYTES long before that.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+AUTORIZA_MAX_CERTIFICATE_BYTES: int = env.int("AUTORIZA_MAX_CERTIFICATE_BYTES", default=64 * 1024)
+
+# --- Security ---------------------------------------------------------------------------------
+# HTTPS-only cookies and redirects are on whenever debug is off; the demo (plain http on loopback)
+# runs with DJANGO_DEBUG=1. AUTORIZA_HTTPS overrides, e.g. behind a TLS-terminating proxy in tests.
+HTTPS: bool = env.bool("AUTORIZA_HTTPS", default=not DEBUG)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 8
+SECURE_SSL_REDIRECT = HTTPS and env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env.bool("DJANGO_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# --- Celery -----------------------------------------------------------------------------------
+REDIS_URL: str = env.str("REDIS_URL", default="")
+BROKER_DIR = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Must stay far above the hard time limit, or a long task is redelivered while it runs.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    }
+else:
+    # Embedded default: a broker made of folders, shared by the web process and a real worker
+    # process. Not a production transport; REDIS_URL replaces it.
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+# Results live in the database (the job row), never in the broker.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("AUTORIZA_JOB_SOFT_TIME_LIMIT", default=270)
+CELERY_TASK_TIME_LIMIT = env.int("AUTORIZA_JOB_TIME_LIMIT", default=300)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"onboarding.tasks.enrollment_job_run": {"queue": "browser"}}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# --- Autoriza ---------------------------------------------------------------------------------
+# Master keys wrap each certificate's data key: "id:base64-32-bytes[,id:base64…]", the first one
+# is used for new records, the others only to open old ones (rotation). Validated at start by
+# onboarding.apps, so a missing or malformed key fails loudly before any request is served.
+AUTORIZA_MASTER_KEYS: str = env.str("AUTORIZA_MASTER_KEYS", default="")
+AUTORIZA_CERT_RETENTION_DAYS: int = env.int("AUTORIZA_CERT_RETENTION_DAYS", default=7)
+AUTORIZA_JOB_MAX_RETRIES: int = env.int("AUTORIZA_JOB_MAX_RETRIES", default=3)
+AUTORIZA_BASE_URL: str = env.str("AUTORIZA_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Email ------------------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Autoriza <no-responder@autoriza.cl>")
+
+# --- Logging ----------------------------------------------------------------------------------
+# Plain, structured-enough lines to stderr. Nothing in the code logs certificate or key material;
+# tests scan the logs of a full run to prove it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Periodic work (run by `celery beat`, or `celery worker -B` in the embedded demo).
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-jobs": {"task": "onboarding.tasks.enrollment_jobs_dispatch", "schedule": 30.0},
+    "reap-lost-jobs": {"task": "onboarding.tasks.enrollment_jobs_reap", "schedule": 60.0},
+    "purge-expired-certificates": {"task": "onboarding.tasks.certificates_purge_expired", "schedule": 3600.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+STATICFILES_DIRS = [BASE_DIR / "static"]

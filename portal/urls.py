@@ -1,0 +1,18 @@
+"""URL root: platform admin, auth, health check, the client side and the firm (staff) side."""
+from django.contrib import admin
+from django.urls import include, path
+
+from onboarding.views import common
+
+urlpatterns = [
+    path("", common.home, name="home"),
+    path("healthz", common.healthz, name="healthz"),
+    path("ingresar/", common.LoginView.as_view(), name="login"),
+    path("salir/", common.logout_view, name="logout"),
+    path("plataforma/", admin.site.urls),
+    path("", include("onboarding.urls.client")),
+    path("estudio/", include("onboarding.urls.staff")),
+]
+
+admin.site.site_header = "Autoriza — administración de la plataforma"
+admin.site.site_title = "Autoriza"

@@ -1,0 +1,71 @@
+"""Shared fixtures: a cast of users across two tenants, fixed master keys, and the sandbox plugin.
+
+The cast (healthchecks-style): in tenant A ("PyME Contadores") an owner, an admin, a staff member and
+a client who owns a company; in tenant B ("Otro Estudio") a staff member who must never see A's data.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from importlib.util import find_spec
+
+import pytest
+
+# The sandbox's pytest fixtures (`sandbox_pki_dir`, `sandbox`), when the package provides them.
+pytest_plugins = ["sii_sandbox.testing"] if find_spec("sii_sandbox.testing") else []
+
+TEST_MASTER_KEYS = "t1:" + base64.b64encode(b"\x11" * 32).decode() + ",t0:" + base64.b64encode(b"\x22" * 32).decode()
+
+
+@pytest.fixture(autouse=True)
+def _fixed_master_keys(settings):  # type: ignore[no-untyped-def]
+    """Every test seals with known keys (t1 active, t0 old), whatever the developer's .env holds."""
+    settings.AUTORIZA_MASTER_KEYS = TEST_MASTER_KEYS
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@dataclass
+class Cast:
+    tenant_a: object
+    tenant_b: object
+    owner_a: object
+    admin_a: object
+    staff_a: object
+    client_a: object
+    company_a: object
+    staff_b: object
+    company_b: object
+    password: str = "contraseña-de-prueba-123"
+
+
+@pytest.fixture
+def cast(db) -> Cast:  # type: ignore[no-untyped-def]
+    """Two tenants and their people (see module docstring)."""
+    from django.contrib.auth import get_user_model
+
+    from onboarding import services
+    from onboarding.models import Role, SiiEnvironment
+
+    User = get_user_model()
+    password = Cast.password
+
+    def user(email: str) -> object:
+        return User.objects.create_user(username=email, email=email, password=password)
+
+    tenant_a = services.tenant_create(name="PyME Contadores", slug="pyme", sii_environment=SiiEnvironment.SANDBOX)
+    services.representative_add(tenant=tenant_a, rut="13.322.924-8", name="Alex Brito Mardones")
+    tenant_b = services.tenant_create(name="Otro Estudio", slug="otro", sii_environment=SiiEnvironment.SANDBOX)
+    services.representative_add(tenant=tenant_b, rut="12.531.909-2", name="Bea Rivas")
+    owner_a, admin_a, staff_a = user("dueno@a.cl"), user("admin@a.cl"), user("staff@a.cl")
+    services.membership_add(tenant=tenant_a, user=owner_a, role=Role.OWNER)
+    services.membership_add(tenant=tenant_a, user=admin_a, role=Role.ADMIN)
+    services.membership_add(tenant=tenant_a, user=staff_a, role=Role.STAFF)
+    client_a = user("cliente@empresa.cl")
+    company_a = services.client_company_create(
+        tenant=tenant_a, rut="76.086.428-5", legal_name="Comercial Demo SpA", owner=client_a,
+        owner_name="María Soto", owner_email="cliente@empresa.cl",
+    )
+    staff_b = user("staff@b.cl")
+    services.membership_add(tenant=tenant_b, user=staff_b, role=Role.STAFF)
+    company_b = services.client_company_create(tenant=tenant_b, rut="77.879.240-0", legal_name="Ferretería B Ltda.")
+    return Cast(tenant_a, tenant_b, owner_a, admin_a, staff_a, client_a, company_a, staff_b, company_b)
