@@ -759,3 +759,35 @@ def demo_tenant_ensure(*, sii_environment: str = SiiEnvironment.SANDBOX) -> Tena
         if created:
             audit_record(tenant=tenant, actor=None, action=AuditAction.SETTINGS, summary="Estudio de demostración creado")
     return tenant
+
+
+# --- Invitation links -----------------------------------------------------------------------
+
+INVITATION_SALT = "autoriza.invitation"
+
+
+def invitation_token(*, invitation: Any) -> str:
+    """A signed token naming the invitation; the link is `client:signup` + `?invitacion=<token>`."""
+    from django.core import signing
+
+    return signing.TimestampSigner(salt=INVITATION_SALT).sign(str(invitation.pk))
+
+
+def invitation_from_token(*, token: str, tenant: Tenant) -> Any:
+    """The open Invitation of `tenant` named by a valid, unexpired token, or None.
+
+    None for a forged or tampered token, another tenant's invitation, or one that is revoked,
+    accepted or past `expires_at`.
+    """
+    from django.core import signing
+
+    from onboarding.models import Invitation
+
+    try:
+        pk = signing.TimestampSigner(salt=INVITATION_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+    invitation = Invitation.objects.select_related("company").filter(pk=pk, tenant=tenant).first()
+    if invitation is None or not invitation.is_open():
+        return None
+    return invitation

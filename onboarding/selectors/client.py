@@ -1,0 +1,2 @@
+"""Reads for the client side."""
+from __future__ import annotations
