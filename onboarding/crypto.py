@@ -71,8 +71,8 @@ def parse_keyring(spec: str) -> Keyring:
     entries = [part.strip() for part in spec.split(",") if part.strip()]
     if not entries:
         raise ImproperlyConfigured(
-            "AUTORIZA_MASTER_KEYS is empty: set it to 'id:base64key' (generate one with "
-            "`python manage.py generate_master_key`)."
+            "AUTORIZA_MASTER_KEYS is empty: set it to 'id:base64key', for example with "
+            "`python -c \"import base64,os; print('k1:' + base64.b64encode(os.urandom(32)).decode())\"`."
         )
     for entry in entries:
         key_id, sep, encoded = entry.partition(":")

@@ -79,7 +79,9 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'autoriza.sqlite3'}")}
+# An empty DATABASE_URL means "the embedded default", as if it were unset.
+DATABASE_URL: str = env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'autoriza.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker write concurrently: WAL lets readers run during a write, the
     # busy timeout makes a writer wait instead of failing, and IMMEDIATE transactions take the write

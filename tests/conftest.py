@@ -69,3 +69,12 @@ def cast(db) -> Cast:  # type: ignore[no-untyped-def]
     services.membership_add(tenant=tenant_b, user=staff_b, role=Role.STAFF)
     company_b = services.client_company_create(tenant=tenant_b, rut="77.879.240-0", legal_name="Ferretería B Ltda.")
     return Cast(tenant_a, tenant_b, owner_a, admin_a, staff_a, client_a, company_a, staff_b, company_b)
+
+
+@pytest.fixture(scope="session")
+def certificate_bundle():  # type: ignore[no-untyped-def]
+    """An opened, valid, legacy-encrypted test certificate (holder 13.322.924-8), made once."""
+    from sii_bot.certificates import open_pkcs12
+    from tests.sii_bot.bot_pfx_factory import CertSpec, make_pfx
+
+    return open_pkcs12(make_pfx(CertSpec(cn="MARIA JOSE SOTO", san_rut="12531909-2"), password="secreto"), "secreto")
