@@ -1,0 +1,87 @@
+"""What can be checked of the production deployment without a Docker engine: the compose file's
+structure, that every command it runs exists and parses, and that every setting it sets is read."""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def command(service: str) -> list[str]:
+    return [str(part) for part in SERVICES[service]["command"]]
+
+
+def test_every_service_is_there_with_healthchecks_where_others_wait() -> None:
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "scheduler", "sandbox"}
+    for name in ("postgres", "redis", "web"):
+        assert SERVICES[name]["healthcheck"]["test"], name
+    assert SERVICES["sandbox"]["profiles"] == ["sandbox"]
+    assert "--appendonly" in command("redis") and "yes" in command("redis")
+
+
+def test_migrations_run_once_before_the_app_starts() -> None:
+    assert command("migrate")[-3:] == ["manage.py", "migrate", "--noinput"]
+    assert SERVICES["migrate"]["restart"] == "no"
+    for name in ("web", "worker", "scheduler"):
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert SERVICES[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_browser_worker_has_its_own_queue_prefetch_one_init_and_shared_memory() -> None:
+    worker = SERVICES["worker"]
+    args = command("worker")
+    assert args[:4] == ["celery", "-A", "portal", "worker"]
+    assert args[args.index("-Q") + 1] == "browser"
+    assert args[args.index("--prefetch-multiplier") + 1] == "1"
+    assert worker["init"] is True
+    assert worker["shm_size"] in ("1gb", "2gb") or worker.get("ipc") == "host"
+
+
+def test_periodic_tasks_are_scheduled_and_consumed(settings) -> None:  # type: ignore[no-untyped-def]
+    args = command("scheduler")
+    assert "-B" in args and args[args.index("-Q") + 1] == "default"
+    routes = settings.CELERY_TASK_ROUTES
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert routes.get(entry["task"], {"queue": "default"})["queue"] == "default"
+    assert routes["onboarding.tasks.enrollment_job_run"]["queue"] == "browser"
+
+
+def test_the_commands_name_things_that_exist() -> None:
+    import portal.celery
+
+    assert command("web")[:2] == ["gunicorn", "portal.wsgi"]
+    importlib.import_module("portal.wsgi")
+    assert portal.celery.app.main == "autoriza"
+    from sii_sandbox.__main__ import _build_parser
+
+    args = _build_parser().parse_args(command("sandbox")[3:])
+    ports = {args.zeus_port, args.hercules_port, args.palena_port}
+    env = COMPOSE["x-app"]["environment"]
+    assert env["SII_ENROLL_URL"].startswith(f"https://127.0.0.1:{args.palena_port}/cvc_cgi/dte/eu_enrola_usuarios")
+    assert env["SII_CERT_ORIGINS"] == f"https://127.0.0.1:{args.hercules_port}"
+    assert env["SII_LOGOUT_URL"].startswith(f"https://127.0.0.1:{args.zeus_port}/")
+    assert env["SII_CA_BUNDLE"] == f"{args.pki}/ca.pem"
+    assert len(ports) == 3 and SERVICES["sandbox"]["network_mode"] == "service:worker"
+
+
+def test_every_variable_compose_sets_is_read_by_the_code() -> None:
+    sources = "".join(p.read_text() for p in [ROOT / "portal/settings.py", *sorted((ROOT / "sii_bot").glob("*.py"))])
+    for name in COMPOSE["x-app"]["environment"]:
+        assert re.search(rf'["\']{name}["\']', sources), f"{name} is set by compose but never read"
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    ["FROM python:3.11", "apt-get install", "chromium", "uv sync --frozen --no-dev", "SII_CHROMIUM_PATH=/usr/bin/chromium",
+     "collectstatic", "USER autoriza"],
+)
+def test_dockerfile_builds_what_compose_runs(fragment: str) -> None:
+    assert fragment in DOCKERFILE
