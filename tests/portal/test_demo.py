@@ -1,0 +1,63 @@
+"""`manage.py demo` (what `make demo` runs): starts the sandbox, a worker and the web server, serves a
+page, prints the demo logins and certificate, and stops everything; a second run reuses what exists."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_demo(var_dir: Path, port: int, seconds: int) -> tuple[str, int, dict[str, int]]:
+    env = {**os.environ, "AUTORIZA_VAR_DIR": str(var_dir), "DJANGO_DEBUG": "1"}
+    env.pop("REDIS_URL", None)  # the demo is the embedded, serverless setup
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(port), "--sandbox-latency-ms", "0", "--exit-after", str(seconds)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    statuses: dict[str, int] = {}
+    deadline = time.monotonic() + seconds + 60
+    while time.monotonic() < deadline and proc.poll() is None and len(statuses) < 2:
+        for path in ("/", "/healthz"):
+            try:
+                statuses[path] = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2).status
+            except OSError:
+                time.sleep(0.3)
+    output, _ = proc.communicate(timeout=seconds + 90)
+    return output, proc.returncode, statuses
+
+
+@pytest.mark.sandbox
+def test_demo_serves_a_page_with_a_running_worker_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    output, code, statuses = run_demo(tmp_path, port, seconds=12)
+    assert code == 0, output
+    assert statuses == {"/": 200, "/healthz": 200}, output
+    assert re.search(r"demo@\S+ ready", output), "the worker never reported ready:\n" + output
+    assert f"http://127.0.0.1:{port}/" in output
+    assert "dueno@pymecontadores.cl" in output and "contraseña: autoriza-demo" in output
+    pfx = re.search(r"archivo:\s+(\S+\.pfx)", output)
+    assert pfx and Path(pfx.group(1)).is_file()
+    assert "Demo detenida." in output
+    database = tmp_path / "autoriza.sqlite3"
+    assert database.exists()
+    created = (tmp_path / "sandbox" / "pki").stat().st_mtime
+
+    output, code, statuses = run_demo(tmp_path, port, seconds=3)  # again: reuses the database and the PKI
+    assert code == 0 and statuses.get("/healthz") == 200, output
+    assert (tmp_path / "sandbox" / "pki").stat().st_mtime == created
