@@ -8,6 +8,7 @@ with its default in the README.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -86,8 +87,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker write concurrently: WAL lets readers run during a write, the
     # busy timeout makes a writer wait instead of failing, and IMMEDIATE transactions take the write
     # lock up front so two writers never deadlock on a lock upgrade.
-    # Tests use a file (not :memory:) so a real worker process can share the test database.
-    DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
+    # Tests use a file (not :memory:) so a real worker process can share the test database; one file
+    # per test process, so concurrent test runs never collide.
+    DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")})
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -190,6 +192,8 @@ else:
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Without this kombu creates a `control/` folder in the current directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 # Results live in the database (the job row), never in the broker.

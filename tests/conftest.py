@@ -22,6 +22,8 @@ def _fixed_master_keys(settings):  # type: ignore[no-untyped-def]
     """Every test seals with known keys (t1 active, t0 old), whatever the developer's .env holds."""
     settings.AUTORIZA_MASTER_KEYS = TEST_MASTER_KEYS
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # PBKDF2 at production strength costs ~0.3 s a user; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass

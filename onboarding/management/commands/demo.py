@@ -43,7 +43,7 @@ class Command(BaseCommand):
         var = Path(settings.VAR_DIR)
         sandbox_dir = var / "sandbox"
         sandbox_dir.mkdir(parents=True, exist_ok=True)
-        for folder in ("queue", "processed"):
+        for folder in ("queue", "processed", "control"):
             (Path(settings.BROKER_DIR) / folder).mkdir(parents=True, exist_ok=True)
 
         call_command("migrate", interactive=False, verbosity=0)
