@@ -58,6 +58,6 @@ def test_demo_serves_a_page_with_a_running_worker_and_stops_cleanly(tmp_path: Pa
     assert database.exists()
     created = (tmp_path / "sandbox" / "pki").stat().st_mtime
 
-    output, code, statuses = run_demo(tmp_path, port, seconds=3)  # again: reuses the database and the PKI
+    output, code, statuses = run_demo(tmp_path, port, seconds=10)  # again: reuses the database and the PKI
     assert code == 0 and statuses.get("/healthz") == 200, output
     assert (tmp_path / "sandbox" / "pki").stat().st_mtime == created
