@@ -245,3 +245,18 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Cache ------------------------------------------------------------------------------------
+# Shared by every web process (login throttling counts across gunicorn workers): Redis when
+# configured, else files under var/.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "autoriza"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    )
+}
+# Login brute-force protection: this many failures per account or per client address within the
+# window lock further attempts for the rest of the window.
+AUTORIZA_LOGIN_MAX_FAILURES: int = env.int("AUTORIZA_LOGIN_MAX_FAILURES", default=5)
+AUTORIZA_LOGIN_WINDOW_SECONDS: int = env.int("AUTORIZA_LOGIN_WINDOW_SECONDS", default=900)

@@ -1,6 +1,8 @@
 """Views every user reaches: the home redirect, login/logout and the health check."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.db import connection
@@ -9,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from onboarding import selectors
+from onboarding import selectors, throttle
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -32,8 +34,28 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 class LoginView(auth_views.LoginView):
+    """Django's login, throttled: repeated failures lock the account and the address for a while."""
+
     template_name = "common/login.html"
     redirect_authenticated_user = True
+    locked_message = "Demasiados intentos fallidos. Por seguridad, espere 15 minutos antes de volver a intentarlo."
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        username = request.POST.get("username", "")
+        if throttle.login_is_locked(request=request, username=username):
+            # An unbound form: validating the posted one would still check the password.
+            form = self.get_form_class()(request=request, initial={"username": username})
+            context = self.get_context_data(form=form, locked_message=self.locked_message)
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        throttle.login_failure_record(request=self.request, username=self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        throttle.login_success_record(request=self.request, username=form.get_user().get_username())
+        return super().form_valid(form)
 
 
 @require_POST
