@@ -1,2 +1,474 @@
-"""Reads for the client side."""
+"""Reads for the client side: the firm a signup page belongs to, the client's own companies and
+certificates, what the consent covers, and the live timeline of a job.
+
+Every read that returns a company, certificate or job is scoped to the client who owns the company
+(`company.owner == user`); another client's id and a non-existent id look the same (None).
+"""
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Max
+
+from onboarding.models import (
+    ACTIVE_JOB_STATUSES,
+    Certificate,
+    ClientCompany,
+    EnrollmentJob,
+    JobEvent,
+    JobStatus,
+    Permission,
+    Representative,
+    Tenant,
+)
+from onboarding.selectors.core import parse_uuid
+from sii_bot.rut import InvalidRut, normalize_rut
+
+__all__ = [
+    "CERTIFICATE_FAILURE_CODES",
+    "ConsentTerms",
+    "FailureAdvice",
+    "JOB_STEPS",
+    "JobResultView",
+    "JobTimeline",
+    "TimelineStep",
+    "certificate_in_active_job",
+    "client_certificate_get",
+    "client_certificate_current",
+    "client_company_get",
+    "client_job_active",
+    "consent_terms",
+    "job_failure_advice",
+    "job_result_view",
+    "job_status_etag",
+    "job_timeline",
+    "representative_active",
+    "rut_display",
+    "tenant_get_by_slug",
+]
+
+
+def rut_display(rut: str | None) -> str:
+    """The RUT as people write it ("13.322.924-8"); the input unchanged if it is not a valid RUT."""
+    if not rut:
+        return ""
+    try:
+        body, _, check_digit = normalize_rut(rut).partition("-")
+    except InvalidRut:
+        return rut
+    groups = []
+    while body:
+        groups.insert(0, body[-3:])
+        body = body[:-3]
+    return f"{'.'.join(groups)}-{check_digit}"
+
+
+# --- Tenants and representatives ------------------------------------------------------------------
+
+
+def tenant_get_by_slug(*, slug: str) -> Tenant | None:
+    """The firm whose public signup page is /registro/<slug>/, or None."""
+    return Tenant.objects.filter(slug=slug).first()
+
+
+def representative_active(*, tenant: Tenant) -> Representative | None:
+    """The representative a new job authorizes: the oldest active one (the rule
+    `enrollment_job_create` applies when it is not given one), or None."""
+    return tenant.representatives.filter(is_active=True).order_by("created_at").first()
+
+
+# --- The client's companies and certificates -------------------------------------------------------
+
+
+def client_company_get(*, user: AbstractBaseUser, company_id: object) -> ClientCompany | None:
+    """The company `company_id` if `user` owns it (tenant loaded), else None (also for anonymous)."""
+    if not user.is_authenticated:
+        return None
+    try:
+        pk = int(str(company_id))
+    except ValueError:
+        return None
+    return ClientCompany.objects.select_related("tenant").filter(pk=pk, owner=user).first()
+
+
+def client_certificate_get(*, company: ClientCompany, certificate_id: object) -> Certificate | None:
+    """One certificate uploaded for `company` (destroyed ones included), or None."""
+    pk = parse_uuid(certificate_id)
+    if pk is None:
+        return None
+    return Certificate.objects.filter(tenant_id=company.tenant_id, company=company, pk=pk).first()
+
+
+def client_certificate_current(*, company: ClientCompany) -> Certificate | None:
+    """The company's newest certificate whose key material is still stored, or None."""
+    return (
+        Certificate.objects.filter(
+            tenant_id=company.tenant_id, company=company, destroyed_at__isnull=True, sealed_material__isnull=False
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def certificate_in_active_job(*, certificate: Certificate) -> bool:
+    """True while a queued or running job is going to use this certificate."""
+    return EnrollmentJob.objects.filter(certificate=certificate, status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+def client_job_active(*, company: ClientCompany) -> EnrollmentJob | None:
+    """The company's queued or running job, or None (there is at most one)."""
+    return (
+        EnrollmentJob.objects.filter(tenant_id=company.tenant_id, company=company, status__in=ACTIVE_JOB_STATUSES)
+        .order_by("-attempt")
+        .first()
+    )
+
+
+# --- Consent --------------------------------------------------------------------------------------
+
+PERMISSION_LABELS: dict[str, str] = {str(choice.value): str(choice.label) for choice in Permission}
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    """Exactly what the client agrees to: who is authorized, with which permissions, in which company.
+
+    `version` is a hash of all of it: the consent form carries it, so a consent given on a page that
+    showed other terms (the firm changed its representative or permissions meanwhile) is refused.
+    """
+
+    company_name: str
+    company_rut: str
+    representative: Representative | None
+    representative_name: str
+    representative_rut: str
+    permissions: tuple[str, ...]
+    permission_labels: tuple[str, ...]
+    tenant_name: str
+    retention_days: int
+    version: str
+
+
+def consent_terms(*, company: ClientCompany, retention_days: int) -> ConsentTerms:
+    """The terms a consent for `company` covers right now (the tenant's active representative and
+    the tenant's requested permissions, in SII's order)."""
+    tenant = company.tenant
+    representative = representative_active(tenant=tenant)
+    flags = ((Permission.ADMIN, tenant.grant_admin), (Permission.SIGN, tenant.grant_sign), (Permission.REGISTRY, tenant.grant_registry))
+    permissions = tuple(str(code) for code, on in flags if on)
+    parts = [
+        str(company.pk),
+        company.rut,
+        company.legal_name,
+        str(representative.pk) if representative else "-",
+        representative.rut if representative else "-",
+        representative.name if representative else "-",
+        ",".join(permissions),
+    ]
+    version = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return ConsentTerms(
+        company_name=company.legal_name,
+        company_rut=rut_display(company.rut),
+        representative=representative,
+        representative_name=representative.name if representative else "",
+        representative_rut=rut_display(representative.rut) if representative else "",
+        permissions=permissions,
+        permission_labels=tuple(PERMISSION_LABELS[code] for code in permissions),
+        tenant_name=tenant.name,
+        retention_days=retention_days,
+        version=version,
+    )
+
+
+# --- The job's live timeline ----------------------------------------------------------------------
+
+# The steps of SII's guide in the order the bot runs them; values match `sii_bot.Step`.
+JOB_STEPS: tuple[tuple[str, str], ...] = (
+    ("open_page", "Abrir Mantención de usuarios autorizados"),
+    ("login", "Identificarse con el certificado digital"),
+    ("company", "Ingresar el RUT de la empresa"),
+    ("user_list", "Revisar los usuarios autorizados"),
+    ("new_user", "Ingresar Nuevo Usuario"),
+    ("fill_form", "Ingresar el RUT del usuario y sus permisos"),
+    ("confirm", "Revisar la confirmación"),
+    ("save", "Grabar Usuario"),
+    ("result", "Leer el resultado"),
+    ("logout", "Cerrar la sesión"),
+)
+_STEP_LABELS = dict(JOB_STEPS)
+
+
+def _step_order() -> list[tuple[str, str]]:
+    """The steps in the bot's order: `sii_bot.Step` when the engine defines it (its order wins, our
+    Spanish labels are kept), else our own list."""
+    try:
+        from sii_bot import Step  # type: ignore[attr-defined]
+    except ImportError:
+        return list(JOB_STEPS)
+    steps = []
+    for member in Step:
+        value = str(getattr(member, "value", member))
+        label = _STEP_LABELS.get(value) or str(getattr(member, "label", "") or value.replace("_", " ").capitalize())
+        steps.append((value, label))
+    return steps or list(JOB_STEPS)
+
+
+STEP_STATE_LABELS: dict[str, str] = {
+    "pending": "Pendiente",
+    "started": "En curso",
+    "done": "Listo",
+    "failed": "Con error",
+    "skipped": "No fue necesario",
+    "not_run": "No se realizó",
+}
+
+# Events that are not steps of the guide but news about the job as a whole.
+INFO_EVENT_LABELS: dict[str, str] = {
+    "queued": "En cola",
+    "retry": "Reintento programado",
+    "finished": "Terminado",
+}
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One step of the guide as the client sees it."""
+
+    number: int
+    code: str
+    label: str
+    state: str  # pending | started | done | failed | skipped | not_run
+    state_label: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    message: str
+
+
+@dataclass(frozen=True)
+class TimelineNote:
+    """An event about the job as a whole (queued, a scheduled retry, the end)."""
+
+    code: str
+    label: str
+    message: str
+    at: datetime
+    is_failure: bool
+
+
+@dataclass(frozen=True)
+class JobTimeline:
+    """The job's steps in order with their state, the news about the job, and a one-line summary."""
+
+    steps: list[TimelineStep]
+    notes: list[TimelineNote]
+    current: TimelineStep | None
+    done_count: int
+    summary: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
+    """Fold the job's events (oldest first) into the guide's steps.
+
+    A scheduled retry runs the guide again from the start, so step states come only from the events
+    after the last retry; every info event stays in `notes`.
+    """
+    order = _step_order()
+    known = {code for code, _ in order}
+    last_retry = max((index for index, event in enumerate(events) if event.step == "retry"), default=-1)
+    per_step: dict[str, dict[str, Any]] = {}
+    notes: list[TimelineNote] = []
+    for index, event in enumerate(events):
+        if event.step == "finished":
+            continue  # the end is shown by the result or failure block, not repeated as news
+        if event.step not in known:
+            notes.append(
+                TimelineNote(
+                    code=event.step,
+                    label=INFO_EVENT_LABELS.get(event.step, "Aviso"),
+                    message=event.message,
+                    at=event.created_at,
+                    is_failure=event.status == "failed",
+                )
+            )
+            continue
+        if index < last_retry:
+            continue
+        slot = per_step.setdefault(event.step, {"state": "pending", "started_at": None, "finished_at": None, "message": ""})
+        if event.status == "started":
+            slot["started_at"] = slot["started_at"] or event.created_at
+            slot["state"] = "started"
+        elif event.status in ("done", "failed", "skipped"):
+            slot["state"] = event.status
+            slot["finished_at"] = event.created_at
+            slot["started_at"] = slot["started_at"] or event.created_at
+        if event.message:
+            slot["message"] = event.message
+    steps: list[TimelineStep] = []
+    for number, (code, label) in enumerate(order, start=1):
+        slot = per_step.get(code, {})
+        state = slot.get("state", "pending")
+        if job.is_finished and state == "started":
+            # The job ended while this step was in flight: it did not finish.
+            state = "failed" if job.status == JobStatus.FAILED else "done"
+        elif job.is_finished and state == "pending":
+            # A finished job never comes back to this step: say why it did not run.
+            state = "skipped" if job.status == JobStatus.SUCCEEDED else "not_run"
+        message = slot.get("message", "")
+        if message.startswith(label) or (state == "failed" and message == job.failure_message):
+            message = ""  # "<label>: listo." says nothing the state does not; the failure is shown above
+        steps.append(
+            TimelineStep(
+                number=number,
+                code=code,
+                label=label,
+                state=state,
+                state_label=STEP_STATE_LABELS.get(state, state),
+                started_at=slot.get("started_at"),
+                finished_at=slot.get("finished_at"),
+                message=message,
+            )
+        )
+    current = next((step for step in steps if step.state in ("started", "failed")), None)
+    done_count = sum(step.state in ("done", "skipped") for step in steps)
+    return JobTimeline(steps=steps, notes=notes, current=current, done_count=done_count, summary=_summary(job, steps, current))
+
+
+def _summary(job: EnrollmentJob, steps: list[TimelineStep], current: TimelineStep | None) -> str:
+    """One sentence for screen readers (the live region announces it when it changes)."""
+    if job.status == JobStatus.SUCCEEDED:
+        return "Listo: la autorización en el SII terminó."
+    if job.status == JobStatus.FAILED:
+        return "La autorización no se pudo completar."
+    if job.status == JobStatus.QUEUED:
+        return "En cola: la autorización comenzará en breve." if not job.retry_count else "Reintento programado."
+    if current is not None:
+        return f"Paso {current.number} de {len(steps)}: {current.label}."
+    return "La autorización está en curso."
+
+
+def job_status_etag(*, job: EnrollmentJob) -> str:
+    """A validator that changes whenever the status partial would render differently: the job's
+    status, retry count, heartbeat and finish time, and its latest event id (one query)."""
+    last_event_id = JobEvent.objects.filter(job_id=job.pk).aggregate(last=Max("id"))["last"] or 0
+    parts = [
+        "v1",
+        str(job.pk),
+        job.status,
+        str(job.retry_count),
+        job.heartbeat_at.isoformat() if job.heartbeat_at else "-",
+        job.finished_at.isoformat() if job.finished_at else "-",
+        str(last_event_id),
+    ]
+    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
+
+
+# --- The result and what to do after a failure ------------------------------------------------------
+
+OUTCOME_LABELS: dict[str, str] = {
+    "created": "Usuario autorizado",
+    "updated": "Permisos actualizados",
+    "already_authorized": "Ya estaba autorizado; no se hizo ningún cambio",
+}
+
+
+@dataclass(frozen=True)
+class JobResultView:
+    """SII's confirmation of the authorized user, ready to print like SII's own table."""
+
+    outcome: str
+    outcome_label: str
+    company_name: str
+    company_rut: str
+    user_rut: str
+    user_name: str
+    admin: str
+    sign: str
+    registry: str
+    authorized_by: str
+
+
+def _si_no(value: object) -> str:
+    if isinstance(value, str):
+        return "SI" if value.strip().upper() in ("SI", "SÍ", "S", "TRUE", "1") else "NO"
+    return "SI" if value else "NO"
+
+
+def job_result_view(*, job: EnrollmentJob) -> JobResultView | None:
+    """The confirmation SII showed for a succeeded job (from `job.result`), or None."""
+    if job.status != JobStatus.SUCCEEDED:
+        return None
+    result = job.result if isinstance(job.result, dict) else {}
+    authorized_by = str(result.get("authorized_by") or "")
+    return JobResultView(
+        outcome=job.outcome,
+        outcome_label=OUTCOME_LABELS.get(job.outcome, "Autorización completada"),
+        company_name=str(result.get("company_name") or job.company.legal_name),
+        company_rut=rut_display(str(result.get("company_rut") or job.company.rut)),
+        user_rut=rut_display(str(result.get("user_rut") or job.user_rut)),
+        user_name=str(result.get("user_name") or job.user_name),
+        admin=_si_no(result.get("admin", job.grant_admin)),
+        sign=_si_no(result.get("sign", job.grant_sign)),
+        registry=_si_no(result.get("registry", job.grant_registry)),
+        authorized_by=rut_display(authorized_by) if authorized_by[:1].isdigit() else authorized_by,
+    )
+
+
+# Failure codes that mean "this certificate will not do": the fix is another certificate.
+CERTIFICATE_FAILURE_CODES = frozenset(
+    {"certificate_rejected", "certificate_missing", "certificate_unreadable", "expired", "not_yet_valid"}
+)
+HOLDER_FAILURE_CODES = frozenset({"holder_not_administrator", "option_not_allowed"})
+
+
+@dataclass(frozen=True)
+class FailureAdvice:
+    """What the client should do after a failed job: a sentence and, when it helps, a new certificate."""
+
+    kind: str  # certificate | holder | sii | retry | firm
+    text: str
+    upload_another: bool
+
+
+def job_failure_advice(*, job: EnrollmentJob) -> FailureAdvice | None:
+    """Plain-Spanish next steps for a failed job (None unless the job failed)."""
+    if job.status != JobStatus.FAILED:
+        return None
+    code = job.failure_code
+    firm = job.tenant.name
+    if code in CERTIFICATE_FAILURE_CODES:
+        return FailureAdvice(
+            "certificate",
+            "Suba otro certificado digital vigente (o vuelva a exportar el suyo) y autorice nuevamente.",
+            upload_another=True,
+        )
+    if code in HOLDER_FAILURE_CODES:
+        return FailureAdvice(
+            "holder",
+            "Use el certificado digital de un representante legal de la empresa o de un usuario que ya sea "
+            "administrador de la empresa en el SII, y autorice nuevamente.",
+            upload_another=True,
+        )
+    if code == "company_not_authorized":
+        return FailureAdvice(
+            "sii",
+            "Consulte al SII (Mesa de Ayuda o una oficina) por qué la empresa no puede operar en esta modalidad. "
+            f"Cuando esté resuelto, avísele a {firm} para volver a intentarlo.",
+            upload_another=False,
+        )
+    if job.failure_retryable:
+        return FailureAdvice(
+            "retry",
+            f"Suele ser un problema pasajero del SII. {firm} fue notificado y lo reintentaremos; "
+            "no necesita hacer nada por ahora.",
+            upload_another=False,
+        )
+    return FailureAdvice(
+        "firm",
+        f"{firm} fue notificado y revisará el caso. Le escribirán si necesitan algo de usted.",
+        upload_another=False,
+    )

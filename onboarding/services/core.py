@@ -606,10 +606,10 @@ def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
                     job=job,
                     step="retry",
                     status="info",
+                    # user_message already says that we will retry; add only which retry and when.
                     message=(
-                        f"{failure.user_message} Reintentaremos automáticamente "
-                        f"(reintento {job.retry_count + 1} de {settings.AUTORIZA_JOB_MAX_RETRIES}) "
-                        f"en unos {max(1, round(delay / 60))} min."
+                        f"{failure.user_message} (Reintento {job.retry_count + 1} de "
+                        f"{settings.AUTORIZA_JOB_MAX_RETRIES}, en unos {max(1, round(delay / 60))} min.)"
                     ),
                 )
                 _company_set_stage(job.company, CompanyStage.QUEUED)
@@ -693,26 +693,18 @@ def enrollment_jobs_reap(*, stale_after: timedelta | None = None) -> int:
 
 
 def _notify_finished(job: EnrollmentJob) -> None:
-    """Email the client and the firm about a finished job (console backend by default)."""
-    succeeded = job.status == JobStatus.SUCCEEDED
-    company = job.company
-    if succeeded:
-        subject = f"Autorización completada: {company.legal_name}"
-        body = (
-            f"El SII registró a {job.user_name} (RUT {job.user_rut}) como usuario autorizado de "
-            f"{company.legal_name} (RUT {company.rut}).\n\nEl certificado digital fue eliminado de nuestros sistemas."
-        )
-    else:
-        subject = f"No se pudo completar la autorización: {company.legal_name}"
-        body = f"La autorización de {job.user_name} en {company.legal_name} no se completó.\n\n{job.failure_message}"
-    link = f"{settings.AUTORIZA_BASE_URL}/"
-    recipients = [email for email in [company.owner_email] if email] + job.tenant.notification_email_list
-    if not recipients:
-        return
-    try:
-        send_mail(subject, f"{body}\n\n{link}\n\n— Autoriza, para {job.tenant.name}", None, recipients)
-    except Exception:  # noqa: BLE001 - a mail outage must not change the job's outcome
-        logger.exception("job %s: notification email failed", job.pk)
+    """Email the client and the firm about a finished job (console backend by default).
+
+    The texts (and the links: the client's status page, the firm's job page) come from
+    `services.client.job_finished_emails`.
+    """
+    from onboarding.services.client import job_finished_emails
+
+    for email in job_finished_emails(job=job):
+        try:
+            send_mail(email.subject, email.body, None, email.recipients)
+        except Exception:  # noqa: BLE001 - a mail outage must not change the job's outcome
+            logger.exception("job %s: notification email failed", job.pk)
 
 
 # --- Demo -----------------------------------------------------------------------------------

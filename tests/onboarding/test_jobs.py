@@ -124,9 +124,12 @@ def test_success_emails_the_client_and_the_firm(cast, job, bot, django_capture_o
     cast.tenant_a.save()
     with django_capture_on_commit_callbacks(execute=True):
         services.enrollment_job_execute(job_id=str(job.pk))
-    assert len(mail.outbox) == 1
-    assert set(mail.outbox[0].to) == {"cliente@empresa.cl", "avisos@a.cl"}
-    assert "Autorización completada" in mail.outbox[0].subject
+    # One email each: the client's links to the client status page, the firm's to the staff job page.
+    client_mail, firm_mail = mail.outbox
+    assert client_mail.to == ["cliente@empresa.cl"] and firm_mail.to == ["avisos@a.cl"]
+    assert "Autorización completada" in client_mail.subject
+    assert f"/trabajo/{job.pk}/" in client_mail.body
+    assert f"/estudio/pyme/trabajos/{job.pk}/" in firm_mail.body
 
 
 def test_a_final_failure_keeps_the_certificate_for_a_rerun(cast, job, bot) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,427 @@
+"""Views of the client side: signup, the company page, the certificate wizard (upload → review →
+consent), the live status page of a job, and password reset.
+
+Thin views: reads come from `onboarding.selectors.client`, writes from `onboarding.services`. A
+company or job that is not the user's own — another client's, another firm's, or one that does not
+exist — is a 404, also for anonymous visitors (who are offered the login page on it).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from onboarding import access, services
+from onboarding.forms.client import (
+    CertificateUploadForm,
+    ClientSetPasswordForm,
+    ConsentForm,
+    InMemoryCertificateUploadHandler,
+    SignupForm,
+)
+from onboarding.models import Certificate, ClientCompany, EnrollmentJob, JobStatus
+from onboarding.selectors import core as core_selectors
+from onboarding.selectors import client as client_selectors
+from onboarding.services.core import ServiceError
+from sii_bot.certificates import CertificateError
+
+__all__ = [
+    "PasswordResetCompleteView",
+    "PasswordResetConfirmView",
+    "PasswordResetDoneView",
+    "PasswordResetView",
+    "certificate_delete",
+    "certificate_review",
+    "certificate_upload",
+    "client_company_or_404",
+    "company_detail",
+    "consent",
+    "job_detail",
+    "job_status",
+    "signup",
+]
+
+# Certificates that expire within this many days get a warning on the review step.
+EXPIRY_WARNING_DAYS = 15
+
+
+# --- Access ---------------------------------------------------------------------------------------
+
+
+def client_company_or_404(*, user: AbstractBaseUser | AnonymousUser, company_id: object) -> ClientCompany:
+    """The company if `user` owns it, else Http404 — the same rule as `access.client_job_or_404`:
+    another client's or another firm's company is indistinguishable from one that does not exist."""
+    company = client_selectors.client_company_get(user=user, company_id=company_id)
+    if company is None:
+        raise Http404
+    return company
+
+
+def _client_certificate_or_404(*, company: ClientCompany, certificate_id: object) -> Certificate:
+    certificate = client_selectors.client_certificate_get(company=company, certificate_id=certificate_id)
+    if certificate is None:
+        raise Http404
+    return certificate
+
+
+def _not_found_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Render our own 404 page (with a way to log in for anonymous visitors) for client URLs."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            return render(request, "client/not_found.html", {"next": request.get_full_path()}, status=404)
+
+    return wrapper
+
+
+# --- Signup ---------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("password")
+def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """The firm's public signup page; with `?invitacion=<token>` it completes an invitation."""
+    tenant = client_selectors.tenant_get_by_slug(slug=tenant_slug)
+    if tenant is None:
+        raise Http404
+    token = request.GET.get("invitacion", "").strip()
+    invitation = services.invitation_from_token(token=token, tenant=tenant) if token else None
+    with_account = not request.user.is_authenticated
+    if request.method == "POST":
+        form = SignupForm(request.POST, with_account=with_account)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                company = services.client_signup(
+                    tenant=tenant,
+                    rut=data["company_rut"],
+                    legal_name=data["legal_name"],
+                    owner_name=data["owner_name"],
+                    email=data.get("email", ""),
+                    password=data.get("password", ""),
+                    user=request.user if not with_account else None,
+                    invitation=invitation,
+                )
+            except ServiceError as error:
+                field = {
+                    "email_taken": "email" if with_account else None,
+                    "company_exists": "company_rut",
+                    "invitation_rut_mismatch": "company_rut",
+                }.get(error.code)
+                form.add_error(field, error.message)
+            else:
+                if with_account:
+                    login(request, company.owner)
+                messages.success(request, f"Listo: registramos {company.legal_name}. Ahora suba su certificado digital.")
+                return redirect("client:certificate_upload", company_id=company.pk)
+    else:
+        initial: dict[str, str] = {}
+        if invitation is not None:
+            initial = {
+                "company_rut": invitation.company.rut,
+                "legal_name": invitation.company.legal_name,
+                "owner_name": invitation.name or invitation.company.owner_name,
+                "email": invitation.email,
+            }
+        form = SignupForm(initial=initial, with_account=with_account)
+    representative = client_selectors.representative_active(tenant=tenant)
+    return render(
+        request,
+        "client/signup.html",
+        {
+            "tenant": tenant,
+            "form": form,
+            "invitation": invitation,
+            "invitation_invalid": bool(token) and invitation is None,
+            "representative": representative,
+            "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
+            "with_account": with_account,
+        },
+    )
+
+
+# --- The company page -----------------------------------------------------------------------------
+
+
+@require_GET
+@_not_found_page
+def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
+    """Where the company stands: its latest job (with a link to the status page) or the wizard."""
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    latest = core_selectors.job_latest_for_company(company=company)
+    certificate = client_selectors.client_certificate_current(company=company)
+    representative = client_selectors.representative_active(tenant=company.tenant)
+    return render(
+        request,
+        "client/company.html",
+        {
+            "company": company,
+            "company_rut": client_selectors.rut_display(company.rut),
+            "latest": latest,
+            "certificate": certificate,
+            "representative": representative,
+            "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
+            # A new attempt makes sense before the first one and after a failure, never during one.
+            "can_start": latest is None or latest.status == JobStatus.FAILED,
+        },
+    )
+
+
+# --- The certificate wizard -----------------------------------------------------------------------
+
+
+@csrf_exempt
+@sensitive_post_parameters("password")
+def certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
+    """Step 1: upload the .pfx/.p12 and its password; opened at once and stored sealed.
+
+    The upload handlers are swapped before anything reads the body (hence csrf_exempt here and
+    csrf_protect on the real view, as Django documents) so the file stays in memory.
+    """
+    request.upload_handlers = [
+        InMemoryCertificateUploadHandler(request, max_bytes=settings.AUTORIZA_MAX_CERTIFICATE_BYTES)
+    ]
+    return _certificate_upload(request, company_id)
+
+
+# Which field a certificate refusal is shown next to.
+_CERTIFICATE_ERROR_FIELD = {"wrong_password": "password", "legacy_disabled": None}
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+@_not_found_page
+@sensitive_variables("password")
+def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    active = client_selectors.client_job_active(company=company)
+    if active is not None:
+        messages.info(request, "Ya hay una autorización en curso para esta empresa: aquí puede seguirla.")
+        return redirect("client:job", job_id=active.pk)
+    if request.method == "POST":
+        form = CertificateUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            password = form.cleaned_data["password"]
+            try:
+                certificate = services.client_certificate_upload(
+                    company=company, upload=form.cleaned_data["certificate"], password=password, uploaded_by=request.user
+                )
+            except CertificateError as error:
+                form.add_error(_CERTIFICATE_ERROR_FIELD.get(error.code, "certificate"), error.message)
+            else:
+                return redirect("client:certificate_review", company_id=company.pk, certificate_id=certificate.pk)
+            finally:
+                del password
+    else:
+        form = CertificateUploadForm()
+    return render(
+        request,
+        "client/wizard_upload.html",
+        {
+            "company": company,
+            "company_rut": client_selectors.rut_display(company.rut),
+            "form": form,
+            "current": client_selectors.client_certificate_current(company=company),
+            "max_kb": settings.AUTORIZA_MAX_CERTIFICATE_BYTES // 1024,
+            "step": 1,
+        },
+    )
+
+
+def _usable_certificate_or_redirect(
+    request: HttpRequest, company: ClientCompany, certificate_id: object
+) -> Certificate | HttpResponse:
+    certificate = _client_certificate_or_404(company=company, certificate_id=certificate_id)
+    if not certificate.is_usable:
+        messages.warning(request, "Ese certificado ya fue eliminado de nuestros sistemas. Suba su certificado para continuar.")
+        return redirect("client:certificate_upload", company_id=company.pk)
+    return certificate
+
+
+@require_GET
+@_not_found_page
+def certificate_review(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
+    """Step 2: what the certificate says (holder, RUT, issuer, validity, fingerprint)."""
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _usable_certificate_or_redirect(request, company, certificate_id)
+    if isinstance(certificate, HttpResponse):
+        return certificate
+    now = timezone.now()
+    return render(
+        request,
+        "client/wizard_review.html",
+        {
+            "company": company,
+            "company_rut": client_selectors.rut_display(company.rut),
+            "certificate": certificate,
+            "holder_rut": client_selectors.rut_display(certificate.holder_rut),
+            "expires_soon": certificate.not_after - now < timedelta(days=EXPIRY_WARNING_DAYS),
+            "in_active_job": client_selectors.certificate_in_active_job(certificate=certificate),
+            "step": 2,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@_not_found_page
+def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
+    """Step 3: who will be authorized, with which permissions, in which company; the consent
+    checkbox; on POST the job is created and the client goes to its status page."""
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _usable_certificate_or_redirect(request, company, certificate_id)
+    if isinstance(certificate, HttpResponse):
+        return certificate
+    service_error: ServiceError | None = None
+    terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+    if request.method == "POST":
+        form = ConsentForm(request.POST)
+        if form.is_valid():
+            try:
+                job = services.client_consent_give(
+                    company=company,
+                    certificate=certificate,
+                    user=request.user,
+                    terms_version=form.cleaned_data["terms_version"],
+                )
+            except ServiceError as error:
+                service_error = error
+                # The consent must be given again, on the terms as they are now.
+                terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+                form = ConsentForm(initial={"terms_version": terms.version})
+            else:
+                return redirect("client:job", job_id=job.pk)
+    else:
+        active = client_selectors.client_job_active(company=company)
+        if active is not None:
+            messages.info(request, "Ya hay una autorización en curso para esta empresa: aquí puede seguirla.")
+            return redirect("client:job", job_id=active.pk)
+        form = ConsentForm(initial={"terms_version": terms.version})
+    active_job = (
+        client_selectors.client_job_active(company=company)
+        if service_error is not None and service_error.code == "job_already_active"
+        else None
+    )
+    return render(
+        request,
+        "client/wizard_consent.html",
+        {
+            "company": company,
+            "certificate": certificate,
+            "holder_rut": client_selectors.rut_display(certificate.holder_rut),
+            "terms": terms,
+            "form": form,
+            "service_error": service_error,
+            "active_job": active_job,
+            "step": 3,
+        },
+    )
+
+
+@require_POST
+@_not_found_page
+def certificate_delete(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
+    """Erase a stored certificate that no authorization in progress needs."""
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _client_certificate_or_404(company=company, certificate_id=certificate_id)
+    try:
+        services.client_certificate_delete(certificate=certificate, actor=request.user)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Eliminamos su certificado digital de nuestros sistemas.")
+    return redirect("client:certificate_upload", company_id=company.pk)
+
+
+# --- The status page ------------------------------------------------------------------------------
+
+
+def _job_status_context(job: EnrollmentJob, etag: str) -> dict[str, Any]:
+    """What the status partial shows; one query (the events) beyond the job itself."""
+    events = list(core_selectors.job_events(job=job))
+    timeline = client_selectors.job_timeline(job=job, events=events)
+    return {
+        "job": job,
+        "etag": etag,
+        "timeline": timeline,
+        "result": client_selectors.job_result_view(job=job),
+        "advice": client_selectors.job_failure_advice(job=job),
+        "company_rut": client_selectors.rut_display(job.company.rut),
+        "user_rut": client_selectors.rut_display(job.user_rut),
+        "step_total": len(timeline.steps),
+    }
+
+
+def _no_store_revalidate(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    # The browser may keep the partial but must ask every time (and only for this user).
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
+
+
+@require_GET
+@_not_found_page
+def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The live status page of one job (polls its partial while the job is not finished)."""
+    job = access.client_job_or_404(user=request.user, job_id=job_id)
+    etag = client_selectors.job_status_etag(job=job)
+    context = _job_status_context(job, etag)
+    context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
+    return render(request, "client/job.html", context)
+
+
+@require_GET
+@_not_found_page
+def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The status partial htmx polls: 304 Not Modified while nothing changed (a few cheap queries:
+    the job, its latest event id), else the re-rendered timeline/result."""
+    job = access.client_job_or_404(user=request.user, job_id=job_id)
+    etag = client_selectors.job_status_etag(job=job)
+    not_modified = get_conditional_response(request, etag=etag)
+    if not_modified is not None:
+        return _no_store_revalidate(not_modified, etag)
+    context = _job_status_context(job, etag)
+    context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
+    response = render(request, "client/_job_status.html", context)
+    return _no_store_revalidate(response, etag)
+
+
+# --- Password reset (Django's views, our templates and URL names) ---------------------------------
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("client:password_reset_done")
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "registration/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "registration/password_reset_confirm.html"
+    form_class = ClientSetPasswordForm
+    success_url = reverse_lazy("client:password_reset_complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "registration/password_reset_complete.html"
