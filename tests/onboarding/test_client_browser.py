@@ -76,6 +76,7 @@ def broker(tmp_path: Path, settings) -> Iterator[dict[str, str]]:  # type: ignor
             "data_folder_in": str(folders / "queue"),
             "data_folder_out": str(folders / "queue"),
             "processed_folder": str(folders / "processed"),
+            "control_folder": str(folders / "control"),
             "store_processed": False,
         }
         settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
