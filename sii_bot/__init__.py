@@ -1,0 +1,55 @@
+"""sii_bot: authorizes a user in SII's "Mantención de usuarios autorizados" with the owner's certificate.
+
+Django-free. Typical use (from a worker)::
+
+    from sii_bot import EnrollmentRequest, Permission, SiiSettings, enroll, open_pkcs12
+
+    bundle = open_pkcs12(pfx_bytes, password)                     # at upload; CertificateError if refused
+    request = EnrollmentRequest("76.086.428-5", "11.111.111-1", Permission.parse_list("sign,registry"))
+    result = enroll(request, bundle.material, SiiSettings.from_env(), on_progress=print)
+    result.outcome  # "created" | "updated" | "already_authorized"
+
+Failures are ``EnrollmentFailure`` subclasses (``sii_bot.errors``) with a stable ``code``, a retry
+policy and a Spanish ``user_message``.
+"""
+
+from .certificates import (
+    CERTIFICATE_ERROR_CODES,
+    CertificateBundle,
+    CertificateError,
+    CertificateMaterial,
+    open_pkcs12,
+)
+from .engine import BrowserEngine, close_default_engine, default_engine, enroll
+from .errors import FAILURE_CODES, EnrollmentFailure, failure_from_code
+from .models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, Step
+from .pages import SiiUser, SiiUserRecord
+from .rut import InvalidRut, is_person_rut, normalize_rut, split_rut
+from .settings import SiiSettings
+
+__all__ = [
+    "BrowserEngine",
+    "CERTIFICATE_ERROR_CODES",
+    "CertificateBundle",
+    "CertificateError",
+    "CertificateMaterial",
+    "EnrollmentFailure",
+    "EnrollmentRequest",
+    "EnrollmentResult",
+    "FAILURE_CODES",
+    "InvalidRut",
+    "Permission",
+    "ProgressEvent",
+    "SiiSettings",
+    "SiiUser",
+    "SiiUserRecord",
+    "Step",
+    "close_default_engine",
+    "default_engine",
+    "enroll",
+    "failure_from_code",
+    "is_person_rut",
+    "normalize_rut",
+    "open_pkcs12",
+    "split_rut",
+]

@@ -1,0 +1,194 @@
+"""Launching Chromium and creating one browser context per job, with real TLS verification.
+
+How certificates and trust work (measured with Playwright 1.65 and Debian's Chromium 156):
+
+1. The client certificate is not presented by Chromium but by a proxy inside Playwright's Node
+   driver, for the origins listed in ``client_certificates``. That proxy verifies the *server's*
+   certificate with Node's trust store (Mozilla's roots) plus ``NODE_EXTRA_CA_CERTS``, and refuses
+   the connection otherwise ("Playwright client-certificate error: …" page).
+2. Any context created with ``client_certificates`` gets ``Security.setIgnoreCertificateErrors``
+   from Playwright for *every* origin (the browser has to accept the proxy's self-signed
+   certificate). So Chromium's own verification is off in our job contexts whatever flags we pass;
+   ``--ignore-certificate-errors-spki-list`` would not matter (and it matches only the server's leaf
+   key, not its CA: a CA's SPKI did not help when the server sent leaf + CA).
+3. Therefore every origin the flow navigates (enrolment page, login entry/logout host, certificate
+   host) is listed in ``client_certificates`` so that all of them go through the verifying proxy;
+   the certificate is only *sent* to servers that ask for one in the TLS handshake. Documents and
+   scripts from any other origin are blocked by a route (they would not be verified).
+4. With ``SII_CA_BUNDLE`` set (the sandbox), ``NODE_EXTRA_CA_CERTS`` must point to it *before*
+   ``sync_playwright().start()`` spawns the driver: see ``driver_environment``. The bundle must hold
+   the CA certificates (root and/or intermediates, PEM) that issued the servers' certificates; server
+   leaf certificates are not needed (Node does not accept a leaf as a trust anchor anyway).
+   ``ignore_https_errors`` is never used, for the sandbox or production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .certificates import CertificateMaterial
+from .errors import BrowserUnavailable
+from .settings import SiiSettings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Playwright, Route
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "launch_browser",
+    "driver_environment",
+    "verified_origins",
+    "new_job_context",
+    "origin_of",
+]
+
+CHROMIUM_ARGS: tuple[str, ...] = (
+    # Containers run as root without user namespaces: Chromium's sandbox cannot start there.
+    "--no-sandbox",
+    "--disable-gpu",
+    # No background traffic to Google: every request the browser makes should be the job's.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # QUIC would bypass Playwright's TCP proxy (and its server verification).
+    "--disable-quic",
+    "--no-first-run",
+    # Docker's default 64 MB /dev/shm makes Chromium crash on larger pages.
+    "--disable-dev-shm-usage",
+)
+
+_INSTALL_HINT = (
+    "Chromium is not available. Install it with `apt-get install -y chromium` (Debian/Ubuntu; then "
+    "SII_CHROMIUM_PATH=/usr/bin/chromium or leave it unset) or `playwright install chromium`."
+)
+
+# os.environ is process-wide: serialize the brief window in which NODE_EXTRA_CA_CERTS is swapped.
+_ENV_LOCK = threading.Lock()
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (default ports dropped), as Playwright compares origins."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def verified_origins(settings: SiiSettings) -> tuple[str, ...]:
+    """Every origin the flow may navigate, in the order: certificate hosts, enrolment, login/logout.
+
+    For the real SII, ``https://www.sii.cl`` is added (SII pages may load scripts from it).
+    """
+    origins: list[str] = list(settings.cert_origins)
+    for url in (settings.enroll_url, settings.logout_url):
+        origin = origin_of(url)
+        if origin not in origins:
+            origins.append(origin)
+    if settings.is_real_sii and "https://www.sii.cl" not in origins:
+        origins.append("https://www.sii.cl")
+    return tuple(origins)
+
+
+@contextlib.contextmanager
+def driver_environment(settings: SiiSettings) -> Iterator[None]:
+    """Set ``NODE_EXTRA_CA_CERTS`` for the Playwright driver about to be started, then restore it.
+
+    Must wrap ``sync_playwright().start()``: Node reads the variable once, at process start. When
+    the operator already set one, both bundles are concatenated into a temporary file (Node takes a
+    single file). Raises ``BrowserUnavailable`` when the configured bundle does not exist.
+    """
+    if not settings.ca_bundle:
+        yield
+        return
+    bundle = Path(settings.ca_bundle)
+    if not bundle.is_file():
+        raise BrowserUnavailable(f"SII_CA_BUNDLE {settings.ca_bundle!r} is not a readable file")
+    with _ENV_LOCK:
+        previous = os.environ.get("NODE_EXTRA_CA_CERTS")
+        temporary: str | None = None
+        path = str(bundle)
+        if previous and Path(previous).is_file() and Path(previous).resolve() != bundle.resolve():
+            fd, temporary = tempfile.mkstemp(prefix="sii-bot-ca-", suffix=".pem")
+            with os.fdopen(fd, "wb") as out:
+                out.write(Path(previous).read_bytes().rstrip(b"\n") + b"\n" + bundle.read_bytes())
+            path = temporary
+        os.environ["NODE_EXTRA_CA_CERTS"] = path
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("NODE_EXTRA_CA_CERTS", None)
+            else:
+                os.environ["NODE_EXTRA_CA_CERTS"] = previous
+    # The driver has read the file by now; a combined temporary copy can go only when the driver stops,
+    # so it is left in /tmp (a few KB of public CA certificates, no secret).
+
+
+def launch_browser(playwright: Playwright, settings: SiiSettings) -> Browser:
+    """Launch Chromium with ``CHROMIUM_ARGS`` from ``settings.chromium_path`` (or Playwright's own).
+
+    Raises ``BrowserUnavailable`` with installation instructions when no Chromium can start.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    executable = settings.chromium_path
+    if executable and not os.path.exists(executable):
+        raise BrowserUnavailable(f"{_INSTALL_HINT} (SII_CHROMIUM_PATH={executable!r} does not exist)")
+    kwargs: dict[str, Any] = {"headless": settings.headless, "args": list(CHROMIUM_ARGS), "timeout": 60_000}
+    if executable:
+        kwargs["executable_path"] = executable
+    try:
+        return playwright.chromium.launch(**kwargs)
+    except PlaywrightError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BrowserUnavailable(f"{_INSTALL_HINT} Launch failed: {first_line}") from None
+
+
+def new_job_context(
+    browser: Browser,
+    settings: SiiSettings,
+    certificate: CertificateMaterial,
+    *,
+    on_blocked: Callable[[str], None] | None = None,
+) -> BrowserContext:
+    """A fresh context presenting ``certificate`` (leaf + chain) through the verifying proxy.
+
+    Navigations and scripts to origins outside ``verified_origins(settings)`` are aborted (their TLS
+    would not be verified); ``on_blocked`` receives each blocked URL (for the job's diagnostics).
+    """
+    origins = verified_origins(settings)
+    cert_pem = certificate.full_chain_pem
+    context = browser.new_context(
+        client_certificates=[{"origin": origin, "cert": cert_pem, "key": certificate.key_pem} for origin in origins],
+        locale="es-CL",
+        timezone_id="America/Santiago",
+        accept_downloads=False,
+        service_workers="block",
+        viewport={"width": 1024, "height": 900},
+    )
+    allowed = set(origins)
+
+    def outside(url: str) -> bool:
+        return url.startswith(("http://", "https://")) and origin_of(url) not in allowed
+
+    def guard(route: Route) -> None:
+        request = route.request
+        if request.resource_type in ("document", "script", "xhr", "fetch", "websocket", "eventsource"):
+            if on_blocked is not None:
+                on_blocked(request.url)
+            route.abort("blockedbyclient")
+        else:
+            route.continue_()
+
+    context.route(outside, guard)
+    return context

@@ -1,0 +1,930 @@
+"""The enrolment flow in the browser: SII's guide, step by step, on any page that matches the reference.
+
+Runs in the engine's browser thread (Playwright's sync API). The flow follows each page's forms,
+field names and visible labels, never hard-coded intermediate URLs, and at every step it:
+
+- records every JavaScript dialog (SII reports errors with ``alert()`` + ``history.back()``) and
+  accepts it (the certificate entry page needs its ``confirm()`` accepted), except a ``confirm()``
+  about deleting something, which is dismissed;
+- reads the decoded page and turns SII error texts, alerts, WAF pages and a login page that comes
+  back mid-flow into typed ``EnrollmentFailure``s;
+- checks that the expected form or text is there, or stops with ``UnexpectedPage`` carrying the HTML
+  and a screenshot; HTTP status codes are never trusted either way.
+
+Nothing is saved unless the confirmation page shows exactly the requested company, user and
+permissions. Logout runs in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from . import errors
+from .browser import new_job_context, origin_of
+from .certificates import CertificateMaterial
+from .models import EnrollmentRequest, EnrollmentResult, Outcome, Permission, ProgressEvent, Step, StepStatus
+from .pages import (
+    ParseError,
+    SiiUser,
+    SiiUserRecord,
+    classify_message,
+    company_header,
+    detect_error,
+    find_ruts,
+    fold,
+    is_login_page,
+    mentions_existing_user,
+    parse_confirmation,
+    parse_result,
+    parse_user_list,
+    visible_text,
+)
+from .rut import is_person_rut, split_rut
+from .settings import SiiSettings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Dialog, Frame, Page, Request
+
+__all__ = ["run_enrollment"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a loaded page must stay unchanged, with no navigation in flight, before the bot decides
+# it is not going to turn into the expected page (SII's pages redirect from JavaScript right away).
+_QUIET_SECONDS = 0.6
+_POLL_SECONDS = 0.05
+# The login may be re-entered after a user-exists race at most this many times.
+_MAX_LIST_VISITS = 2
+
+# Controls: exact labels first, most specific first.
+_SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
+_NEW_USER = ("Ingresar Nuevo Usuario", "Nuevo Usuario", "Agregar Usuario")
+_ACCEPT_FORM = ("Aceptar",)
+_SAVE = ("Grabar Usuario", "Grabar")
+_SAVE_CHANGES = ("Guardar Cambios", "Grabar Cambios", "Modificar Usuario", "Guardar")
+_EDIT_USER = ("Modificar", "Modificar Usuario", "Editar", "Ver")
+_CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
+
+# JavaScript run in the page to find a control by its visible label and tag it for a locator.
+_JS_MARK_CONTROL = r"""
+([labels, token, rowRut, exactOnly]) => {
+  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
+  const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  const labelOf = el => {
+    if (el.tagName === 'INPUT') return fold(el.value || el.alt || el.title);
+    let text = fold(el.innerText || el.textContent);
+    if (!text) { const img = el.querySelector('img'); text = fold((img && (img.alt || img.title)) || el.title); }
+    return text;
+  };
+  const normRut = s => (s || '').replace(/\./g, '').replace(/\s/g, '').toUpperCase();
+  let scope = document;
+  if (rowRut) {
+    // The innermost row whose text (or hidden RUT fields) names this RUT.
+    const [body, dv] = rowRut.split('-');
+    // Digit boundaries: 1.111.111-1 must not match inside 11.111.111-1.
+    const whole = new RegExp('(^|[^0-9])' + body + '-' + dv + '($|[^0-9K])');
+    const rows = Array.from(document.querySelectorAll('tr')).filter(tr => !tr.querySelector('tr'));
+    const match = rows.find(tr => {
+      // Dots out, spaces kept (they are the boundaries between a RUT and the next cell's text).
+      const text = (tr.innerText || tr.textContent || '').replace(/\./g, '').replace(/\s*-\s*/g, '-').toUpperCase();
+      if (whole.test(text)) return true;
+      const cells = Array.from(tr.querySelectorAll('td,th')).map(td => normRut(td.innerText || td.textContent));
+      for (let i = 0; i + 1 < cells.length; i++) if (cells[i] === body && cells[i + 1] === dv) return true;
+      const hidden = tr.querySelector('input[name="RUT_USU" i]');
+      return !!(hidden && hidden.value === body);
+    });
+    if (!match) return null;
+    scope = match;
+  }
+  const els = Array.from(scope.querySelectorAll(
+      'a, button, input[type="submit" i], input[type="button" i], input[type="image" i]')).filter(visible);
+  const wanted = labels.map(fold);
+  const pick = (test) => {
+    for (const w of wanted) for (const el of els) if (test(labelOf(el), w)) return el;
+    return null;
+  };
+  let el = pick((l, w) => l === w);
+  if (!el && !exactOnly) el = pick((l, w) => l.startsWith(w + ' ') || l.endsWith(' ' + w));
+  if (!el && rowRut && els.length === 1) el = els[0];
+  if (!el) return null;
+  el.setAttribute('data-siibot', token);
+  return labelOf(el);
+}
+"""
+
+# Finds a checkbox by name, else by the label text in its row; tags it for a locator.
+_JS_MARK_CHECKBOX = r"""
+([name, label, token]) => {
+  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
+  const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
+  let box = boxes.find(b => (b.name || '').toUpperCase() === name.toUpperCase());
+  if (!box) {
+    const want = fold(label);
+    box = boxes.find(b => {
+      const holder = b.closest('label') || b.closest('tr') || b.parentElement;
+      const text = fold(holder ? (holder.innerText || holder.textContent) : '');
+      return text === want || text.includes(want);
+    });
+  }
+  if (!box) return null;
+  box.setAttribute('data-siibot', token);
+  return box.name || '';
+}
+"""
+
+# Other checkboxes of the user form (names), so that exactly the requested permissions end up checked.
+_JS_OTHER_CHECKBOXES = r"""
+(known) => Array.from(document.querySelectorAll('input[type="checkbox" i]'))
+  .filter(b => b.name && !known.includes(b.name.toUpperCase()))
+  .map(b => ({name: b.name, checked: b.checked}))
+"""
+
+
+@dataclass
+class _Snapshot:
+    url: str
+    html: str
+    ready: bool
+
+    _text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = visible_text(self.html)
+        return self._text
+
+
+@dataclass
+class _Dialog:
+    kind: str
+    message: str
+    accepted: bool
+
+
+@dataclass
+class _Job:
+    request: EnrollmentRequest
+    settings: SiiSettings
+    emit: Callable[[ProgressEvent], None]
+    cancelled: threading.Event
+    started: float = field(default_factory=time.monotonic)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class _Flow:
+    """One enrolment job on one page (single use)."""
+
+    def __init__(self, page: Page, job: _Job) -> None:
+        self.page = page
+        self.job = job
+        self.request = job.request
+        self.settings = job.settings
+        self.deadline = job.started + self.settings.job_timeout_seconds
+        self.dialogs: list[_Dialog] = []
+        self.dialogs_seen = 0
+        self.navigations = 0
+        self.pending: set[Request] = set()
+        self.step: Step | None = None
+        self.logged_in = False
+        self.blocked: list[str] = []
+        self.session_lost: str | None = None
+        page.on("dialog", self._on_dialog)
+        page.on("framenavigated", self._on_navigated)
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_request_done)
+        page.on("requestfailed", self._on_request_done)
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def _in_login(self) -> bool:
+        return self.step in (None, Step.OPEN_PAGE, Step.LOGIN)
+
+    def _on_dialog(self, dialog: Dialog) -> None:
+        kind, message = dialog.type, dialog.message
+        # A confirm() about deleting must never be accepted: the bot never deletes anything.
+        destructive = kind == "confirm" and any(w in fold(message) for w in ("elimin", "borrar", "suprimir"))
+        # After the login, the certificate entry's confirm() means the session died: accepting it would
+        # log in again silently and replay a half-lost request, so refuse and report the expiry.
+        relogin = kind == "confirm" and not self._in_login() and (
+            "certificado digital" in fold(message) or is_login_page("", self.page.url)
+        )
+        if relogin:
+            self.session_lost = self.session_lost or self.page.url
+        accept = kind in ("alert", "confirm", "beforeunload") and not destructive and not relogin
+        self.dialogs.append(_Dialog(kind, message, accept))
+        log.info("SII dialog (%s, %s): %s", kind, "accepted" if accept else "dismissed", message[:200])
+        try:
+            dialog.accept() if accept else dialog.dismiss()
+        except Exception:  # noqa: BLE001 - the page may already be gone
+            pass
+
+    def _on_navigated(self, frame: Frame) -> None:
+        # Any frame counts as "the click did something" (SII pages have no known frames, but if they
+        # do, a form may target one).
+        self.navigations += 1
+        if frame.parent_frame is None:
+            # Login hops are too quick to be seen by polling: note them as they happen.
+            if not self._in_login() and is_login_page("", frame.url):
+                self.session_lost = self.session_lost or frame.url
+
+    def _on_request(self, request: Request) -> None:
+        if request.is_navigation_request():
+            self.pending.add(request)
+
+    def _on_request_done(self, request: Request) -> None:
+        self.pending.discard(request)
+        # A redirected request never finishes by itself: its chain ends in the new request.
+        previous = request.redirected_from
+        while previous is not None:
+            self.pending.discard(previous)
+            previous = previous.redirected_from
+
+    # -- time ----------------------------------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _step_deadline(self) -> float:
+        return min(time.monotonic() + self.settings.step_timeout_seconds, self.deadline)
+
+    def _timeout_ms(self, cap: float | None = None) -> float:
+        seconds = min(self.settings.step_timeout_seconds, max(self._remaining(), 0.5))
+        if cap is not None:
+            seconds = min(seconds, cap)
+        return seconds * 1000
+
+    def _timeout(self, what: str, page_html: str | None = None) -> errors.EnrollmentFailure:
+        """``JobTimeout`` when the job budget is (about) spent, else ``StepTimeout``."""
+        if self._remaining() <= 0.25:
+            return errors.JobTimeout(
+                f"job time budget ({self.settings.job_timeout_seconds:.0f} s) ran out: {what}", page_html=page_html
+            )
+        return errors.StepTimeout(f"{what} (step timeout {self.settings.step_timeout_seconds:.0f} s)",
+                                  page_html=page_html)
+
+    def _sleep(self) -> None:
+        # wait_for_timeout keeps Playwright's event loop turning (dialogs, navigations).
+        self.page.wait_for_timeout(_POLL_SECONDS * 1000)
+
+    # -- page access ---------------------------------------------------------------------------------
+
+    def _frames(self) -> list[Frame]:
+        main = self.page.main_frame
+        return [main] + [f for f in self.page.frames if f is not main]
+
+    def _snapshot(self) -> _Snapshot | None:
+        """URL + HTML (all frames) of the current page, or None while it is being replaced."""
+        try:
+            url = self.page.url
+            parts = []
+            ready = True
+            for frame in self._frames():
+                parts.append(frame.content())
+                state = frame.evaluate("document.readyState")
+                ready = ready and state == "complete"
+            return _Snapshot(url, "\n".join(parts), ready)
+        except Exception:  # noqa: BLE001 - "page is navigating", context destroyed, ...
+            return None
+
+    def screenshot(self) -> bytes | None:
+        """PNG of the page when screenshots are enabled; None on any problem (never fails the job)."""
+        if not self.settings.screenshots:
+            return None
+        try:
+            return self.page.screenshot(type="png", full_page=True, timeout=self._timeout_ms(cap=10))
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _evidence(self, failure: errors.EnrollmentFailure) -> errors.EnrollmentFailure:
+        if failure.step is None and self.step is not None:
+            failure.step = self.step.value
+        if self.pending and failure.page_html is None:
+            # A navigation is still in flight (typically a timeout): reading the page would block until
+            # it commits, and what it shows is the previous page anyway.
+            return failure
+        if failure.page_html is None:
+            snap = self._snapshot()
+            failure.page_html = snap.html if snap else None
+        if failure.screenshot is None:
+            failure.screenshot = self.screenshot()
+        return failure
+
+    def _unexpected(self, what: str, snap: _Snapshot | None = None) -> errors.UnexpectedPage:
+        url = snap.url if snap else self.page.url
+        failure = errors.UnexpectedPage(f"{what} (at {url})", page_html=snap.html if snap else None)
+        return failure
+
+    # -- checks common to every page -----------------------------------------------------------------
+
+    def _new_alerts(self) -> list[_Dialog]:
+        fresh = self.dialogs[self.dialogs_seen :]
+        self.dialogs_seen = len(self.dialogs)
+        return [d for d in fresh if d.kind in ("alert", "prompt")]
+
+    def _raise_for_page(self, snap: _Snapshot, *, login_allowed: bool = False) -> None:
+        """Raise the typed failure the page (or a dialog it showed) reports."""
+        if self.session_lost and not login_allowed:
+            raise errors.SessionExpired(f"SII sent the browser back to its login ({self.session_lost})",
+                                        page_html=snap.html)
+        for dialog in self._new_alerts():
+            failure = classify_message(dialog.message)
+            if failure is None:
+                failure = (
+                    errors.UserRutInvalid(f"SII alert on the user form: {dialog.message!r}", sii_text=dialog.message)
+                    if self.step is Step.FILL_FORM
+                    else errors.UnexpectedPage(f"unknown SII alert: {dialog.message!r}", sii_text=dialog.message)
+                )
+            failure.page_html = snap.html
+            raise failure
+        if self.blocked:
+            raise errors.UnexpectedPage(
+                f"the flow went to an origin outside the configured SII origins: {self.blocked[-1]}",
+                page_html=snap.html,
+            )
+        failure = detect_error(snap.html)
+        if failure is not None:
+            failure.detail = f"{failure.detail} (at {snap.url})"
+            raise failure
+        if not login_allowed and is_login_page(snap.html, snap.url):
+            raise errors.SessionExpired(f"SII asked to log in again at {snap.url}", page_html=snap.html)
+
+    def _wait_for(
+        self,
+        check: Callable[[_Snapshot], T | None],
+        what: str,
+        *,
+        login_allowed: bool = False,
+        on_other: Callable[[_Snapshot], bool] | None = None,
+    ) -> T:
+        """Poll the page until ``check`` returns a value.
+
+        Failures reported by the page are raised as soon as they show. When the page is loaded, quiet
+        (no navigation in flight, unchanged for a moment) and still not what ``check`` wants,
+        ``on_other`` may act on it (return True if it did, e.g. clicked a link); otherwise the page
+        is unexpected. ``StepTimeout``/``JobTimeout`` when it never settles.
+        """
+        deadline = self._step_deadline()
+        last_html: str | None = None
+        quiet_since = time.monotonic()
+        while True:
+            self._check_cancelled()
+            snap = self._snapshot()
+            if snap is not None:
+                self._raise_for_page(snap, login_allowed=login_allowed)
+                result = check(snap)
+                if result is not None:
+                    return result
+                now = time.monotonic()
+                if snap.html != last_html or not snap.ready or self.pending:
+                    last_html = snap.html
+                    quiet_since = now
+                elif now - quiet_since >= _QUIET_SECONDS:
+                    if on_other is not None and on_other(snap):
+                        last_html = None
+                        quiet_since = time.monotonic()
+                        deadline = self._step_deadline()
+                    else:
+                        raise self._unexpected(f"expected {what}", snap)
+            if time.monotonic() >= deadline:
+                raise self._timeout(f"waiting for {what} (at {self.page.url})", snap.html if snap else None)
+            self._sleep()
+
+    def _check_cancelled(self) -> None:
+        if self.job.cancelled.is_set():
+            raise errors.JobCancelled("the caller cancelled the job")
+        if time.monotonic() >= self.deadline:
+            raise errors.JobTimeout(f"job time budget ({self.settings.job_timeout_seconds:.0f} s) ran out")
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    def _mark_control(
+        self, labels: tuple[str, ...], *, row_rut: str | None = None, exact_only: bool = False
+    ) -> tuple[Frame, str, str] | None:
+        """Find a link/button by visible label in any frame; returns (frame, css selector, label)."""
+        token = secrets.token_hex(6)
+        for frame in self._frames():
+            try:
+                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only])
+            except Exception:  # noqa: BLE001 - frame detached or navigating
+                continue
+            if label is not None:
+                return frame, f'[data-siibot="{token}"]', label
+        return None
+
+    def _has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
+        return self._mark_control(labels, exact_only=exact_only) is not None
+
+    def _act(self, action: Callable[[], None], what: str) -> None:
+        """Run ``action`` (a click) and wait until it navigates or shows a dialog."""
+        navigations, dialogs = self.navigations, len(self.dialogs)
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001
+            if self.navigations == navigations and len(self.dialogs) == dialogs:
+                raise self._playwright_failure(exc, what) from None
+        deadline = self._step_deadline()
+        # Wait for the navigation to *commit* (or a dialog): while a request is merely in flight the
+        # old page is still shown, and reading it again would act on it twice.
+        while self.navigations == navigations and len(self.dialogs) == dialogs:
+            if time.monotonic() >= deadline:
+                raise self._timeout(f"{what} did not load a page")
+            self._sleep()
+
+    def _click(self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None,
+               exact_only: bool = False) -> str:
+        found = self._mark_control(labels, row_rut=row_rut, exact_only=exact_only)
+        if found is None:
+            raise self._unexpected(f"no control labelled {' / '.join(labels)!r} for {what}", self._snapshot())
+        frame, selector, label = found
+        dialogs = len(self.dialogs)
+        # no_wait_after: the navigation is awaited by _act/_wait_for, which also see alerts.
+        self._act(lambda: frame.locator(selector).first.click(timeout=self._timeout_ms(), no_wait_after=True), what)
+        if any(d.kind == "alert" for d in self.dialogs[dialogs:]):
+            # The page's own validation refused the form (alert, maybe history.back()): report it in
+            # this step, with the page it left behind.
+            self.page.wait_for_timeout(200)
+            snap = self._snapshot() or _Snapshot(self.page.url, "", True)
+            self._raise_for_page(snap, login_allowed=self._in_login())
+        return label
+
+    def _field(self, name: str) -> tuple[Frame, str] | None:
+        """A visible (non-hidden) input named ``name`` (case-insensitive), in any frame."""
+        selector = f'input[name="{name}" i]:not([type="hidden" i])'
+        for frame in self._frames():
+            try:
+                if frame.locator(selector).count() > 0:
+                    return frame, selector
+            except Exception:  # noqa: BLE001
+                continue
+        return None
+
+    def _fill(self, name: str, value: str) -> None:
+        found = self._field(name)
+        if found is None:
+            raise self._unexpected(f"no input field {name}", self._snapshot())
+        frame, selector = found
+        frame.locator(selector).first.fill(value, timeout=self._timeout_ms())
+
+    def _set_checkbox(self, permission: Permission, value: bool) -> None:
+        token = secrets.token_hex(6)
+        for frame in self._frames():
+            try:
+                name = frame.evaluate(_JS_MARK_CHECKBOX, [permission.field_name, permission.label, token])
+            except Exception:  # noqa: BLE001
+                continue
+            if name is not None:
+                frame.locator(f'[data-siibot="{token}"]').first.set_checked(value, timeout=self._timeout_ms())
+                return
+        raise self._unexpected(f"no checkbox {permission.field_name} ({permission.label!r})", self._snapshot())
+
+    def _set_permissions(self) -> None:
+        """Check exactly the requested permissions; every other checkbox (ELIMINAR, OBTENER...) off."""
+        for permission in Permission:
+            self._set_checkbox(permission, permission in self.request.permissions)
+        known = [p.field_name for p in Permission]
+        for frame in self._frames():
+            try:
+                others = frame.evaluate(_JS_OTHER_CHECKBOXES, known)
+            except Exception:  # noqa: BLE001
+                continue
+            for other in others:
+                if other["checked"]:
+                    frame.locator(f'input[type="checkbox" i][name="{other["name"]}"]').first.set_checked(
+                        False, timeout=self._timeout_ms()
+                    )
+
+    def _goto(self, url: str, what: str) -> None:
+        try:
+            self.page.goto(url, wait_until="commit", timeout=self._timeout_ms())
+        except Exception as exc:  # noqa: BLE001
+            raise self._playwright_failure(exc, what) from None
+
+    def _playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
+        """Map a Playwright exception to a typed failure."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, PlaywrightTimeout):
+            return self._timeout(f"{what}: {message}")
+        lowered = message.lower()
+        if "err_blocked_by_client" in lowered:
+            return errors.UnexpectedPage(f"{what}: navigation to an origin outside the configured SII origins "
+                                         f"({self.blocked[-1] if self.blocked else message})")
+        if "err_cert" in lowered or "err_ssl" in lowered:
+            return errors.ServerCertificateUntrusted(f"{what}: {message}")
+        if "net::" in lowered:
+            return errors.SiiUnavailable(f"{what}: {message}")
+        if "closed" in lowered or "crash" in lowered or "disconnected" in lowered:
+            return errors.BrowserCrashed(f"{what}: {message}")
+        return errors.UnexpectedPage(f"{what}: {message}")
+
+    # -- progress ------------------------------------------------------------------------------------
+
+    def emit(self, step: Step, status: StepStatus, message: str, screenshot: bytes | None = None) -> None:
+        self.job.emit(ProgressEvent(step=step, status=status, message=message, screenshot=screenshot))
+
+    @contextmanager
+    def stage(self, step: Step, started: str) -> Iterator[list[str]]:
+        """Report ``step`` started/done (with a screenshot) or failed; yields a list for the done message."""
+        self._check_cancelled()
+        self.step = step
+        self.emit(step, "started", started)
+        done: list[str] = []
+        try:
+            yield done
+        except errors.EnrollmentFailure as failure:
+            self._evidence(failure)
+            self.emit(step, "failed", failure.user_message, failure.screenshot)
+            raise
+        except Exception as exc:  # noqa: BLE001 - Playwright errors become typed failures here
+            failure = self._playwright_failure(exc, f"step {step.value}")
+            if isinstance(failure, errors.UnexpectedPage) and not _is_playwright_error(exc):
+                failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
+            self._evidence(failure)
+            self.emit(step, "failed", failure.user_message, failure.screenshot)
+            raise failure from exc
+        shot = self.screenshot()
+        if shot is not None:
+            self.job.screenshots.append((step.value, shot))
+        self.emit(step, "done", done[0] if done else f"{step.label}: listo.", shot)
+
+    def skip(self, step: Step, message: str) -> None:
+        self.emit(step, "skipped", message)
+
+    # -- the flow ------------------------------------------------------------------------------------
+
+    def run(self) -> EnrollmentResult:
+        try:
+            return self._run()
+        finally:
+            self._logout()
+
+    def _run(self) -> EnrollmentResult:
+        request = self.request
+        with self.stage(Step.OPEN_PAGE, "Abriendo la página Mantención de usuarios autorizados del SII.") as done:
+            self._goto(self.settings.enroll_url, "opening the enrolment page")
+            done.append("Página del SII abierta.")
+        with self.stage(Step.LOGIN, "Identificándose en el SII con el certificado digital.") as done:
+            self.logged_in = True  # from here on cookies may exist: always log out
+            self._login()
+            done.append("Identificación con certificado digital aceptada por el SII.")
+
+        for visit in range(_MAX_LIST_VISITS):
+            if visit:
+                # A user-exists race: read the list again from the start (the session is still valid).
+                self._goto(self.settings.enroll_url, "reopening the enrolment page")
+            users, company_name = self._company_and_list()
+            existing = next((u for u in users if u.rut == request.user_rut), None)
+            if existing is None:
+                outcome = self._create(company_name)
+            else:
+                outcome = self._update(existing, company_name)
+            if outcome is not None:
+                return outcome
+        raise errors.UnexpectedPage("SII kept saying the user already exists but it was not in the list")
+
+    def _login(self) -> None:
+        """From wherever ``enroll_url`` landed, through the certificate login, back to the company form."""
+        enroll_origin = origin_of(self.settings.enroll_url)
+        clicked: list[str] = []
+
+        def arrived(snap: _Snapshot) -> bool | None:
+            if origin_of(snap.url) != enroll_origin or is_login_page(snap.html, snap.url):
+                if "errorp" in snap.url.lower():
+                    raise errors.CertificateRejected(
+                        f"SII sent the login to its certificate error page ({snap.url})",
+                        page_html=snap.html, sii_text=visible_text(snap.html)[:300],
+                    )
+                return None
+            return True if self._field("RUT_EMP") is not None else None
+
+        def other(snap: _Snapshot) -> bool:
+            # The "IDENTIFICACIÓN DE CONTRIBUYENTES" entry: follow its certificate link (once).
+            if len(clicked) < 2 and self._mark_control(_CERT_LOGIN, exact_only=False) is not None:
+                clicked.append(self._click(_CERT_LOGIN, "the certificate login link"))
+                return True
+            if origin_of(snap.url) != enroll_origin:
+                raise errors.CertificateRejected(
+                    f"the certificate login ended at {snap.url} instead of the enrolment page",
+                    page_html=snap.html, sii_text=visible_text(snap.html)[:300],
+                )
+            return False
+
+        self._wait_for(arrived, "the company RUT form after the certificate login", login_allowed=True,
+                       on_other=other)
+
+    def _company_and_list(self) -> tuple[list[SiiUser], str]:
+        """Submit the company RUT (one or two screens) and return the user list and company name."""
+        body, dv = split_rut(self.request.company_rut)
+        with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.request.company_rut}.") as done:
+            self._wait_for(lambda s: True if self._field("RUT_EMP") else None, "the company RUT form")
+            for screen in range(3):
+                if self._field("DV_EMP") is not None:
+                    self._fill("RUT_EMP", body)
+                    self._fill("DV_EMP", dv)
+                else:
+                    self._fill("RUT_EMP", f"{body}-{dv}")
+                self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
+
+                def next_page(snap: _Snapshot) -> str | None:
+                    # The list first: it may carry its own company field (e.g. to switch companies).
+                    if self._is_user_list(snap):
+                        return "list"
+                    if self._field("RUT_EMP") is not None:
+                        return "again"
+                    return None
+
+                where = self._wait_for(next_page, "the user list or the company form")
+                if where == "list":
+                    break
+            else:
+                raise self._unexpected("the company RUT form kept coming back", self._snapshot())
+            done.append(f"Empresa {self.request.company_rut} seleccionada.")
+
+        with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.") as done:
+            snap = self._wait_for(lambda s: s if self._is_user_list(s) else None, "the authorized-user list")
+            users = parse_user_list(snap.html)
+            header = company_header(snap.html)
+            company_name = header[0] if header else ""
+            # Company RUTs written on the list page must include ours (SII's header layout is unknown,
+            # so this is only a guard against a list of another company; the confirmation is the proof).
+            shown = [r for r in find_ruts(snap.text) if not is_person_rut(r)]
+            if shown and self.request.company_rut not in shown:
+                raise errors.ConfirmationMismatch(
+                    f"the user list shows company {', '.join(shown)}, not {self.request.company_rut}",
+                    page_html=snap.html,
+                )
+            done.append(f"La empresa tiene {len(users)} usuario(s) autorizado(s).")
+        return users, company_name
+
+    def _is_user_list(self, snap: _Snapshot) -> bool:
+        return self._has_control(_NEW_USER, exact_only=False) and self._field("RUT_USU") is None
+
+    # -- new user --------------------------------------------------------------------------------------
+
+    def _create(self, company_name: str) -> EnrollmentResult | None:
+        request = self.request
+        body, dv = split_rut(request.user_rut)
+        with self.stage(Step.NEW_USER, "Abriendo «Ingresar Nuevo Usuario».") as done:
+            self._click(_NEW_USER, "opening the new-user form", exact_only=False)
+            self._wait_for(lambda s: True if self._field("RUT_USU") and self._field("DV_USU") else None,
+                           "the new-user form (RUT_USU, DV_USU)")
+            done.append("Formulario de nuevo usuario abierto.")
+        with self.stage(Step.FILL_FORM, f"Ingresando el RUT {request.user_rut} y los permisos solicitados.") as done:
+            self._fill("RUT_USU", body)
+            self._fill("DV_USU", dv)
+            self._set_permissions()
+            self._click(_ACCEPT_FORM, "accepting the new-user form")
+            done.append("Datos del usuario enviados.")
+
+        with self.stage(Step.CONFIRM, "Revisando la confirmación del SII.") as done:
+            snap = self._wait_for(self._confirmation_or_exists, "the confirmation page")
+            if snap == "exists":
+                self._exists_detour(Step.CONFIRM, done)
+                return None
+            assert isinstance(snap, _Snapshot)
+            record = parse_confirmation(snap.html)
+            self._verify(record, snap, saved=False)
+            if not self._has_control(_SAVE, exact_only=False):
+                raise self._unexpected("the confirmation page has no «Grabar Usuario» control", snap)
+            done.append("La confirmación coincide exactamente con lo solicitado.")
+
+        with self.stage(Step.SAVE, "Grabando el usuario en el SII.") as done:
+            self._click(_SAVE, "saving the user", exact_only=False)
+            done.append("Solicitud de grabación enviada.")
+        with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
+            result = self._wait_for(self._result_or_exists, "the result page", on_other=None)
+            if result == "exists":
+                self._exists_detour(Step.RESULT, done)
+                return None
+            assert isinstance(result, tuple)
+            record, snap = result
+            self._verify(record, snap, saved=True)
+            done.append(f"El SII grabó al usuario {record.user_rut} en la empresa {record.company_rut}.")
+        return self._result("created", record)
+
+    def _exists_detour(self, step: Step, done: list[str]) -> None:
+        # SII says the user exists although it was not in the list we read (someone added it
+        # meanwhile): read the list again and decide between "already authorized" and an update.
+        done.append("El SII indica que el usuario ya existe; se revisará nuevamente la lista.")
+
+    def _confirmation_or_exists(self, snap: _Snapshot) -> _Snapshot | str | None:
+        # The page itself first: a help text mentioning existing users must not hide a confirmation.
+        try:
+            parse_confirmation(snap.html)
+        except ParseError:
+            return "exists" if mentions_existing_user(snap.html) else None
+        return snap
+
+    def _result_or_exists(self, snap: _Snapshot) -> tuple[SiiUserRecord, _Snapshot] | str | None:
+        try:
+            return parse_result(snap.html), snap
+        except ParseError:
+            return "exists" if mentions_existing_user(snap.html) else None
+
+    def _verify(self, record: SiiUserRecord, snap: _Snapshot, *, saved: bool) -> None:
+        """Raise ``ConfirmationMismatch`` unless ``record`` is exactly the request."""
+        request = self.request
+        differences = []
+        if record.company_rut != request.company_rut:
+            differences.append(f"company {record.company_rut} != {request.company_rut}")
+        if record.user_rut != request.user_rut:
+            differences.append(f"user {record.user_rut} != {request.user_rut}")
+        for name, wanted in request.flags().items():
+            shown = getattr(record, name)
+            if shown != wanted:
+                differences.append(f"{name} shown {shown} != requested {wanted}")
+        if differences:
+            where = "the saved record (SII result page)" if saved else "the confirmation page (nothing saved)"
+            raise errors.ConfirmationMismatch(f"{where} differs from the request: {'; '.join(differences)}",
+                                              page_html=snap.html)
+
+    # -- existing user ---------------------------------------------------------------------------------
+
+    def _update(self, existing: SiiUser, company_name: str) -> EnrollmentResult | None:
+        request = self.request
+        wanted = request.flags()
+        shown = {"admin": existing.admin, "sign": existing.sign, "registry": existing.registry}
+        if all(v is not None for v in shown.values()) and shown == wanted:
+            return self._already(existing, company_name)
+
+        with self.stage(Step.NEW_USER, f"El usuario {request.user_rut} ya existe: abriendo su modificación.") as done:
+            self._click(_EDIT_USER, "opening the user's edit screen", row_rut=request.user_rut, exact_only=True)
+
+            def edit_form(snap: _Snapshot) -> _Snapshot | None:
+                if not self._has_control(_SAVE_CHANGES, exact_only=False):
+                    return None
+                return snap
+
+            snap = self._wait_for(edit_form, "the edit screen («Guardar Cambios»)")
+            if request.user_rut not in find_ruts(snap.text):
+                raise errors.UnexpectedPage(f"the edit screen does not show user {request.user_rut}",
+                                            page_html=snap.html)
+            done.append("Pantalla de modificación del usuario abierta.")
+
+        current = self._current_checkboxes()
+        if current is not None and current == wanted:
+            # The list did not show the permissions, but the edit screen does: nothing to change.
+            return self._already(existing, company_name, from_edit=True)
+
+        with self.stage(Step.FILL_FORM, "Marcando exactamente los permisos solicitados.") as done:
+            self._set_permissions()
+            done.append("Permisos marcados.")
+        self.skip(Step.CONFIRM, "La modificación de un usuario existente no tiene página de confirmación.")
+        with self.stage(Step.SAVE, "Guardando los cambios en el SII.") as done:
+            self._click(_SAVE_CHANGES, "saving the changes", exact_only=False)
+            done.append("Solicitud de modificación enviada.")
+        with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
+            def result(snap: _Snapshot) -> tuple[SiiUserRecord, _Snapshot] | None:
+                try:
+                    return parse_result(snap.html), snap
+                except ParseError:
+                    return None
+
+            record, snap = self._wait_for(result, "the result page")
+            self._verify(record, snap, saved=True)
+            done.append(f"El SII actualizó los permisos del usuario {record.user_rut}.")
+        return self._result("updated", record)
+
+    def _current_checkboxes(self) -> dict[str, bool] | None:
+        """Checked state of SUP_USU/FIRMAR/CONSULTAR on the current form, or None if one is missing."""
+        state: dict[str, bool] = {}
+        for permission in Permission:
+            found = None
+            for frame in self._frames():
+                locator = frame.locator(f'input[type="checkbox" i][name="{permission.field_name}" i]')
+                try:
+                    if locator.count():
+                        found = locator.first.is_checked()
+                        break
+                except Exception:  # noqa: BLE001
+                    continue
+            if found is None:
+                return None
+            state[permission.value] = found
+        return state
+
+    def _already(self, existing: SiiUser, company_name: str, *, from_edit: bool = False) -> EnrollmentResult:
+        request = self.request
+        message = "El usuario ya estaba autorizado con exactamente esos permisos; no se grabó nada."
+        if not from_edit:
+            self.skip(Step.NEW_USER, message)
+        for step in (Step.FILL_FORM, Step.CONFIRM, Step.SAVE):
+            self.skip(step, message)
+        self.step = Step.RESULT
+        self.emit(Step.RESULT, "done", message)
+        record = SiiUserRecord(
+            company_name=company_name,
+            company_rut=request.company_rut,
+            user_rut=request.user_rut,
+            user_name=existing.name,
+            admin=request.admin,
+            sign=request.sign,
+            registry=request.registry,
+            authorized_by="",
+        )
+        return self._result("already_authorized", record)
+
+    def _result(self, outcome: Outcome, record: SiiUserRecord) -> EnrollmentResult:
+        return EnrollmentResult(
+            outcome=outcome,
+            record=record,
+            screenshots=self.job.screenshots,
+            duration_seconds=time.monotonic() - self.job.started,
+        )
+
+    # -- logout ----------------------------------------------------------------------------------------
+
+    def _logout(self) -> None:
+        """Close the SII session (SII limits sessions per person); never raises."""
+        if not self.logged_in:
+            self.skip(Step.LOGOUT, "No se alcanzó a iniciar sesión en el SII.")
+            return
+        self.step = Step.LOGOUT
+        self.emit(Step.LOGOUT, "started", "Cerrando la sesión en el SII.")
+        # A bounded wait even when the job budget is spent: an open session blocks later logins.
+        timeout = min(10.0, self.settings.step_timeout_seconds) * 1000
+        for attempt in (1, 2):
+            try:
+                self.page.goto(self.settings.logout_url, wait_until="load", timeout=timeout)
+                self.emit(Step.LOGOUT, "done", "Sesión del SII cerrada.")
+                return
+            except Exception as exc:  # noqa: BLE001
+                # ERR_ABORTED: a navigation the page had started (e.g. the login's redirect) replaced
+                # ours; once it lands, the second attempt goes through.
+                log.warning("SII logout attempt %d failed: %s", attempt, _first_line(exc))
+        self.emit(Step.LOGOUT, "failed", "No se pudo confirmar el cierre de la sesión en el SII; "
+                                         "expirará automáticamente.")
+
+
+def run_enrollment(
+    browser: Browser,
+    request: EnrollmentRequest,
+    certificate: CertificateMaterial,
+    settings: SiiSettings,
+    emit: Callable[[ProgressEvent], None],
+    cancelled: threading.Event | None = None,
+) -> EnrollmentResult:
+    """Run one enrolment in a fresh context of ``browser`` (call it in the thread that owns Playwright).
+
+    ``emit`` receives every ``ProgressEvent`` (in this thread). Returns the ``EnrollmentResult`` or
+    raises an ``EnrollmentFailure`` (with step, page HTML and screenshot when there was a page).
+    """
+    job = _Job(request=request, settings=settings, emit=emit, cancelled=cancelled or threading.Event())
+    blocked: list[str] = []
+    context: BrowserContext | None = None
+    try:
+        try:
+            context = new_job_context(browser, settings, certificate, on_blocked=blocked.append)
+            page = context.new_page()
+        except errors.EnrollmentFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "closed" in message.lower() or "disconnected" in message.lower():
+                raise errors.BrowserCrashed(f"creating the browser context: {message}") from None
+            # Playwright validates the certificate/key here (e.g. a key that does not match).
+            raise errors.CertificateRejected(f"the browser refused the certificate material: {message}") from None
+        page.set_default_timeout(settings.step_timeout_seconds * 1000)
+        page.set_default_navigation_timeout(settings.step_timeout_seconds * 1000)
+        flow = _Flow(page, job)
+        flow.blocked = blocked
+        try:
+            return flow.run()
+        except errors.EnrollmentFailure as failure:
+            flow._evidence(failure)
+            raise
+        except Exception as exc:  # noqa: BLE001 - turn Playwright/bot errors into typed failures
+            failure = flow._playwright_failure(exc, f"step {flow.step.value if flow.step else '?'}")
+            if isinstance(failure, errors.UnexpectedPage) and not _is_playwright_error(exc):
+                failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
+            raise flow._evidence(failure) from exc
+    finally:
+        if context is not None:
+            try:
+                context.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_playwright_error(exc: BaseException) -> bool:
+    from playwright.sync_api import Error as PlaywrightError
+
+    return isinstance(exc, PlaywrightError)

@@ -1,0 +1,329 @@
+"""Typed failures of an SII enrolment job.
+
+Every failure the bot reports is an ``EnrollmentFailure`` subclass with a stable ``code`` (stored in the
+database and used by the CLI), whether the job may be retried automatically and when, a Spanish
+``user_message`` for the client, and an English ``detail`` for staff. ``page_html``/``screenshot`` carry
+the evidence of the page the bot was looking at: the caller decides where (encrypted) to keep it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "EnrollmentFailure",
+    "CertificateRejected",
+    "HolderNotAdministrator",
+    "CompanyNotAuthorized",
+    "OptionNotAllowed",
+    "TooManySessions",
+    "LoginThrottled",
+    "SiiUnavailable",
+    "WafRejected",
+    "SessionExpired",
+    "UnexpectedPage",
+    "ConfirmationMismatch",
+    "UserRutInvalid",
+    "StepTimeout",
+    "JobTimeout",
+    "BrowserUnavailable",
+    "ServerCertificateUntrusted",
+    "BrowserCrashed",
+    "JobCancelled",
+    "InternalError",
+    "FAILURE_CODES",
+    "failure_from_code",
+]
+
+
+class EnrollmentFailure(Exception):
+    """Base class of every failure of an enrolment job.
+
+    Class attributes (the same for every instance of a subclass):
+
+    - ``code``: stable snake_case identifier, safe to store and to switch on.
+    - ``retryable``: whether running the same job again may succeed without anyone changing anything.
+    - ``retry_after_seconds``: the minimum wait before that retry (``None`` when not retryable). For
+      throttling-type failures this is deliberately long: retrying quickly makes SII block longer.
+    - ``user_message``: Spanish (es-CL) text for the client, saying what to do.
+
+    Instance attributes:
+
+    - ``detail``: English explanation for staff; never contains certificate, key or password material.
+    - ``page_html``: decoded HTML of the page that caused the failure, when there was one.
+    - ``screenshot``: PNG bytes of that page, when screenshots are enabled.
+    - ``step``: value of the ``Step`` the bot was in (e.g. ``"confirm"``), when known.
+    - ``sii_text``: the SII message (page text or alert) that triggered the failure, when there was one.
+    """
+
+    code: ClassVar[str] = "enrollment_failure"
+    retryable: ClassVar[bool] = False
+    retry_after_seconds: ClassVar[int | None] = None
+    user_message: ClassVar[str] = (
+        "No fue posible completar la autorización en el SII. Nuestro equipo revisará el caso."
+    )
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        page_html: str | None = None,
+        screenshot: bytes | None = None,
+        step: str | None = None,
+        sii_text: str | None = None,
+    ) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        self.page_html = page_html
+        self.screenshot = screenshot
+        self.step = step
+        self.sii_text = sii_text
+
+    def __repr__(self) -> str:
+        # Evidence (HTML, PNG) is left out on purpose: it may be large and it is personal data.
+        return f"{type(self).__name__}(code={self.code!r}, step={self.step!r}, detail={self.detail!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-safe summary (no HTML, no screenshot) for storing on the job record."""
+        return {
+            "code": self.code,
+            "retryable": self.retryable,
+            "retry_after_seconds": self.retry_after_seconds,
+            "user_message": self.user_message,
+            "detail": self.detail,
+            "step": self.step,
+            "sii_text": self.sii_text,
+        }
+
+
+class CertificateRejected(EnrollmentFailure):
+    """SII (or the TLS handshake) refused the client certificate."""
+
+    code = "certificate_rejected"
+    user_message = (
+        "El SII rechazó el certificado digital. Verifique que esté vigente y que haya sido emitido por "
+        "una entidad acreditada en Chile, y vuelva a subirlo."
+    )
+
+
+class HolderNotAdministrator(EnrollmentFailure):
+    """The certificate holder may not manage the company's authorized users."""
+
+    code = "holder_not_administrator"
+    user_message = (
+        "El titular del certificado digital no está autorizado para administrar los usuarios de esta "
+        "empresa en el SII. Use el certificado de un representante legal o de un usuario administrador "
+        "de la empresa y vuelva a intentarlo."
+    )
+
+
+class CompanyNotAuthorized(EnrollmentFailure):
+    """The company is not an electronic issuer in this SII environment."""
+
+    code = "company_not_authorized"
+    user_message = (
+        "El SII indica que la empresa no está autorizada para operar en esta modalidad (facturación "
+        "electrónica). Verifique el RUT de la empresa o complete su inscripción como facturador "
+        "electrónico en el SII antes de volver a intentarlo."
+    )
+
+
+class OptionNotAllowed(EnrollmentFailure):
+    """SII does not let the holder use the 'Mantención de usuarios autorizados' option."""
+
+    code = "option_not_allowed"
+    user_message = (
+        "El SII no permite al titular del certificado ingresar a la opción «Mantención de usuarios "
+        "autorizados». Use el certificado de un representante legal o de un usuario administrador de "
+        "la empresa."
+    )
+
+
+class TooManySessions(EnrollmentFailure):
+    """SII's 'máximo de sesiones autenticadas' limit; only a retry much later can help."""
+
+    code = "too_many_sessions"
+    retryable = True
+    retry_after_seconds = 3600
+    user_message = (
+        "El SII informa que se superó el máximo de sesiones abiertas con este certificado. Cierre las "
+        "sesiones del SII que tenga abiertas; reintentaremos automáticamente en alrededor de una hora."
+    )
+
+
+class LoginThrottled(EnrollmentFailure):
+    """SII is throttling repeated certificate logins; retry only much later."""
+
+    code = "login_throttled"
+    retryable = True
+    retry_after_seconds = 3600
+    user_message = (
+        "El SII bloqueó temporalmente nuevos ingresos con este certificado por haber demasiados intentos "
+        "seguidos. Reintentaremos automáticamente en alrededor de una hora; no es necesario que haga nada."
+    )
+
+
+class SiiUnavailable(EnrollmentFailure):
+    """SII answered with its generic failure page, an HTTP 5xx or not at all; retry with backoff."""
+
+    code = "sii_unavailable"
+    retryable = True
+    retry_after_seconds = 120
+    user_message = (
+        "El sitio del SII no está disponible en este momento. Reintentaremos automáticamente en unos "
+        "minutos."
+    )
+
+
+class WafRejected(EnrollmentFailure):
+    """SII's web application firewall rejected a request ('Transaccion Rechazada')."""
+
+    code = "waf_rejected"
+    retryable = True
+    retry_after_seconds = 1800
+    user_message = (
+        "El SII rechazó temporalmente la conexión por motivos de seguridad. Reintentaremos "
+        "automáticamente más tarde."
+    )
+
+
+class SessionExpired(EnrollmentFailure):
+    """The SII session ended in the middle of the procedure (the login page came back)."""
+
+    code = "session_expired"
+    retryable = True
+    retry_after_seconds = 60
+    user_message = (
+        "La sesión en el SII se cerró antes de terminar el trámite. Reintentaremos automáticamente."
+    )
+
+
+class UnexpectedPage(EnrollmentFailure):
+    """The page does not contain the form or text the step expects; kept with HTML and screenshot."""
+
+    code = "unexpected_page"
+    user_message = (
+        "El SII mostró una página que no esperábamos y detuvimos el trámite sin hacer cambios dudosos. "
+        "Nuestro equipo revisará el caso y le avisará."
+    )
+
+
+class ConfirmationMismatch(EnrollmentFailure):
+    """The confirmation page does not show exactly what was requested; nothing was saved."""
+
+    code = "confirmation_mismatch"
+    user_message = (
+        "La confirmación del SII no coincidía exactamente con la empresa, el usuario o los permisos "
+        "solicitados, así que no grabamos nada. Nuestro equipo revisará el caso."
+    )
+
+
+class UserRutInvalid(EnrollmentFailure):
+    """SII refused the user RUT typed into the new-user form (its JavaScript alerts)."""
+
+    code = "user_rut_invalid"
+    user_message = (
+        "El SII rechazó el RUT del usuario a autorizar: debe ser el RUT válido de una persona natural, "
+        "con al menos un permiso. Revise los datos de la solicitud."
+    )
+
+
+class StepTimeout(EnrollmentFailure):
+    """A page did not load or did not show what was expected within the step timeout."""
+
+    code = "step_timeout"
+    retryable = True
+    retry_after_seconds = 300
+    user_message = "El SII tardó demasiado en responder. Reintentaremos automáticamente en unos minutos."
+
+
+class JobTimeout(EnrollmentFailure):
+    """The whole job exceeded its time budget."""
+
+    code = "job_timeout"
+    retryable = True
+    retry_after_seconds = 300
+    user_message = "El trámite en el SII tardó demasiado. Reintentaremos automáticamente en unos minutos."
+
+
+class BrowserUnavailable(EnrollmentFailure):
+    """Chromium is missing or cannot start on the worker; an operator must fix the installation."""
+
+    code = "browser_unavailable"
+    user_message = (
+        "Nuestro sistema no pudo iniciar el navegador para conectarse al SII. Nuestro equipo ya fue "
+        "notificado; no es necesario que haga nada."
+    )
+
+
+class ServerCertificateUntrusted(EnrollmentFailure):
+    """The SII server's TLS certificate could not be verified (wrong CA bundle, or interception)."""
+
+    code = "server_certificate_untrusted"
+    user_message = (
+        "No pudimos establecer una conexión segura con el SII, por lo que no enviamos su certificado. "
+        "Nuestro equipo revisará el caso."
+    )
+
+
+class BrowserCrashed(EnrollmentFailure):
+    """Chromium or Playwright's driver died during the job; the engine restarts it."""
+
+    code = "browser_crashed"
+    retryable = True
+    retry_after_seconds = 60
+    user_message = (
+        "Nuestro navegador se detuvo inesperadamente durante el trámite. Reintentaremos automáticamente."
+    )
+
+
+class JobCancelled(EnrollmentFailure):
+    """The caller stopped the job (its progress callback failed); the bot logged out."""
+
+    code = "cancelled"
+    user_message = "El trámite fue detenido antes de terminar. Puede volver a intentarlo."
+
+
+class InternalError(EnrollmentFailure):
+    """A bug in the bot (an exception that is not an SII failure); kept for staff, never retried."""
+
+    code = "internal_error"
+    user_message = (
+        "Ocurrió un error interno al realizar el trámite en el SII. Nuestro equipo revisará el caso."
+    )
+
+
+FAILURE_CODES: dict[str, type[EnrollmentFailure]] = {
+    cls.code: cls
+    for cls in (
+        EnrollmentFailure,
+        CertificateRejected,
+        HolderNotAdministrator,
+        CompanyNotAuthorized,
+        OptionNotAllowed,
+        TooManySessions,
+        LoginThrottled,
+        SiiUnavailable,
+        WafRejected,
+        SessionExpired,
+        UnexpectedPage,
+        ConfirmationMismatch,
+        UserRutInvalid,
+        StepTimeout,
+        JobTimeout,
+        BrowserUnavailable,
+        ServerCertificateUntrusted,
+        BrowserCrashed,
+        JobCancelled,
+        InternalError,
+    )
+}
+
+
+def failure_from_code(code: str) -> type[EnrollmentFailure]:
+    """Return the failure class for a stored ``code``; unknown codes give the base ``EnrollmentFailure``.
+
+    Lets the web app show the right Spanish message and retry policy for a job stored earlier, even if
+    a code was renamed since.
+    """
+    return FAILURE_CODES.get(code, EnrollmentFailure)
