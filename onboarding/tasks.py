@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
 from onboarding import services
 
@@ -34,3 +35,11 @@ def enrollment_jobs_reap() -> int:
 def certificates_purge_expired() -> int:
     """Periodic: erase key material past the retention period."""
     return services.certificates_purge_expired()
+
+
+@worker_process_shutdown.connect
+def _close_browser(**kwargs: object) -> None:
+    """Close the worker process's Chromium (kept across jobs) when the process exits."""
+    import sii_bot
+
+    sii_bot.close_default_engine()
