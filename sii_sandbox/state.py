@@ -5,10 +5,10 @@ Persistent part (``Store.data``, written atomically to the state JSON file after
     {
       "version": 1,
       "companies": {"76086428-5": {"rut", "name", "may_operate": bool, "admins": [person RUT, ...],
-                                   "users": {"13322924-8": {"rut", "admin", "sign", "registry",
+                                   "users": {"10345678-9": {"rut", "admin", "sign", "registry",
                                                             "authorized_by", "created_at", "updated_at"}}}},
-      "persons":   {"13322924-8": "ALEX BRITO MARDONES", ...},
-      "sessions":  {"13322924-8": {"logins": n, "logouts": n, "last_login": iso}},
+      "persons":   {"10345678-9": "MARIA JOSE SOTO PEREZ", ...},
+      "sessions":  {"10345678-9": {"logins": n, "logouts": n, "last_login": iso}},
       "log":       [{"at", "action": "create"|"update"|"delete", "company", "user",
                      "admin", "sign", "registry", "by"}]
     }
@@ -51,8 +51,14 @@ K_COMPANY_RUT = "76999999-K"
 DEMO_USER_RUT = "11111111-1"
 DEMO_USER_NAME = "JUAN PEREZ GONZALEZ"
 
+# The demo accounting firm's representative (Autoriza's demo tenant authorizes him); in the registry
+# so "Nombre Usuario" resolves, but not yet a user of any company.
+FIRM_REPRESENTATIVE_RUT = "13322924-8"
+FIRM_REPRESENTATIVE_NAME = "ALEX BRITO MARDONES"
+
 SEED_PERSONS: dict[str, str] = {
     pki_mod.DEMO_HOLDER_RUT: pki_mod.DEMO_HOLDER_NAME,
+    FIRM_REPRESENTATIVE_RUT: FIRM_REPRESENTATIVE_NAME,
     pki_mod.ADMIN2_HOLDER_RUT: pki_mod.ADMIN2_HOLDER_NAME,
     pki_mod.K_HOLDER_RUT: pki_mod.K_HOLDER_NAME,
     DEMO_USER_RUT: DEMO_USER_NAME,

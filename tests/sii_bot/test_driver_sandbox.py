@@ -40,7 +40,7 @@ DEMO_COMPANY = "76086428-5"  # COMERCIAL DEMO SPA: demo holder is its administra
 SPARE_COMPANY = "76111111-6"  # EMPRESA DE PRUEBA 01 SPA: no users, demo holder administers it
 USER = "11111111-1"  # JUAN PEREZ GONZALEZ, not yet a user of the demo company
 EXISTING = "7880442-4"  # seeded in the demo company with sign + registry
-HOLDER = "13322924-8"
+HOLDER = "10345678-9"
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_creates_user_on_every_variant(engine: BrowserEngine, sandbox: Any, conf
     assert (record.admin, record.sign, record.registry) == (False, True, True)
     assert record.company_name == "COMERCIAL DEMO SPA"
     assert record.user_name == "JUAN PEREZ GONZALEZ"
-    assert record.authorized_by == "ALEX BRITO MARDONES"
+    assert record.authorized_by == "MARIA JOSE SOTO PEREZ"
     assert users_by_rut(sandbox) == {**before, USER: (False, True, True)}
     assert [e["action"] for e in sandbox.state()["log"]] == ["create"]
     assert_logged_out(sandbox)

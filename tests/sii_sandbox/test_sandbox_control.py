@@ -22,11 +22,11 @@ def test_seeded_state(sandbox: Sandbox) -> None:
     state = sandbox.state()
     companies = state["companies"]
     assert companies["76086428-5"]["name"] == "COMERCIAL DEMO SPA"
-    assert companies["76086428-5"]["admins"] == ["13322924-8"]
+    assert companies["76086428-5"]["admins"] == ["10345678-9"]
     assert companies["96874030-K"]["may_operate"] is False
-    assert "13322924-8" not in companies["77879240-0"]["admins"]
+    assert "10345678-9" not in companies["77879240-0"]["admins"]
     assert len(companies) >= 10
-    assert state["persons"]["13322924-8"] == "ALEX BRITO MARDONES"
+    assert state["persons"]["10345678-9"] == "MARIA JOSE SOTO PEREZ"
     assert state["faults"] == {} and state["config"]["actions"] == "buttons"
 
 
@@ -46,7 +46,7 @@ def test_control_endpoints(sandbox: Sandbox) -> None:
         assert http.post("/config", json={"actions": "links"}).json()["actions"] == "links"
         assert http.post("/config", json={"actions": "nope"}).status_code == 400
 
-        companies = [{"rut": company_rut(1000 + i), "name": f"BENCH {i:03d} SPA", "admins": ["13322924-8"]}
+        companies = [{"rut": company_rut(1000 + i), "name": f"BENCH {i:03d} SPA", "admins": ["10345678-9"]}
                      for i in range(250)]
         assert http.post("/companies", json={"companies": companies}).json() == {"stored": 250}
         assert http.post("/persons", json={"rut": person_rut(1), "name": "PERSONA UNO"}).status_code == 200
@@ -65,7 +65,7 @@ def test_control_endpoints(sandbox: Sandbox) -> None:
 
 def test_add_company_api_and_enrolment(sandbox: Sandbox, sandbox_client: Client) -> None:
     rut = company_rut(5)
-    sandbox.add_company(rut, "NUEVA EMPRESA SPA", admins=["13.322.924-8"])
+    sandbox.add_company(rut, "NUEVA EMPRESA SPA", admins=["10.345.678-9"])
     page = enroll(sandbox_client("demo"), sandbox.env["SII_ENROLL_URL"], rut, "7880442-4", registry=True)
     assert "NUEVA EMPRESA SPA" in page.visible_text
     assert [u["rut"] for u in sandbox.users(rut)] == ["7880442-4"]
@@ -93,7 +93,7 @@ def test_state_survives_restart(sandbox_pki_dir: Path, tmp_path: Path) -> None:
 def test_concurrent_enrolments(sandbox: Sandbox) -> None:
     """Several clients at once, each its own company: all saved, and fast."""
     ruts = [company_rut(2000 + i) for i in range(24)]
-    sandbox.add_companies([{"rut": r, "name": f"CONCURRENTE {i} SPA", "admins": ["13322924-8"]}
+    sandbox.add_companies([{"rut": r, "name": f"CONCURRENTE {i} SPA", "admins": ["10345678-9"]}
                            for i, r in enumerate(ruts)])
     errors: list[str] = []
 
@@ -114,7 +114,7 @@ def test_concurrent_enrolments(sandbox: Sandbox) -> None:
     elapsed = time.perf_counter() - start
     assert errors == []
     assert all(len(sandbox.users(r)) == 1 for r in ruts)
-    s = sandbox.state()["sessions"]["13322924-8"]
+    s = sandbox.state()["sessions"]["10345678-9"]
     assert s["logins"] == 24 and s["logouts"] == 24 and s["active"] == 0
     # 24 full logins + enrolments: far more than 100/minute.
     assert elapsed < 10, elapsed

@@ -103,7 +103,7 @@ def test_session_expiring_mid_flow(sandbox: Sandbox, sandbox_client: Client) -> 
 def test_expire_sessions_api(sandbox: Sandbox, sandbox_client: Client) -> None:
     c = sandbox_client("demo")
     login(c, sandbox)
-    assert sandbox.expire_sessions("13322924-8") == 1
+    assert sandbox.expire_sessions("10345678-9") == 1
     assert c.get(sandbox.env["SII_ENROLL_URL"], follow=False).status == 302
 
 

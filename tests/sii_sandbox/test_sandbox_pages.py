@@ -100,8 +100,8 @@ def test_login_javascript_response_sets_cookies(sandbox: Sandbox, sandbox_client
     set_cookies = page.headers.get_list("set-cookie")
     names = {h.split("=", 1)[0] for h in set_cookies}
     assert {"TOKEN", "CSESSIONID", "RUT_NS", "DV_NS"} <= names
-    assert "RUT_NS=13322924; path=/" in set_cookies and "DV_NS=8; path=/" in set_cookies
-    assert 'document.cookie = "NETSCAPE_LIVEWIRE.rut=13322924; path=/";' in page.text
+    assert "RUT_NS=10345678; path=/" in set_cookies and "DV_NS=9; path=/" in set_cookies
+    assert 'document.cookie = "NETSCAPE_LIVEWIRE.rut=10345678; path=/";' in page.text
     locexp = re.search(r'document\.cookie = "NETSCAPE_LIVEWIRE\.locexp=[^;]+; expires=([^;]+); path=/";', page.text)
     assert locexp is not None
     expires = email.utils.parsedate_to_datetime(locexp.group(1))
@@ -111,7 +111,7 @@ def test_login_javascript_response_sets_cookies(sandbox: Sandbox, sandbox_client
     assert c.get(login.replace("CAutInicio", "x"), follow=False).status == 404
     final = c._follow(page)
     assert final.url == target and final.has_form(with_field="RUT_EMP")
-    sessions = sandbox.state()["sessions"]["13322924-8"]
+    sessions = sandbox.state()["sessions"]["10345678-9"]
     assert sessions["logins"] == 1 and sessions["active"] == 1
 
 
@@ -134,15 +134,15 @@ def test_logout_clears_the_session(sandbox: Sandbox, sandbox_client: Client) -> 
     assert out.status == 200 and "Su sesión ha finalizado" in out.visible_text
     assert any(h.startswith("TOKEN=DEL") for h in out.headers.get_list("set-cookie"))
     assert c.get(sandbox.env["SII_ENROLL_URL"], follow=False).status == 302
-    s = sandbox.state()["sessions"]["13322924-8"]
+    s = sandbox.state()["sessions"]["10345678-9"]
     assert (s["logins"], s["logouts"], s["active"]) == (1, 1, 0)
 
 
-@pytest.mark.parametrize("cert,holder", [("serial_only", "13322924-8"), ("lowercase_k", "15000005-K")])
+@pytest.mark.parametrize("cert,holder", [("serial_only", "10345678-9"), ("lowercase_k", "15000005-K")])
 def test_rut_read_from_serial_number_and_lowercase_k(sandbox: Sandbox, sandbox_client: Client,
                                                      cert: str, holder: str) -> None:
     c = sandbox_client(cert)
-    company = DEMO_CO if holder == "13322924-8" else "76999999-K"
+    company = DEMO_CO if holder == "10345678-9" else "76999999-K"
     page = enroll(c, sandbox.env["SII_ENROLL_URL"], company, USER, sign=True)
     assert "Se ha grabado satisfactoriamente" in page.visible_text
     assert sandbox.state()["log"][-1]["by"] == holder
@@ -188,7 +188,7 @@ def test_full_enrolment_with_buttons(sandbox: Sandbox, sandbox_client: Client) -
     assert_sii_bytes(listing)
     text = listing.visible_text
     assert "COMERCIAL DEMO SPA" in text and "76086428-5" in text
-    assert "13.322.924-8 ALEX BRITO MARDONES SI SI SI" in text
+    assert "10.345.678-9 MARIA JOSE SOTO PEREZ SI SI SI" in text
     assert "Ingresar Nuevo Usuario" in listing.form("form1").buttons()
     assert sum(f.buttons() == ["Modificar"] for f in listing.forms) == 2
 
@@ -210,7 +210,7 @@ def test_full_enrolment_with_buttons(sandbox: Sandbox, sandbox_client: Client) -
             "con los siguientes antecedentes:") in t
     assert b"Se est&aacute; creando" in conf.content
     for row in ("Rut Usuario 11111111-1", "Nombre Usuario JUAN PEREZ GONZALEZ", "Usuario-Administrador NO",
-                "Firmar Documentos SI", "Registro SI", "Autorizado por ALEX BRITO MARDONES"):
+                "Firmar Documentos SI", "Registro SI", "Autorizado por MARIA JOSE SOTO PEREZ"):
         assert row in t
     assert "key" in conf.form("form1").field_names()
     assert conf.form("form1").buttons() == ["Grabar Usuario", "Modificar Datos"]
@@ -223,16 +223,16 @@ def test_full_enrolment_with_buttons(sandbox: Sandbox, sandbox_client: Client) -
     assert "INGRESO DE USUARIOS AUTORIZADOS" in t
     assert ("Se ha grabado satisfactoriamente el nuevo usuario en la empresa COMERCIAL DEMO SPA, Rut 76086428-5, "
             "con los siguientes antecedentes:") in t
-    assert "Rut Usuario 11111111-1" in t and "Autorizado por ALEX BRITO MARDONES" in t
+    assert "Rut Usuario 11111111-1" in t and "Autorizado por MARIA JOSE SOTO PEREZ" in t
     assert result.has_control("Ingresar Otro Usuario") and result.has_control("Modificar Otro Usuario")
 
     # The state file on disk has the user and the log entry.
     on_disk = json.loads(sandbox.store.path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
     user = on_disk["companies"][DEMO_CO]["users"]["11111111-1"]
-    assert (user["admin"], user["sign"], user["registry"], user["authorized_by"]) == (False, True, True, "13322924-8")
+    assert (user["admin"], user["sign"], user["registry"], user["authorized_by"]) == (False, True, True, "10345678-9")
     assert on_disk["log"][-1] | {"at": None} == {
         "at": None, "action": "create", "company": DEMO_CO, "user": "11111111-1",
-        "admin": False, "sign": True, "registry": True, "by": "13322924-8",
+        "admin": False, "sign": True, "registry": True, "by": "10345678-9",
     }
     # "Ingresar Otro Usuario" goes back to a fresh new-user form; "Modificar Otro Usuario" to the list.
     assert c.activate(result, "Ingresar Otro Usuario").has_form(with_field="RUT_USU")
@@ -321,7 +321,7 @@ def test_user_list_ordering(sandbox: Sandbox, sandbox_client: Client) -> None:
     by_name = open_company(c, sandbox.env["SII_ENROLL_URL"], DEMO_CO, order="A").visible_text
     by_rut = open_company(c, sandbox.env["SII_ENROLL_URL"], DEMO_CO, order="R").visible_text
     assert by_name.index("DIEGO") < by_name.index("ROSA")
-    assert by_rut.index("7.880.442-4") < by_rut.index("13.322.924-8") < by_rut.index("18.765.432-7")
+    assert by_rut.index("7.880.442-4") < by_rut.index("10.345.678-9") < by_rut.index("18.765.432-7")
 
 
 def test_edit_update_and_delete(sandbox: Sandbox, sandbox_client: Client) -> None:

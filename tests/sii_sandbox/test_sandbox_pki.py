@@ -48,8 +48,8 @@ def test_demo_pfx_like_a_chilean_certificate(sandbox_pki_dir: Path) -> None:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     others = [o for o in san.get_values_for_type(x509.OtherName) if o.type_id == RUT_OID]
     # DER IA5String: tag 0x16, length, text.
-    assert others[0].value == b"\x16\x0a13322924-8"
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "ALEX BRITO MARDONES"
+    assert others[0].value == b"\x16\x0a10345678-9"
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "MARIA JOSE SOTO PEREZ"
     # Chain included: issuing intermediate and root, and the leaf is signed by the intermediate.
     assert len(chain) == 2
     assert cert.issuer == chain[0].subject
@@ -92,7 +92,7 @@ def test_variants_have_what_they_claim(sandbox_pki_dir: Path) -> None:
     assert all(c.subject not in trusted for c in unknown_chain)
 
     _, serial_only, _ = _load(pki["serial_only"].path)
-    assert rut_from_certificate(serial_only) == ("13322924-8", "subject_serial_number")
+    assert rut_from_certificate(serial_only) == ("10345678-9", "subject_serial_number")
     san = serial_only.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert not san.get_values_for_type(x509.OtherName)
 
@@ -116,7 +116,7 @@ def test_pem_and_garbage_are_not_pkcs12(sandbox_pki_dir: Path) -> None:
     pki = load_pki(sandbox_pki_dir)
     pem = pki["pem"].path.read_bytes()
     assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
-    assert x509.load_pem_x509_certificates(pem)[0].subject.rfc4514_string().find("ALEX BRITO") >= 0
+    assert x509.load_pem_x509_certificates(pem)[0].subject.rfc4514_string().find("MARIA JOSE SOTO") >= 0
     assert serialization.load_pem_private_key(pem, password=None) is not None
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(pem, PASSWORD.encode())
