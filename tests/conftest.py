@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from importlib.util import find_spec
 
 import pytest
 
-# The sandbox's pytest fixtures (`sandbox_pki_dir`, `sandbox`), when the package provides them.
-pytest_plugins = ["sii_sandbox.testing"] if find_spec("sii_sandbox.testing") else []
+# The sandbox's pytest fixtures (`sandbox_pki_dir`, `sandbox`, `sandbox_client`),
+# and the real-worker fixtures (`plain_http`, `broker`, `start_worker`, `worker`).
+pytest_plugins = ["sii_sandbox.testing", "tests.fixtures.worker"]
 
 TEST_MASTER_KEYS = "t1:" + base64.b64encode(b"\x11" * 32).decode() + ",t0:" + base64.b64encode(b"\x22" * 32).decode()
 

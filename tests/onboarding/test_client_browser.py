@@ -10,17 +10,10 @@ in this thread while it is started, so every ORM call happens before or after it
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 pytestmark = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.timeout(300)]
 
@@ -36,111 +29,9 @@ COMPANY_RUT = "76086428-5"  # sii_sandbox.state.DEMO_COMPANY_RUT, administered b
 PASSWORD = "Clave-Segura-De-Prueba-2026"
 
 
-def _database_url() -> str:
-    """The test database as a DATABASE_URL the worker process understands."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    if "postgresql" in db["ENGINE"]:
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-        return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    pytest.skip(f"no DATABASE_URL form for {db['ENGINE']}")
-
-
-@pytest.fixture
-def plain_http(settings):  # type: ignore[no-untyped-def]
-    """The live server speaks plain http on loopback: no HTTPS redirect or secure-only cookies."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.DEBUG_PROPAGATE_EXCEPTIONS = True
-
-
-@pytest.fixture
-def broker(tmp_path: Path, settings) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    """A broker shared by this process and the worker, and a queue name no other worker listens to.
-
-    Filesystem transport: folders under tmp_path (the worker gets AUTORIZA_VAR_DIR=tmp_path, whose
-    BROKER_DIR is tmp_path/broker). Redis (REDIS_URL set): the same server for both.
-    """
-    from portal.celery import app
-
-    queue = f"browser-test-{uuid.uuid4().hex[:8]}"
-    var_dir = tmp_path / "var"
-    folders = var_dir / "broker"
-    (folders / "queue").mkdir(parents=True)
-    (folders / "processed").mkdir(parents=True)
-    saved = (app.conf.broker_transport_options, app.conf.task_routes)
-    if not django_settings.REDIS_URL:
-        options = {
-            "data_folder_in": str(folders / "queue"),
-            "data_folder_out": str(folders / "queue"),
-            "processed_folder": str(folders / "processed"),
-            "control_folder": str(folders / "control"),
-            "store_processed": False,
-        }
-        settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
-        app.conf.broker_transport_options = options
-    app.conf.task_routes = {"onboarding.tasks.enrollment_job_run": {"queue": queue}}
-    _reset_producer_pool(app)
-    yield {"queue": queue, "var_dir": str(var_dir)}
-    app.conf.broker_transport_options, app.conf.task_routes = saved
-    _reset_producer_pool(app)
-
-
-def _reset_producer_pool(app) -> None:  # type: ignore[no-untyped-def]
-    """Drop cached broker connections so the next send uses the current transport options."""
-    pool = getattr(app, "_pool", None)
-    if pool is not None:
-        pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def worker(transactional_db, broker, sandbox, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
-    """A real `celery worker` process on the test database and the sandbox; killed at teardown."""
-    env = {
-        **os.environ,
-        **sandbox.env,
-        "DATABASE_URL": _database_url(),
-        # The keys the test process seals with (tests/conftest.py's autouse fixture sets them).
-        "AUTORIZA_MASTER_KEYS": django_settings.AUTORIZA_MASTER_KEYS,
-        "AUTORIZA_VAR_DIR": broker["var_dir"],
-        "DJANGO_DEBUG": "1",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if CHROMIUM:
-        env.setdefault("SII_CHROMIUM_PATH", CHROMIUM)
-    env.pop("CRYPTOGRAPHY_OPENSSL_NO_LEGACY", None)
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", broker["queue"],
-         "-c", "1", "--pool=solo", "--loglevel=INFO", "-n", f"{broker['queue']}@%h",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log_path.read_bytes():
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the worker did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.2)
-        process.log_path = log_path  # type: ignore[attr-defined]
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        log.close()
+# The worker infrastructure lives in tests/fixtures/worker.py (a plugin registered in tests/conftest.py);
+# re-exported here for modules that imported it from this one.
+from tests.fixtures.worker import broker, plain_http, worker  # noqa: E402,F401
 
 
 def test_client_signs_up_uploads_consents_and_sees_the_sii_confirmation(  # type: ignore[no-untyped-def]
@@ -185,7 +76,7 @@ def test_client_signs_up_uploads_consents_and_sees_the_sii_confirmation(  # type
 
             page.wait_for_selector("text=Certificado verificado")
             review = page.inner_text("main")
-            assert pfx.holder_name in review and "13.322.924-8" in review and "76.086.428-5" in review
+            assert pfx.holder_name in review and "10.345.678-9" in review and "76.086.428-5" in review
             page.get_by_role("link", name="Continuar").click()
 
             page.wait_for_selector("text=Confirme la autorización")
