@@ -227,6 +227,7 @@ class ClientCompany(TimeStamped):
         indexes = [
             models.Index(fields=["tenant", "stage", "-stage_changed_at"], name="company_tenant_stage"),
             models.Index(fields=["tenant", "-created_at"], name="company_tenant_created"),
+            models.Index(fields=["tenant", "-stage_changed_at"], name="company_tenant_changed"),
         ]
 
     def __str__(self) -> str:

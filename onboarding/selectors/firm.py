@@ -1,2 +1,455 @@
-"""Reads for the firm side (dashboard, exports, audit)."""
+"""Reads for the firm side (dashboard, exports, job detail, invitations, team, audit).
+
+Every selector takes the tenant it reads from and starts its queryset from a tenant filter, so
+nothing here can return another tenant's rows. The dashboard list is built to cost the same number
+of queries whatever the page size or the tenant's size: the latest job of each row comes from one
+windowed prefetch per page (or per export chunk), never one query per row.
+"""
 from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db.models.functions import Length, Replace
+from django.utils import timezone
+
+from onboarding.models import (
+    AuditEntry,
+    ClientCompany,
+    CompanyStage,
+    EnrollmentJob,
+    Invitation,
+    JobArtifact,
+    JobEvent,
+    Membership,
+    Representative,
+    Role,
+    Tenant,
+)
+from onboarding.selectors.core import parse_uuid
+
+# --- Dashboard --------------------------------------------------------------------------------
+
+# Stages whose rows the dashboard keeps refreshing (a worker may change them any second).
+ACTIVE_STAGES: tuple[str, ...] = (CompanyStage.QUEUED, CompanyStage.RUNNING)
+
+# The pipeline order, used when sorting by stage (alphabetical order of the codes means nothing).
+STAGE_ORDER: tuple[str, ...] = (
+    CompanyStage.INVITED,
+    CompanyStage.WAITING_CERTIFICATE,
+    CompanyStage.QUEUED,
+    CompanyStage.RUNNING,
+    CompanyStage.FAILED,
+    CompanyStage.AUTHORIZED,
+)
+
+# Public sort keys (what the URL carries) → the model ordering they stand for.
+SORT_FIELDS: dict[str, tuple[str, ...]] = {
+    "nombre": ("legal_name",),
+    "rut": ("rut_length", "rut"),
+    "estado": ("stage_position",),
+    "cambio": ("stage_changed_at",),
+    "creado": ("created_at",),
+}
+DEFAULT_SORT = "-cambio"
+
+# Characters that may appear in a RUT as people type it: digits, K, dots, dashes, spaces.
+_RUTISH = re.compile(r"^[0-9kK.\s\u2010-\u2014\u2212-]+$")
+
+
+@dataclass(frozen=True)
+class CompanyFilters:
+    """What the dashboard (and its CSV export) shows: validated filter values, all optional.
+
+    `date_field` is "created" or "stage_changed"; `date_from`/`date_to` are inclusive local dates.
+    `sort` is one of SORT_FIELDS' keys, optionally prefixed with "-" for descending.
+    """
+
+    stage: str = ""
+    query: str = ""
+    date_field: str = "stage_changed"
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    sort: str = DEFAULT_SORT
+
+
+def _local_midnight(day: dt.date) -> dt.datetime:
+    """The aware datetime at which `day` starts in the project's time zone (America/Santiago)."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_current_timezone())
+
+
+def rut_search_key(text: str) -> str | None:
+    """The compact form (digits and K, no dots or dash) to look for in RUTs, or None if `text`
+    doesn't look like (part of) a RUT. "76.086.428-5", "760864285", "76086428" all qualify."""
+    text = text.strip()
+    if not text or not _RUTISH.match(text):
+        return None
+    compact = re.sub(r"[^0-9kK]", "", text).upper()
+    return compact or None
+
+
+def company_search(*, queryset: QuerySet[ClientCompany], query: str) -> QuerySet[ClientCompany]:
+    """Narrow `queryset` to companies whose RUT (in any spelling) or name contains `query`.
+
+    A RUT-like query matches the RUT with dots and dash ignored, so "76.086.428-5", "76086428-5",
+    "760864285" and a partial "086428" all find 76086428-5; a lower-case k matches K. Names match
+    case-insensitively in the legal name, the contact's name and the contact's email.
+    """
+    query = query.strip()
+    if not query:
+        return queryset
+    text_match = Q(legal_name__icontains=query) | Q(owner_name__icontains=query) | Q(owner_email__icontains=query)
+    compact = rut_search_key(query)
+    if compact is None:
+        return queryset.filter(text_match)
+    queryset = queryset.annotate(rut_compact=Replace("rut", Value("-"), Value("")))
+    return queryset.filter(Q(rut_compact__contains=compact) | text_match)
+
+
+def _latest_job_prefetch() -> Prefetch:
+    """Prefetch each company's most recent attempt into `latest_jobs` (a list of 0 or 1 job).
+
+    Django turns the sliced queryset into one windowed query (ROW_NUMBER() OVER (PARTITION BY
+    company ORDER BY attempt DESC)) over the page's companies: one query, whatever the page size.
+    """
+    jobs = EnrollmentJob.objects.only(
+        "id", "company_id", "tenant_id", "status", "attempt", "created_at", "finished_at",
+        "failure_code", "failure_message", "certificate_id",
+    ).order_by("-attempt")[:1]
+    return Prefetch("jobs", queryset=jobs, to_attr="latest_jobs")
+
+
+def company_dashboard_list(*, tenant: Tenant, filters: CompanyFilters) -> QuerySet[ClientCompany]:
+    """The tenant's client companies narrowed and sorted by `filters`, each with `latest_jobs`.
+
+    Lazily evaluated: paginate it (one COUNT, one page query, one prefetch query) or stream it with
+    `.iterator(chunk_size=…)` (two queries per chunk). Ties are broken by id so pages never overlap.
+    """
+    queryset = ClientCompany.objects.filter(tenant=tenant)
+    if filters.stage:
+        queryset = queryset.filter(stage=filters.stage)
+    date_column = "created_at" if filters.date_field == "created" else "stage_changed_at"
+    if filters.date_from:
+        queryset = queryset.filter(**{f"{date_column}__gte": _local_midnight(filters.date_from)})
+    if filters.date_to:
+        queryset = queryset.filter(**{f"{date_column}__lt": _local_midnight(filters.date_to + dt.timedelta(days=1))})
+    queryset = company_search(queryset=queryset, query=filters.query)
+
+    sort = filters.sort if filters.sort.lstrip("-") in SORT_FIELDS else DEFAULT_SORT
+    descending = sort.startswith("-")
+    fields = SORT_FIELDS[sort.lstrip("-")]
+    if "rut_length" in fields:
+        # Canonical RUTs have no padding: ordering by length first gives numeric order (9.xxx before 76.xxx).
+        queryset = queryset.annotate(rut_length=Length("rut"))
+    if "stage_position" in fields:
+        queryset = queryset.annotate(
+            stage_position=Case(
+                *(When(stage=stage, then=Value(position)) for position, stage in enumerate(STAGE_ORDER)),
+                default=Value(len(STAGE_ORDER)),
+                output_field=IntegerField(),
+            )
+        )
+    prefix = "-" if descending else ""
+    ordering = [prefix + field for field in fields] + [prefix + "id"]
+    return queryset.order_by(*ordering).prefetch_related(_latest_job_prefetch())
+
+
+def company_rows_by_ids(*, tenant: Tenant, company_ids: list[int]) -> list[ClientCompany]:
+    """The tenant's companies with these ids (others' ids are silently dropped), each with
+    `latest_jobs`, in the order given: what the dashboard's live refresh re-renders."""
+    rows = ClientCompany.objects.filter(tenant=tenant, pk__in=company_ids).prefetch_related(_latest_job_prefetch())
+    by_id = {row.pk: row for row in rows}
+    return [by_id[pk] for pk in company_ids if pk in by_id]
+
+
+def company_latest_job(company: ClientCompany) -> EnrollmentJob | None:
+    """The latest job prefetched by `company_dashboard_list` (no query), or None."""
+    jobs = getattr(company, "latest_jobs", None)
+    return jobs[0] if jobs else None
+
+
+def company_export_rows(*, tenant: Tenant, filters: CompanyFilters, chunk_size: int = 2000) -> Iterator[ClientCompany]:
+    """Every company the dashboard shows for `filters` (all pages), streamed in chunks of
+    `chunk_size` with their latest job: memory stays flat for any tenant size."""
+    return company_dashboard_list(tenant=tenant, filters=filters).iterator(chunk_size=chunk_size)
+
+
+# --- Jobs ---------------------------------------------------------------------------------------
+
+
+def job_artifacts(*, job: EnrollmentJob) -> QuerySet[JobArtifact]:
+    """The job's evidence (without the sealed bytes), oldest first."""
+    return (
+        JobArtifact.objects.filter(tenant_id=job.tenant_id, job=job)
+        .only("id", "tenant_id", "job_id", "kind", "step", "created_at")
+        .order_by("created_at")
+    )
+
+
+def job_artifact_get(*, job: EnrollmentJob, artifact_id: object) -> JobArtifact | None:
+    """One artifact of this job (of this job's tenant), or None (other jobs', tenants', malformed ids)."""
+    pk = parse_uuid(artifact_id)
+    if pk is None:
+        return None
+    return JobArtifact.objects.filter(tenant_id=job.tenant_id, job=job, pk=pk).first()
+
+
+@dataclass
+class JobStepTiming:
+    """One line of a job's timeline: a step from its "started" event to the event that ended it
+    (done, failed, skipped), or a job-level event on its own (queued, retry, finished).
+
+    `duration` is how long the step took (None for a lone event or a step still running);
+    `since_previous` is the time from the end of the previous line to the start of this one.
+    """
+
+    step: str
+    status: str
+    at: dt.datetime
+    ended_at: dt.datetime | None
+    duration: dt.timedelta | None
+    since_previous: dt.timedelta | None
+    message: str
+    events: list[JobEvent]
+
+
+_STEP_END_STATUSES = frozenset({"done", "failed", "skipped"})
+
+
+def job_step_timings(*, events: list[JobEvent]) -> list[JobStepTiming]:
+    """The timeline of a job from its events (oldest first): a step's "started" event and the event
+    that ends it make one line with the step's duration; other events are lines of their own. Each
+    line also says how long after the previous line it began."""
+    lines: list[JobStepTiming] = []
+    open_line: JobStepTiming | None = None
+    for event in events:
+        if (
+            open_line is not None
+            and event.step == open_line.step
+            and event.status in _STEP_END_STATUSES
+            and open_line.ended_at is None
+        ):
+            open_line.status = event.status
+            open_line.ended_at = event.created_at
+            open_line.duration = event.created_at - open_line.at
+            open_line.message = event.message or open_line.message
+            open_line.events.append(event)
+            open_line = None
+            continue
+        previous = lines[-1] if lines else None
+        since = None
+        if previous is not None:
+            since = event.created_at - (previous.ended_at or previous.at)
+        line = JobStepTiming(
+            step=event.step,
+            status=event.status,
+            at=event.created_at,
+            ended_at=None,
+            duration=None,
+            since_previous=since,
+            message=event.message,
+            events=[event],
+        )
+        lines.append(line)
+        open_line = line if event.status == "started" else None
+    return lines
+
+
+def jobs_for_rerun(*, tenant: Tenant, job_ids: list[Any]) -> list[EnrollmentJob]:
+    """The tenant's jobs among `job_ids` (malformed and other tenants' ids dropped), with what
+    `enrollment_job_rerun` reads (company, tenant, certificate) loaded, in the order given."""
+    pks = [pk for pk in (parse_uuid(value) for value in job_ids) if pk is not None]
+    jobs = EnrollmentJob.objects.filter(tenant=tenant, pk__in=pks).select_related("company", "tenant", "certificate")
+    by_id = {job.pk: job for job in jobs}
+    ordered: list[EnrollmentJob] = []
+    for pk in dict.fromkeys(pks):  # keeps order, drops duplicates
+        if pk in by_id:
+            ordered.append(by_id[pk])
+    return ordered
+
+
+def job_has_rerun(*, job: EnrollmentJob) -> bool:
+    """True when a later attempt was already started from this one."""
+    return EnrollmentJob.objects.filter(tenant_id=job.tenant_id, rerun_of=job).exists()
+
+
+# --- Invitations --------------------------------------------------------------------------------
+
+
+def invitation_list(*, tenant: Tenant) -> QuerySet[Invitation]:
+    """The tenant's invitations, newest first, with company and author loaded."""
+    return (
+        Invitation.objects.filter(tenant=tenant)
+        .select_related("company", "created_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def invitation_get(*, tenant: Tenant, invitation_id: object) -> Invitation | None:
+    """One invitation of the tenant, or None (also for another tenant's or a malformed id)."""
+    try:
+        pk = int(str(invitation_id))
+    except ValueError:
+        return None
+    return invitation_list(tenant=tenant).filter(pk=pk).first()
+
+
+def invitation_status(invitation: Invitation, *, now: dt.datetime | None = None) -> str:
+    """"accepted", "revoked", "expired" or "open": what the invitation list shows."""
+    now = now or timezone.now()
+    if invitation.accepted_at:
+        return "accepted"
+    if invitation.revoked_at:
+        return "revoked"
+    if invitation.expires_at <= now:
+        return "expired"
+    return "open"
+
+
+# Why a RUT can't get a new invitation (see `company_invitation_blockers`).
+BLOCKED_CLIENT = "client"
+BLOCKED_OPEN_INVITATION = "open_invitation"
+
+
+def company_invitation_blockers(*, tenant: Tenant, ruts: set[str]) -> dict[str, str]:
+    """For the canonical RUTs among `ruts` that may not be invited again: why (two queries).
+
+    BLOCKED_CLIENT: already a client that signed up or moved past the invitation.
+    BLOCKED_OPEN_INVITATION: invited, and the invitation is still open (resend it instead).
+    RUTs not in the result are new, or invited companies whose invitations were all revoked or
+    expired and nobody signed up: those may be invited again.
+    """
+    if not ruts:
+        return {}
+    companies = list(
+        ClientCompany.objects.filter(tenant=tenant, rut__in=ruts).values_list("pk", "rut", "stage", "owner_id")
+    )
+    invited_ids = [pk for pk, _, stage, owner in companies if stage == CompanyStage.INVITED and owner is None]
+    with_open = set(
+        Invitation.objects.filter(
+            tenant=tenant, company_id__in=invited_ids, revoked_at__isnull=True, accepted_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        ).values_list("company_id", flat=True)
+    )
+    blockers: dict[str, str] = {}
+    for pk, rut, _, _ in companies:
+        if pk not in invited_ids:
+            blockers[rut] = BLOCKED_CLIENT
+        elif pk in with_open:
+            blockers[rut] = BLOCKED_OPEN_INVITATION
+    return blockers
+
+
+def company_reinvitable(*, tenant: Tenant, rut: str) -> ClientCompany | None:
+    """The tenant's INVITED company with this canonical RUT that nobody claimed and whose
+    invitations are all closed (may be invited again), or None."""
+    if company_invitation_blockers(tenant=tenant, ruts={rut}):
+        return None
+    return ClientCompany.objects.filter(tenant=tenant, rut=rut, stage=CompanyStage.INVITED, owner__isnull=True).first()
+
+
+# --- Team, representatives, audit ---------------------------------------------------------------
+
+
+def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The firm's members with their users, owners first, then by email."""
+    role_order = Case(
+        When(role=Role.OWNER, then=Value(0)), When(role=Role.ADMIN, then=Value(1)), default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        Membership.objects.filter(tenant=tenant)
+        .select_related("user")
+        .annotate(role_position=role_order)
+        .order_by("role_position", "user__email", "id")
+    )
+
+
+def member_get(*, tenant: Tenant, membership_id: object) -> Membership | None:
+    """One membership of the tenant, or None (other tenants' and malformed ids included)."""
+    try:
+        pk = int(str(membership_id))
+    except ValueError:
+        return None
+    return Membership.objects.select_related("user", "tenant").filter(tenant=tenant, pk=pk).first()
+
+
+def owner_count(*, tenant: Tenant) -> int:
+    """How many owners the firm has."""
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+
+
+def representative_list(*, tenant: Tenant) -> QuerySet[Representative]:
+    """The firm's representatives, active first, oldest first."""
+    return Representative.objects.filter(tenant=tenant).order_by("-is_active", "created_at", "id")
+
+
+def representative_get(*, tenant: Tenant, representative_id: object) -> Representative | None:
+    """One representative of the tenant, or None."""
+    try:
+        pk = int(str(representative_id))
+    except ValueError:
+        return None
+    return Representative.objects.filter(tenant=tenant, pk=pk).first()
+
+
+def audit_filtered(*, tenant: Tenant, action: str = "") -> QuerySet[AuditEntry]:
+    """The tenant's audit log, newest first, optionally only one action; actor and company loaded."""
+    queryset = AuditEntry.objects.filter(tenant=tenant).select_related("company").order_by("-created_at", "-id")
+    if action:
+        queryset = queryset.filter(action=action)
+    return queryset
+
+
+def user_by_email(*, email: str) -> AbstractBaseUser | None:
+    """The user whose username or email is `email` (case-insensitive), or None."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    return User.objects.filter(Q(username__iexact=email) | Q(email__iexact=email)).order_by("id").first()
+
+
+def active_company_ids(companies: list[ClientCompany]) -> list[int]:
+    """The ids of the rows among `companies` that are queued or running (no query)."""
+    return [company.pk for company in companies if company.stage in ACTIVE_STAGES]
+
+
+__all__ = [
+    "ACTIVE_STAGES",
+    "CompanyFilters",
+    "DEFAULT_SORT",
+    "SORT_FIELDS",
+    "STAGE_ORDER",
+    "JobStepTiming",
+    "active_company_ids",
+    "audit_filtered",
+    "company_dashboard_list",
+    "company_export_rows",
+    "company_latest_job",
+    "company_rows_by_ids",
+    "BLOCKED_CLIENT",
+    "BLOCKED_OPEN_INVITATION",
+    "company_invitation_blockers",
+    "company_reinvitable",
+    "company_search",
+    "invitation_get",
+    "invitation_list",
+    "invitation_status",
+    "job_artifact_get",
+    "job_artifacts",
+    "job_has_rerun",
+    "job_step_timings",
+    "jobs_for_rerun",
+    "member_get",
+    "member_list",
+    "owner_count",
+    "representative_get",
+    "representative_list",
+    "rut_search_key",
+    "user_by_email",
+]

@@ -6,11 +6,14 @@ state also records what a person did in the audit log when there is a person beh
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -445,10 +448,150 @@ def enrollment_job_claim(*, job_id: str, worker: str) -> EnrollmentJob | None:
         .update(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200])
     )
     if not claimed:
-        return None
+        # Reliability: a message redelivered after its worker process died (acks_late +
+        # reject_on_worker_lost requeue it at once when a pool process is killed) used to find the job
+        # RUNNING and do nothing, leaving it to the reaper minutes later. Take it over instead when the
+        # recorded process provably no longer runs on this host; the bot is idempotent (it reads the
+        # user list first and answers "already_authorized"), so resuming never authorizes twice.
+        return _job_take_over(job_id=job_id, worker=worker)
     job = EnrollmentJob.objects.select_related("tenant", "company", "certificate", "representative").get(pk=job_id)
     _company_set_stage(job.company, CompanyStage.RUNNING)
     return job
+
+
+# --- Jobs whose worker process died ----------------------------------------------------------
+#
+# A claimed job records the claiming process as "host pid=N start=T ns=I boot=B" (see
+# `worker_identity`). Another process on the same host can then tell for certain that the claimer is
+# dead: same host name, same boot, same PID namespace, and no process with that PID and start time.
+# Anything else (another host or container, an unparsable or old-style value, /proc unreadable)
+# counts as "maybe alive", and only the heartbeat reaper may end the job.
+
+_IDENTITY = re.compile(
+    r"^(?P<host>\S+) pid=(?P<pid>\d+) start=(?P<start>\d+) ns=(?P<ns>\d+) boot=(?P<boot>[0-9a-f-]+)$"
+)
+_WORKER_LOST_MESSAGE = (
+    "El proceso que ejecutaba la autorización se interrumpió. Un administrador puede volver a intentarla."
+)
+
+
+def _proc_start_ticks(pid: int) -> str | None:
+    """The start time (clock ticks since boot) of a live process, None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: dead all the same
+        return None
+    return fields[19]
+
+
+def _host_facts() -> tuple[str, str, str] | None:
+    """(host name, PID namespace inode, boot id) of this process, or None where /proc is missing."""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return socket.gethostname(), namespace, boot
+
+
+def worker_identity() -> str:
+    """How a claiming process names itself on the job row (readable on the staff job page too)."""
+    facts = _host_facts()
+    start = _proc_start_ticks(os.getpid()) if facts else None
+    if facts is None or start is None:
+        return socket.gethostname()
+    host, namespace, boot = facts
+    return f"{host} pid={os.getpid()} start={start} ns={namespace} boot={boot}"
+
+
+def worker_is_dead(recorded: str) -> bool:
+    """True only if `recorded` (a job's `worker`) names a process of this host that no longer runs."""
+    match = _IDENTITY.match(recorded or "")
+    facts = _host_facts()
+    if match is None or facts is None:
+        return False
+    if (match["host"], match["ns"], match["boot"]) != facts:
+        return False
+    try:
+        return _proc_start_ticks(int(match["pid"])) != match["start"]
+    except (OSError, IndexError, ValueError):
+        return False  # cannot tell: leave it to the reaper
+
+
+def _job_take_over(*, job_id: str, worker: str) -> EnrollmentJob | None:
+    """Resume a RUNNING job whose claimer is dead (compare-and-set on the recorded worker).
+
+    Counts as an automatic retry: past AUTORIZA_JOB_MAX_RETRIES the job is failed as `worker_lost`
+    instead, so a job that kills its worker every time cannot loop. Returns the job or None.
+    """
+    row = EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).values_list("worker", "retry_count").first()
+    if row is None or not worker_is_dead(row[0]):
+        return None
+    recorded, retry_count = row
+    job = EnrollmentJob.objects.select_related("tenant", "company", "certificate", "representative").get(pk=job_id)
+    if retry_count >= settings.AUTORIZA_JOB_MAX_RETRIES:
+        _job_finish_failed(
+            job, code="worker_lost", message=_WORKER_LOST_MESSAGE, retryable=True,
+            detail=f"worker process died ({recorded}); retry budget exhausted",
+        )
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        taken = EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, worker=recorded).update(
+            worker=worker[:200], started_at=now, heartbeat_at=now, retry_count=retry_count + 1
+        )
+        if not taken:
+            return None  # another process took it over first
+        JobEvent.objects.create(
+            tenant_id=job.tenant_id, job=job, step="retry", status="info",
+            message=(
+                "El proceso que ejecutaba la autorización se interrumpió; la retomamos automáticamente "
+                f"(reintento {retry_count + 1} de {settings.AUTORIZA_JOB_MAX_RETRIES})."
+            ),
+        )
+    logger.warning("job %s taken over from dead worker %s", job_id, recorded)
+    job.refresh_from_db()
+    return job
+
+
+def enrollment_jobs_recover_orphans() -> int:
+    """At worker start: put back in the queue the RUNNING jobs whose claiming process on this host
+    died (a whole worker killed: its message may be gone with it, e.g. the filesystem broker, or come
+    back only after Redis' visibility timeout). Past the retry budget they fail as `worker_lost`.
+
+    Returns how many jobs were re-queued.
+    """
+    requeued = 0
+    for job in EnrollmentJob.objects.filter(status=JobStatus.RUNNING).select_related("tenant", "company"):
+        if not worker_is_dead(job.worker):
+            continue
+        if job.retry_count >= settings.AUTORIZA_JOB_MAX_RETRIES:
+            _job_finish_failed(
+                job, code="worker_lost", message=_WORKER_LOST_MESSAGE, retryable=True,
+                detail=f"worker process died ({job.worker}); retry budget exhausted",
+            )
+            continue
+        with transaction.atomic():
+            moved = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, worker=job.worker).update(
+                status=JobStatus.QUEUED, retry_count=job.retry_count + 1, run_after=None, enqueued_at=None
+            )
+            if not moved:
+                continue
+            JobEvent.objects.create(
+                tenant_id=job.tenant_id, job=job, step="retry", status="info",
+                message=(
+                    "El proceso que ejecutaba la autorización se interrumpió; la retomamos automáticamente "
+                    f"(reintento {job.retry_count + 1} de {settings.AUTORIZA_JOB_MAX_RETRIES})."
+                ),
+            )
+            _company_set_stage(job.company, CompanyStage.QUEUED)
+            _enqueue(job)
+        logger.warning("job %s re-queued: its worker %s died", job.pk, job.worker)
+        requeued += 1
+    return requeued
 
 
 def sii_settings_for(tenant: Tenant) -> SiiSettings:
@@ -574,11 +717,15 @@ def _job_succeeded(job: EnrollmentJob, result: EnrollmentResult) -> EnrollmentJo
     return job
 
 
-def _retry_delay_seconds(job: EnrollmentJob, minimum: int | None) -> int:
-    """Exponential backoff with full jitter (30 s, 60 s, 120 s…), never below what SII demands."""
+def _retry_delay_seconds(job: EnrollmentJob, minimum: int | None) -> float:
+    """Exponential backoff with full jitter (30 s, 60 s, 120 s…), never below what SII demands.
+
+    Multiplied by AUTORIZA_JOB_RETRY_DELAY_SCALE (1.0 in production) so the reliability suite can run
+    the same policy with every delay shrunk proportionally.
+    """
     base = 30 * (2**job.retry_count)
     delay = int(base / 2 + random.uniform(0, base / 2))  # noqa: S311 - jitter, not crypto
-    return max(delay, minimum or 0)
+    return max(delay, minimum or 0) * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE
 
 
 def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
@@ -616,9 +763,14 @@ def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
         logger.info("job %s: %s, retry %s in %ss", job.pk, failure.code, job.retry_count + 1, delay)
         job.refresh_from_db()
         return job
-    return _job_finish_failed(
-        job, code=failure.code, message=failure.user_message, retryable=failure.retryable, detail=failure.detail
+    # A transient failure's own message promises an automatic retry; none is left now.
+    message = (
+        "No pudimos completar la autorización: el SII siguió sin responder como esperábamos después de "
+        "los reintentos automáticos. Un administrador del estudio puede volver a intentarlo más tarde."
+        if failure.retryable
+        else failure.user_message
     )
+    return _job_finish_failed(job, code=failure.code, message=message, retryable=failure.retryable, detail=failure.detail)
 
 
 def _job_finish_failed(job: EnrollmentJob, *, code: str, message: str, retryable: bool, detail: str) -> EnrollmentJob:
@@ -650,7 +802,7 @@ def _job_finish_failed(job: EnrollmentJob, *, code: str, message: str, retryable
     return job
 
 
-def enrollment_jobs_dispatch(*, lost_after: timedelta = timedelta(minutes=10)) -> int:
+def enrollment_jobs_dispatch(*, lost_after: timedelta | None = None) -> int:
     """Enqueue QUEUED jobs that are due and have no live message (scheduled retries, lost messages).
 
     The database is the source of truth; a message the broker lost is sent again. Returns how many
@@ -658,6 +810,9 @@ def enrollment_jobs_dispatch(*, lost_after: timedelta = timedelta(minutes=10)) -
     """
     from onboarding.tasks import enrollment_job_run
 
+    # The threshold is a setting (AUTORIZA_JOB_LOST_AFTER_SECONDS, default 10 min) so the broker-crash
+    # tests can prove the recovery in seconds.
+    lost_after = lost_after if lost_after is not None else timedelta(seconds=settings.AUTORIZA_JOB_LOST_AFTER_SECONDS)
     now = timezone.now()
     due = EnrollmentJob.objects.filter(status=JobStatus.QUEUED).filter(
         Q(run_after__isnull=True) | Q(run_after__lte=now)
@@ -676,7 +831,9 @@ def enrollment_jobs_reap(*, stale_after: timedelta | None = None) -> int:
     Returns how many jobs were reaped. A job reports at every step; the limit is the hard time limit
     plus a margin, so a live job is never reaped.
     """
-    stale_after = stale_after or timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    # A setting (AUTORIZA_JOB_REAP_AFTER_SECONDS, default hard time limit + 60 s) so the reaper test can
+    # run the real periodic reaper with a threshold of seconds.
+    stale_after = stale_after or timedelta(seconds=settings.AUTORIZA_JOB_REAP_AFTER_SECONDS)
     cutoff = timezone.now() - stale_after
     reaped = 0
     stale = EnrollmentJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
@@ -684,7 +841,7 @@ def enrollment_jobs_reap(*, stale_after: timedelta | None = None) -> int:
         done = _job_finish_failed(
             job,
             code="worker_lost",
-            message="El proceso que ejecutaba la autorización se interrumpió. Un administrador puede volver a intentarla.",
+            message=_WORKER_LOST_MESSAGE,
             retryable=True,
             detail="no heartbeat since " + (job.heartbeat_at.isoformat() if job.heartbeat_at else "start"),
         )

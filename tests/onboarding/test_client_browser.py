@@ -29,9 +29,7 @@ COMPANY_RUT = "76086428-5"  # sii_sandbox.state.DEMO_COMPANY_RUT, administered b
 PASSWORD = "Clave-Segura-De-Prueba-2026"
 
 
-# The worker infrastructure lives in tests/fixtures/worker.py (a plugin registered in tests/conftest.py);
-# re-exported here for modules that imported it from this one.
-from tests.fixtures.worker import broker, plain_http, worker  # noqa: E402,F401
+# The worker fixtures (`plain_http`, `broker`, `worker`) come from tests/fixtures/worker.py, a plugin.
 
 
 def test_client_signs_up_uploads_consents_and_sees_the_sii_confirmation(  # type: ignore[no-untyped-def]

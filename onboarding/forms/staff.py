@@ -1,0 +1,188 @@
+"""Forms of the firm's side: they validate and normalize what a person typed; services decide.
+
+Labels, help texts and errors are Spanish (es-CL); field names that travel in URLs are Spanish too
+(the dashboard's query string is something users see and share).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import SetPasswordForm
+from django.core.exceptions import ValidationError
+
+from onboarding.models import AuditAction, CompanyStage, Role, SiiEnvironment, Tenant
+from onboarding.selectors.firm import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
+from onboarding.services.firm import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
+from sii_bot.rut import InvalidRut, normalize_rut
+
+PAGE_SIZE = 50
+# Django's Spanish says "Introduzca…"; in Chile people read "Ingrese…".
+EMAIL_ERRORS = {"invalid": "Ingrese un correo válido, por ejemplo nombre@empresa.cl."}
+
+
+class RutFormField(forms.CharField):
+    """A RUT typed any way (dots, dash, lower-case k); cleans to the canonical "12345678-5"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 16)
+        kwargs.setdefault("label", "RUT")
+        super().__init__(**kwargs)
+        self.widget.attrs.update({"autocomplete": "off", "inputmode": "text", "spellcheck": "false"})
+
+    def clean(self, value: Any) -> str:
+        value = super().clean(value)
+        if not value:
+            return value
+        try:
+            return normalize_rut(value)
+        except InvalidRut as exc:
+            raise ValidationError(exc.message, code="invalid_rut") from None
+
+
+class DashboardFilterForm(forms.Form):
+    """The dashboard's GET filters. Invalid values are reported and ignored, never a 500."""
+
+    q = forms.CharField(label="Buscar por RUT o nombre", required=False, max_length=100)
+    estado = forms.ChoiceField(
+        label="Estado", required=False, choices=[("", "Todos")] + list(CompanyStage.choices)
+    )
+    fecha = forms.ChoiceField(
+        label="Fecha de",
+        required=False,
+        choices=[("cambio", "Último cambio"), ("creado", "Creación")],
+    )
+    desde = forms.DateField(label="Desde", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    hasta = forms.DateField(label="Hasta", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    orden = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_orden(self) -> str:
+        value = self.cleaned_data.get("orden") or DEFAULT_SORT
+        return value if value.lstrip("-") in SORT_FIELDS else DEFAULT_SORT
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        desde, hasta = cleaned.get("desde"), cleaned.get("hasta")
+        if desde and hasta and desde > hasta:
+            self.add_error("hasta", "La fecha «hasta» debe ser igual o posterior a «desde».")
+        return cleaned
+
+    def filters(self) -> CompanyFilters:
+        """The valid filters (a field with an error counts as not given). Call after is_valid()."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return CompanyFilters(
+            stage=data.get("estado") or "",
+            query=(data.get("q") or "").strip(),
+            date_field="created" if data.get("fecha") == "creado" else "stage_changed",
+            date_from=data.get("desde"),
+            date_to=data.get("hasta"),
+            sort=data.get("orden") or DEFAULT_SORT,
+        )
+
+
+class InvitationForm(forms.Form):
+    """Invite one client company."""
+
+    rut = RutFormField(label="RUT de la empresa", help_text="Por ejemplo 76.086.428-5.")
+    razon_social = forms.CharField(label="Razón social", max_length=200)
+    nombre = forms.CharField(label="Nombre del contacto", max_length=200, required=False)
+    email = forms.EmailField(label="Correo del contacto", max_length=254, error_messages=EMAIL_ERRORS)
+
+    def clean_razon_social(self) -> str:
+        return " ".join(self.cleaned_data["razon_social"].split())
+
+
+class InvitationCsvForm(forms.Form):
+    """A CSV of invitations; the size is checked before anything reads it."""
+
+    archivo = forms.FileField(
+        label="Archivo CSV",
+        help_text=(
+            f"Columnas: rut, razon_social, nombre, email (separadas por ; o ,). "
+            f"Hasta {INVITATION_CSV_MAX_ROWS} filas y {INVITATION_CSV_MAX_BYTES // 1024} KB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        # Django's Spanish says "fichero"; in Chile it is "archivo".
+        error_messages={
+            "required": "Elija el archivo CSV que quiere importar.",
+            "empty": "El archivo está vacío.",
+            "invalid": "No pudimos leer el archivo: vuelva a elegirlo.",
+            "missing": "Elija el archivo CSV que quiere importar.",
+        },
+    )
+
+    def clean_archivo(self) -> bytes:
+        upload = self.cleaned_data["archivo"]
+        if upload.size > INVITATION_CSV_MAX_BYTES:
+            raise ValidationError(
+                f"El archivo pesa más de {INVITATION_CSV_MAX_BYTES // 1024} KB: divídalo en partes más pequeñas.",
+                code="too_large",
+            )
+        return upload.read(INVITATION_CSV_MAX_BYTES + 1)
+
+
+class TenantSettingsForm(forms.Form):
+    """The firm's name, SII environment, permissions requested and notification emails."""
+
+    name = forms.CharField(label="Nombre del estudio", max_length=200)
+    sii_environment = forms.ChoiceField(label="Ambiente del SII", choices=SiiEnvironment.choices)
+    grant_admin = forms.BooleanField(label="Usuario Administrador", required=False)
+    grant_sign = forms.BooleanField(label="Firmar Documentos", required=False)
+    grant_registry = forms.BooleanField(label="Registro", required=False)
+    notification_emails = forms.CharField(
+        label="Correos de notificación",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Uno por línea. Reciben un aviso cuando una autorización termina bien o con error.",
+    )
+
+    @classmethod
+    def for_tenant(cls, tenant: Tenant) -> TenantSettingsForm:
+        return cls(
+            initial={
+                "name": tenant.name,
+                "sii_environment": tenant.sii_environment,
+                "grant_admin": tenant.grant_admin,
+                "grant_sign": tenant.grant_sign,
+                "grant_registry": tenant.grant_registry,
+                "notification_emails": tenant.notification_emails,
+            }
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not (cleaned.get("grant_admin") or cleaned.get("grant_sign") or cleaned.get("grant_registry")):
+            raise ValidationError("Solicite al menos un permiso en el SII.", code="no_permission")
+        return cleaned
+
+
+class RepresentativeForm(forms.Form):
+    """A person of the firm to be authorized in each client company."""
+
+    rut = RutFormField(label="RUT del representante", help_text="Debe ser una persona natural.")
+    name = forms.CharField(label="Nombre completo", max_length=200)
+
+
+class MemberAddForm(forms.Form):
+    """Add a person to the firm's team."""
+
+    email = forms.EmailField(label="Correo", max_length=254, error_messages=EMAIL_ERRORS)
+    role = forms.ChoiceField(label="Rol", choices=Role.choices, initial=Role.STAFF)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label="Rol", choices=Role.choices)
+
+
+class AuditFilterForm(forms.Form):
+    accion = forms.ChoiceField(label="Acción", required=False, choices=[("", "Todas")] + list(AuditAction.choices))
+
+
+class MemberPasswordForm(SetPasswordForm):
+    """The first password of a person added to a firm (Django's rules, es-CL wording)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["new_password1"].label = "Contraseña"
+        self.fields["new_password2"].label = "Repita la contraseña"
+        self.fields["new_password2"].help_text = "Escríbala de nuevo para confirmar que no hay errores de tipeo."

@@ -1,0 +1,53 @@
+"""Display filters for the firm's pages: RUTs with dots, durations, the SII's SI/NO.
+
+Display only: nothing here reads the database or changes what is stored.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def rut_display(value: object) -> str:
+    """'76086428-5' → '76.086.428-5' (anything that isn't a canonical RUT is returned as is)."""
+    text = str(value or "")
+    body, dash, dv = text.partition("-")
+    if not dash or not body.isdigit():
+        return text
+    groups = []
+    while body:
+        groups.insert(0, body[-3:])
+        body = body[:-3]
+    return ".".join(groups) + "-" + dv
+
+
+@register.filter
+def duration(value: dt.timedelta | None) -> str:
+    """A short Spanish duration: '0,4 s', '12 s', '3 min 05 s', '1 h 02 min'; '' for None."""
+    if value is None:
+        return ""
+    seconds = max(value.total_seconds(), 0.0)
+    if seconds < 10:
+        return f"{seconds:.1f} s".replace(".", ",")
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def si_no(value: object) -> str:
+    """True → 'SI', False → 'NO', as the SII writes its privileges (strings 'SI'/'NO' pass through)."""
+    if isinstance(value, str):
+        return value.strip().upper() or "—"
+    if value is None:
+        return "—"
+    return "SI" if value else "NO"

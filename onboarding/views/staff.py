@@ -1,0 +1,686 @@
+"""The firm's pages (/estudio/<tenant_slug>/…): dashboard, CSV export, job detail and evidence,
+invitations, re-runs, settings, team and audit log.
+
+Thin views: every one goes through `staff_view`, which sends anonymous users to the login page and
+resolves the member's role in the tenant of the URL with an access helper (404 for non-members and
+for roles that may not use the page) *before* looking at the HTTP method, so another tenant's URLs
+answer 404 to every method. Objects are then fetched through tenant-filtered selectors, so another
+tenant's ids are 404 too. Writes go through services; their refusals are shown in Spanish.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django_htmx.http import HttpResponseClientRefresh
+
+from onboarding import access, selectors, services
+from onboarding.forms.staff import (
+    PAGE_SIZE,
+    AuditFilterForm,
+    DashboardFilterForm,
+    InvitationCsvForm,
+    InvitationForm,
+    MemberAddForm,
+    MemberPasswordForm,
+    MemberRoleForm,
+    RepresentativeForm,
+    TenantSettingsForm,
+)
+from onboarding.models import ArtifactKind, ClientCompany, CompanyStage, Membership, Role
+
+StaffView = Callable[..., HttpResponse]
+
+# Spanish names of the bot's steps for the timeline; an unknown step shows its code.
+# Values match `sii_bot.Step` (and the client side's JOB_STEPS), plus the job-level events.
+STEP_LABELS: dict[str, str] = {
+    "queued": "Solicitud recibida",
+    "retry": "Reintento programado",
+    "open_page": "Abrir Mantención de usuarios autorizados",
+    "login": "Ingreso con certificado digital",
+    "company": "RUT de la empresa",
+    "user_list": "Lista de usuarios autorizados",
+    "new_user": "Ingresar Nuevo Usuario",
+    "fill_form": "RUT del usuario y permisos",
+    "confirm": "Confirmación",
+    "save": "Grabar Usuario",
+    "result": "Resultado",
+    "logout": "Cierre de sesión",
+    "finished": "Terminado",
+}
+EVENT_STATUS_LABELS: dict[str, str] = {
+    "info": "",
+    "started": "En curso",
+    "done": "Listo",
+    "ok": "Listo",
+    "succeeded": "Listo",
+    "failed": "Con error",
+    "skipped": "Omitido",
+}
+
+
+def _step_label(step: str) -> str:
+    """The Spanish name of a bot step or job event (its code, humanized, if unknown)."""
+    return STEP_LABELS.get(step, step.replace("_", " ").capitalize())
+
+
+# Live refresh cadence of queued/running rows and of an active job's page.
+POLL_EVERY = "every 3s"
+LIVE_ROWS_MAX = PAGE_SIZE
+
+
+def staff_view(
+    *, methods: tuple[str, ...] = ("GET",), access_check: Callable[..., Membership] = access.membership_or_404
+) -> Callable[[StaffView], Callable[..., HttpResponse]]:
+    """Wrap a firm view: login required, then `access_check` (404), then the method check (405).
+
+    The wrapped view is called as `view(request, membership, **kwargs)` (no `tenant_slug`).
+    """
+    allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+
+    def decorator(view: StaffView) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        @login_required
+        def wrapper(request: HttpRequest, tenant_slug: str, **kwargs: Any) -> HttpResponse:
+            membership = access_check(user=request.user, tenant_slug=tenant_slug)
+            if request.method not in allowed:
+                return HttpResponseNotAllowed(sorted(allowed))
+            return view(request, membership, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _context(membership: Membership, section: str, **extra: Any) -> dict[str, Any]:
+    """What every firm page gets: the member, the tenant and which nav section is current."""
+    return {"membership": membership, "tenant": membership.tenant, "section": section, **extra}
+
+
+# --- Dashboard ------------------------------------------------------------------------------------
+
+SORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("nombre", "Empresa"),
+    ("rut", "RUT"),
+    ("estado", "Estado"),
+    ("cambio", "Último cambio"),
+)
+
+
+def _sort_headers(current: str) -> list[dict[str, str]]:
+    """Per sortable column: its label, the `orden` value a click sets, and its aria-sort state."""
+    headers = []
+    for key, label in SORT_COLUMNS:
+        if current.lstrip("-") == key:
+            state = "descending" if current.startswith("-") else "ascending"
+            next_sort = key if current.startswith("-") else f"-{key}"
+        else:
+            state = "none"
+            # Dates read best newest-first; names and RUTs in natural order.
+            next_sort = f"-{key}" if key == "cambio" else key
+        headers.append({"key": key, "label": label, "state": state, "next": next_sort})
+    return headers
+
+
+def _row_context(companies: list[ClientCompany]) -> list[dict[str, Any]]:
+    """The dashboard rows: each company with its prefetched latest job (no query here)."""
+    return [{"company": company, "job": selectors.company_latest_job(company)} for company in companies]
+
+
+@staff_view()
+def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Counts by stage, and the filtered, searchable, sortable, paginated list of client companies."""
+    tenant = membership.tenant
+    form = DashboardFilterForm(request.GET)
+    form.is_valid()
+    filters = form.filters()
+    paginator = Paginator(selectors.company_dashboard_list(tenant=tenant, filters=filters), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("pagina"))
+    companies = list(page.object_list)
+    counts = selectors.company_stage_counts(tenant=tenant)
+    context = _context(
+        membership,
+        "dashboard",
+        form=form,
+        filters=filters,
+        page=page,
+        rows=_row_context(companies),
+        live_ids=selectors.active_company_ids(companies),
+        poll_every=POLL_EVERY,
+        stage_cards=_stage_cards(counts, filters.stage),
+        total=sum(counts.values()),
+        sort_headers=_sort_headers(filters.sort),
+        filtered=bool(filters.stage or filters.query or filters.date_from or filters.date_to),
+    )
+    return render(request, "staff/dashboard.html", context)
+
+
+def _stage_cards(counts: dict[str, int], current: str) -> list[dict[str, Any]]:
+    return [
+        {"stage": stage, "label": label, "count": counts.get(stage, 0), "current": stage == current}
+        for stage, label in CompanyStage.choices
+    ]
+
+
+@staff_view()
+def dashboard_rows(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The live refresh: the rows named in `?ids=` re-rendered out of band, the counts, and a new
+    poller that keeps polling only while some of those rows are still queued or running."""
+    tenant = membership.tenant
+    ids: list[int] = []
+    for part in request.GET.get("ids", "").split(",")[:LIVE_ROWS_MAX]:
+        if part.strip().isdigit():
+            ids.append(int(part))
+    companies = selectors.company_rows_by_ids(tenant=tenant, company_ids=ids)
+    counts = selectors.company_stage_counts(tenant=tenant)
+    current_stage = request.GET.get("estado", "")
+    current_stage = current_stage if current_stage in CompanyStage.values else ""
+    context = _context(
+        membership,
+        "dashboard",
+        rows=_row_context(companies),
+        live_ids=selectors.active_company_ids(companies),
+        poll_every=POLL_EVERY,
+        stage_cards=_stage_cards(counts, current_stage),
+        current_stage=current_stage,
+        total=sum(counts.values()),
+    )
+    response = render(request, "staff/_live_rows.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# Cells starting with these are formulas to spreadsheet programs (CSV injection, OWASP).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> str:
+    """The text of a CSV cell, prefixed with ' when a spreadsheet would run it as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+EXPORT_HEADER = (
+    "RUT",
+    "Razón social",
+    "Contacto",
+    "Correo",
+    "Estado",
+    "Último cambio",
+    "Creada",
+    "Intento",
+    "Estado del intento",
+    "Código de error",
+    "Mensaje de error",
+)
+
+
+def _local(value: dt.datetime | None) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _export_lines(companies: Iterable[ClientCompany]) -> Iterator[str]:
+    writer = csv.writer(_Echo(), delimiter=";")
+    # BOM + ';': what Excel configured for Chile opens directly with accents and columns right.
+    yield "\ufeff" + writer.writerow(EXPORT_HEADER)
+    for company in companies:
+        job = selectors.company_latest_job(company)
+        yield writer.writerow(
+            [
+                csv_safe(cell)
+                for cell in (
+                    company.rut,
+                    company.legal_name,
+                    company.owner_name,
+                    company.owner_email,
+                    company.get_stage_display(),
+                    _local(company.stage_changed_at),
+                    _local(company.created_at),
+                    job.attempt if job else "",
+                    job.get_status_display() if job else "",
+                    job.failure_code if job else "",
+                    job.failure_message if job else "",
+                )
+            ]
+        )
+
+
+@staff_view()
+def dashboard_export(request: HttpRequest, membership: Membership) -> StreamingHttpResponse:
+    """A CSV (streamed, `;`-separated, UTF-8 with BOM) of every company the same filters show."""
+    form = DashboardFilterForm(request.GET)
+    form.is_valid()
+    rows = selectors.company_export_rows(tenant=membership.tenant, filters=form.filters())
+    response = StreamingHttpResponse(_export_lines(rows), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="clientes-{membership.tenant.slug}-{stamp}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Jobs -----------------------------------------------------------------------------------------
+
+
+@staff_view()
+def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> HttpResponse:
+    """One attempt: timeline with durations, evidence, the SII's result or the failure, all attempts.
+
+    While the job is queued or running the live section polls this URL; an htmx request gets only
+    that section (without the trigger once the job has finished).
+    """
+    job = access.staff_job_or_404(membership=membership, job_id=job_id)
+    if request.htmx and job.is_finished:
+        # The poll saw the end: reload the whole page so the evidence, the attempts and the
+        # re-run button appear too (the reloaded page no longer polls).
+        return HttpResponseClientRefresh()
+    events = list(selectors.job_events(job=job))
+    context = _context(
+        membership,
+        "dashboard",
+        job=job,
+        timeline=[
+            {
+                "line": line,
+                "label": _step_label(line.step),
+                "status_label": EVENT_STATUS_LABELS.get(line.status, line.status),
+            }
+            for line in selectors.job_step_timings(events=events)
+        ],
+        total_duration=(job.finished_at - job.started_at) if job.finished_at and job.started_at else None,
+        artifacts=[
+            {"artifact": artifact, "label": _step_label(artifact.step)} for artifact in selectors.job_artifacts(job=job)
+        ],
+        attempts=list(selectors.job_attempts(job=job).select_related("created_by")),
+        has_rerun=selectors.job_has_rerun(job=job),
+        certificate_usable=bool(job.certificate and job.certificate.is_usable),
+        result=job.result if isinstance(job.result, dict) else None,
+        poll_every=POLL_EVERY,
+    )
+    if request.htmx:
+        response = render(request, "staff/_job_live.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+    return render(request, "staff/job_detail.html", context)
+
+
+@staff_view()
+def job_artifact(request: HttpRequest, membership: Membership, job_id: Any, artifact_id: Any) -> HttpResponse:
+    """Decrypt one piece of evidence for this tenant's member: a PNG inline, or the SII page's HTML
+    as text/plain (`?descargar=1` as an attachment) — never rendered as live HTML on our origin."""
+    job = access.staff_job_or_404(membership=membership, job_id=job_id)
+    artifact = selectors.job_artifact_get(job=job, artifact_id=artifact_id)
+    if artifact is None:
+        raise Http404
+    content = services.job_artifact_open(artifact=artifact)
+    stamp = timezone.localtime(artifact.created_at).strftime("%Y%m%d-%H%M%S")
+    base_name = f"intento{job.attempt}-{artifact.step}-{stamp}"
+    if artifact.kind == ArtifactKind.SCREENSHOT:
+        response = HttpResponse(content, content_type="image/png")
+        response["Content-Disposition"] = f'inline; filename="{base_name}.png"'
+    else:
+        response = HttpResponse(content, content_type="text/plain; charset=utf-8")
+        disposition = "attachment" if request.GET.get("descargar") else "inline"
+        response["Content-Disposition"] = f'{disposition}; filename="{base_name}.html.txt"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser ignored the type, the page would run with no scripts, forms or origin.
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    return response
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def job_rerun(request: HttpRequest, membership: Membership, job_id: Any) -> HttpResponse:
+    """Re-run one failed job (owners and admins); go to the new attempt, or back with the reason."""
+    job = access.staff_job_or_404(membership=membership, job_id=job_id)
+    try:
+        new_job = services.enrollment_job_rerun(job=job, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+        return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
+    messages.success(request, f"Re-ejecución en cola: intento {new_job.attempt} de {job.company.legal_name}.")
+    return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=new_job.pk)
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def rerun_bulk(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Re-run the failed jobs ticked on the dashboard (owners and admins), with a report per row."""
+    job_ids = request.POST.getlist("job")
+    if not job_ids:
+        messages.warning(request, "Seleccione al menos un cliente con error para re-ejecutar.")
+        return redirect(_dashboard_url(membership, request.POST.get("volver", "")))
+    try:
+        outcomes = services.enrollment_jobs_rerun(tenant=membership.tenant, job_ids=job_ids, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+        return redirect(_dashboard_url(membership, request.POST.get("volver", "")))
+    context = _context(
+        membership,
+        "dashboard",
+        outcomes=outcomes,
+        done=sum(outcome.ok for outcome in outcomes),
+        refused=sum(not outcome.ok for outcome in outcomes),
+        back_url=_dashboard_url(membership, request.POST.get("volver", "")),
+    )
+    return render(request, "staff/rerun_report.html", context)
+
+
+def _dashboard_url(membership: Membership, query_string: str) -> str:
+    """The dashboard URL with the filters the user had (only a query string is accepted back)."""
+    url = reverse("staff:dashboard", kwargs={"tenant_slug": membership.tenant.slug})
+    query_string = query_string.lstrip("?")
+    if query_string and "/" not in query_string and ":" not in query_string:
+        url += "?" + query_string
+    return url
+
+
+# --- Invitations ----------------------------------------------------------------------------------
+
+
+def _invitations_page(request: HttpRequest, membership: Membership, **forms: Any) -> HttpResponse:
+    invitations = selectors.invitation_list(tenant=membership.tenant)
+    page = Paginator(invitations, PAGE_SIZE).get_page(request.GET.get("pagina"))
+    now = timezone.now()
+    rows = [{"invitation": inv, "status": selectors.invitation_status(inv, now=now)} for inv in page.object_list]
+    context = _context(
+        membership,
+        "invitations",
+        page=page,
+        rows=rows,
+        form=forms.get("form") or InvitationForm(),
+        csv_form=forms.get("csv_form") or InvitationCsvForm(),
+        ttl_days=services.INVITATION_TTL_DAYS,
+    )
+    return render(request, "staff/invitations.html", context, status=forms.get("status", 200))
+
+
+@staff_view(methods=("GET", "POST"))
+def invitations(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The invitations sent (status, resend, revoke) and the forms to invite one client or a CSV."""
+    if request.method != "POST":
+        return _invitations_page(request, membership)
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation = services.invitation_create(
+                tenant=membership.tenant,
+                rut=form.cleaned_data["rut"],
+                legal_name=form.cleaned_data["razon_social"],
+                contact_name=form.cleaned_data["nombre"],
+                email=form.cleaned_data["email"],
+                actor=request.user,
+            )
+        except services.ServiceError as error:
+            form.add_error("rut" if error.code in ("company_exists", "invalid_rut") else None, error.message)
+        else:
+            if invitation.sent_at:
+                messages.success(request, f"Invitación enviada a {invitation.email} para {invitation.company.legal_name}.")
+            else:
+                messages.warning(
+                    request,
+                    f"Registramos la invitación de {invitation.company.legal_name}, pero el correo no se pudo "
+                    "enviar: use «Reenviar» en unos minutos.",
+                )
+            return redirect("staff:invitations", tenant_slug=membership.tenant.slug)
+    return _invitations_page(request, membership, form=form, status=200)
+
+
+@staff_view(methods=("GET", "POST"))
+def invitations_import(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Invite from a CSV file and show, row by row, who was invited and why the others were not."""
+    if request.method != "POST":
+        return redirect("staff:invitations", tenant_slug=membership.tenant.slug)
+    csv_form = InvitationCsvForm(request.POST, request.FILES)
+    if not csv_form.is_valid():
+        return _invitations_page(request, membership, csv_form=csv_form)
+    report = services.invitations_import_csv(
+        tenant=membership.tenant, content=csv_form.cleaned_data["archivo"], actor=request.user
+    )
+    if report.file_error:
+        csv_form.add_error("archivo", report.file_error)
+        return _invitations_page(request, membership, csv_form=csv_form)
+    return render(request, "staff/invitations_import_report.html", _context(membership, "invitations", report=report))
+
+
+@staff_view(methods=("POST",))
+def invitation_resend(request: HttpRequest, membership: Membership, invitation_id: int) -> HttpResponse:
+    """Send an open (or expired) invitation again, with a new expiry."""
+    invitation = selectors.invitation_get(tenant=membership.tenant, invitation_id=invitation_id)
+    if invitation is None:
+        raise Http404
+    try:
+        services.invitation_resend(invitation=invitation, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitación reenviada a {invitation.email}.")
+    return redirect("staff:invitations", tenant_slug=membership.tenant.slug)
+
+
+@staff_view(methods=("POST",))
+def invitation_revoke(request: HttpRequest, membership: Membership, invitation_id: int) -> HttpResponse:
+    """Revoke an invitation: its link stops working at once."""
+    invitation = selectors.invitation_get(tenant=membership.tenant, invitation_id=invitation_id)
+    if invitation is None:
+        raise Http404
+    try:
+        services.invitation_revoke(invitation=invitation, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitación a {invitation.email} revocada: el enlace ya no funciona.")
+    return redirect("staff:invitations", tenant_slug=membership.tenant.slug)
+
+
+# --- Settings (owners) ------------------------------------------------------------------------------
+
+
+def _settings_page(request: HttpRequest, membership: Membership, **forms: Any) -> HttpResponse:
+    tenant = membership.tenant
+    context = _context(
+        membership,
+        "settings",
+        form=forms.get("form") or TenantSettingsForm.for_tenant(tenant),
+        representative_form=forms.get("representative_form") or RepresentativeForm(),
+        representatives=list(selectors.representative_list(tenant=tenant)),
+    )
+    return render(request, "staff/settings.html", context)
+
+
+@staff_view(methods=("GET", "POST"), access_check=access.owner_membership_or_404)
+def tenant_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The firm's name, SII environment, permissions requested, notification emails, representatives."""
+    if request.method != "POST":
+        return _settings_page(request, membership)
+    form = TenantSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            changes = services.tenant_settings_update(tenant=membership.tenant, actor=request.user, **form.cleaned_data)
+        except services.ServiceError as error:
+            field = {"invalid_email": "notification_emails", "name_missing": "name"}.get(error.code)
+            form.add_error(field, error.message)
+        else:
+            messages.success(request, "Configuración guardada." if changes else "No había cambios que guardar.")
+            return redirect("staff:settings", tenant_slug=membership.tenant.slug)
+    return _settings_page(request, membership, form=form)
+
+
+@staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
+def representative_add(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Add (or reactivate) a representative to authorize in new jobs."""
+    form = RepresentativeForm(request.POST)
+    if form.is_valid():
+        try:
+            representative = services.representative_create(
+                tenant=membership.tenant, rut=form.cleaned_data["rut"], name=form.cleaned_data["name"], actor=request.user
+            )
+        except services.ServiceError as error:
+            form.add_error("rut" if error.code in ("invalid_rut", "not_a_person") else None, error.message)
+        else:
+            messages.success(request, f"Representante {representative.name} agregado.")
+            return redirect("staff:settings", tenant_slug=membership.tenant.slug)
+    return _settings_page(request, membership, representative_form=form)
+
+
+def _representative_or_404(membership: Membership, representative_id: int) -> Any:
+    representative = selectors.representative_get(tenant=membership.tenant, representative_id=representative_id)
+    if representative is None:
+        raise Http404
+    return representative
+
+
+@staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
+def representative_deactivate(request: HttpRequest, membership: Membership, representative_id: int) -> HttpResponse:
+    """Stop authorizing a representative in new jobs (refused for the last active one)."""
+    representative = _representative_or_404(membership, representative_id)
+    try:
+        services.representative_deactivate(representative=representative, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{representative.name} ya no se autorizará en nuevas solicitudes.")
+    return redirect("staff:settings", tenant_slug=membership.tenant.slug)
+
+
+@staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
+def representative_reactivate(request: HttpRequest, membership: Membership, representative_id: int) -> HttpResponse:
+    """Authorize a deactivated representative again in new jobs."""
+    representative = _representative_or_404(membership, representative_id)
+    try:
+        services.representative_reactivate(representative=representative, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{representative.name} vuelve a estar vigente.")
+    return redirect("staff:settings", tenant_slug=membership.tenant.slug)
+
+
+# --- Team (owners) ----------------------------------------------------------------------------------
+
+
+def _team_page(request: HttpRequest, membership: Membership, form: MemberAddForm | None = None) -> HttpResponse:
+    members = list(selectors.member_list(tenant=membership.tenant))
+    context = _context(
+        membership,
+        "team",
+        members=[{"member": m, "role_form": MemberRoleForm(initial={"role": m.role}, prefix=f"m{m.pk}")} for m in members],
+        form=form or MemberAddForm(),
+        owner_count=sum(m.role == Role.OWNER for m in members),
+        roles=Role.choices,
+    )
+    return render(request, "staff/team.html", context)
+
+
+@staff_view(methods=("GET", "POST"), access_check=access.owner_membership_or_404)
+def team(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The firm's people and roles; add a person by email (they get a link to set a password)."""
+    if request.method != "POST":
+        return _team_page(request, membership)
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            added = services.member_add(
+                tenant=membership.tenant, email=form.cleaned_data["email"], role=form.cleaned_data["role"], actor=request.user
+            )
+        except services.ServiceError as error:
+            form.add_error("email", error.message)
+        else:
+            messages.success(
+                request, f"{added.user.get_username()} agregado como {added.get_role_display()}. Le enviamos un correo."
+            )
+            return redirect("staff:team", tenant_slug=membership.tenant.slug)
+    return _team_page(request, membership, form)
+
+
+def _member_or_404(membership: Membership, membership_id: int) -> Membership:
+    member = selectors.member_get(tenant=membership.tenant, membership_id=membership_id)
+    if member is None:
+        raise Http404
+    return member
+
+
+@staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
+def member_role(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
+    """Change a member's role (never leaving the firm without an owner)."""
+    member = _member_or_404(membership, membership_id)
+    form = MemberRoleForm(request.POST, prefix=f"m{member.pk}")
+    if not form.is_valid():
+        messages.error(request, "Elija un rol válido.")
+    else:
+        try:
+            services.member_role_change(membership=member, role=form.cleaned_data["role"], actor=request.user)
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{member.user.get_username()} ahora es {member.get_role_display()}.")
+    if member.user_id == request.user.pk and member.role != Role.OWNER:
+        # The owner gave up their own ownership: the team page is no longer theirs.
+        return redirect("staff:dashboard", tenant_slug=membership.tenant.slug)
+    return redirect("staff:team", tenant_slug=membership.tenant.slug)
+
+
+@staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
+def member_remove(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
+    """Take a person out of the firm (never the last owner)."""
+    member = _member_or_404(membership, membership_id)
+    try:
+        services.member_remove(membership=member, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+        return redirect("staff:team", tenant_slug=membership.tenant.slug)
+    if member.user_id == request.user.pk:
+        messages.success(request, f"Usted salió del equipo de {membership.tenant.name}.")
+        return redirect("home")
+    messages.success(request, f"{member.user.get_username()} ya no es parte del equipo.")
+    return redirect("staff:team", tenant_slug=membership.tenant.slug)
+
+
+# --- Audit (owners) ---------------------------------------------------------------------------------
+
+
+@staff_view(access_check=access.owner_membership_or_404)
+def audit(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Who did what and when, newest first, filterable by action, 50 per page."""
+    form = AuditFilterForm(request.GET)
+    action = form.cleaned_data.get("accion", "") if form.is_valid() else ""
+    page = Paginator(selectors.audit_filtered(tenant=membership.tenant, action=action), PAGE_SIZE).get_page(
+        request.GET.get("pagina")
+    )
+    return render(request, "staff/audit.html", _context(membership, "audit", form=form, page=page))
+
+
+# --- Password for people added to a team ------------------------------------------------------------
+
+
+class PasswordSetView(auth_views.PasswordResetConfirmView):
+    """Where a person added to a firm sets their first password (Django's reset-token machinery)."""
+
+    template_name = "staff/password_set.html"
+    form_class = MemberPasswordForm
+    success_url = reverse_lazy("login")
+    post_reset_login = False
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, "Contraseña definida. Ya puede ingresar con su correo.")
+        return response
+
+
+password_set = PasswordSetView.as_view()

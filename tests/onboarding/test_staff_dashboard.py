@@ -1,0 +1,375 @@
+"""The firm's dashboard: counts, filters, RUT search in any spelling, sorting, pagination, the live
+refresh of queued/running rows, the CSV export (and its formula-injection escaping), and a query
+count that does not grow with the tenant (10 vs 10,000 client companies)."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import re
+import time
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from onboarding.models import ClientCompany, CompanyStage, EnrollmentJob, JobStatus
+from onboarding.views.staff import csv_safe
+from tests.onboarding.staff_factories import company_make, job_make
+
+pytestmark = pytest.mark.django_db
+
+
+def dashboard(client, **params):  # type: ignore[no-untyped-def]
+    return client.get(reverse("staff:dashboard", kwargs={"tenant_slug": "pyme"}), params)
+
+
+def row_names(response) -> list[str]:  # type: ignore[no-untyped-def]
+    """The legal names of the rows, in page order."""
+    return [html.unescape(name) for name in re.findall(r'<span class="company-name">([^<]+)</span>', response.content.decode())]
+
+
+def rut_for(body: int) -> str:
+    """A valid RUT for this body (módulo 11)."""
+    total, factor = 0, 2
+    for digit in reversed(str(body)):
+        total += int(digit) * factor
+        factor = 2 if factor == 7 else factor + 1
+    dv = 11 - total % 11
+    return f"{body}-{'0' if dv == 11 else 'K' if dv == 10 else dv}"
+
+
+@pytest.fixture
+def firm(cast):  # type: ignore[no-untyped-def]
+    """Tenant A with clients in every stage; `company_a` has two attempts (the last one failed)."""
+    job_make(cast.company_a, status=JobStatus.FAILED, failure_code="certificate_rejected", failure_message="Primer intento.")
+    job_make(cast.company_a, status=JobStatus.FAILED, failure_code="sii_unavailable", failure_message="El SII no respondió.")
+    companies = {
+        "invited": company_make(cast.tenant_a, "96874030-K", "Agrícola Invitada Ltda.", stage=CompanyStage.INVITED),
+        "waiting": company_make(cast.tenant_a, "60803000-K", "Bodega Espera SpA"),
+        "queued": company_make(cast.tenant_a, "76369187-K", "Constructora En Cola SpA"),
+        "running": company_make(cast.tenant_a, "7880442-4", "Distribuidora Corriendo EIRL"),
+        "ok": company_make(cast.tenant_a, "11111111-1", "Estudio Autorizado Ltda."),
+        "k": company_make(cast.tenant_a, "15000005-K", "Kiosko Con K Ltda.", owner_name="Pedro Kunstmann"),
+    }
+    job_make(companies["queued"], status=JobStatus.QUEUED)
+    job_make(companies["running"], status=JobStatus.RUNNING)
+    job_make(companies["ok"], status=JobStatus.SUCCEEDED)
+    companies["failed"] = cast.company_a
+    return companies
+
+
+def test_counts_by_stage_and_total(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    response = dashboard(client)
+    assert response.status_code == 200
+    counts = response.context["stage_cards"]
+    assert {card["stage"]: card["count"] for card in counts} == {
+        "invited": 1, "waiting_certificate": 2, "queued": 1, "running": 1, "authorized": 1, "failed": 1,
+    }
+    assert response.context["total"] == 7
+    body = response.content.decode()
+    assert "Esperando certificado" in body and "Con error" in body
+    assert "Ferretería B" not in body  # tenant B's company
+
+
+def test_latest_job_and_its_failure_shown_per_row(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    body = html.unescape(dashboard(client, estado="failed").content.decode())
+    assert "intento 2" in body and "El SII no respondió." in body and "sii_unavailable" in body
+    assert "Primer intento." not in body
+
+
+def test_filter_by_stage(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert row_names(dashboard(client, estado="running")) == ["Distribuidora Corriendo EIRL"]
+    assert row_names(dashboard(client, estado="waiting_certificate", orden="nombre")) == ["Bodega Espera SpA", "Kiosko Con K Ltda."]
+    # An unknown stage is a form error, not a 500, and shows everything.
+    response = dashboard(client, estado="hackeado")
+    assert response.status_code == 200 and len(row_names(response)) == 7
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["76.086.428-5", "76086428-5", "760864285", "76086428", "76.086.428", " 76 086 428 - 5 ", "086428"],
+)
+def test_search_by_rut_in_any_spelling(client, cast, firm, query) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert row_names(dashboard(client, q=query)) == ["Comercial Demo SpA"]
+
+
+@pytest.mark.parametrize("query", ["15.000.005-k", "15000005-K", "15000005k", "15.000.005K"])
+def test_search_by_rut_with_k_in_any_case(client, cast, firm, query) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert row_names(dashboard(client, q=query)) == ["Kiosko Con K Ltda."]
+
+
+def test_search_by_name_and_contact(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert row_names(dashboard(client, q="bodega")) == ["Bodega Espera SpA"]
+    assert row_names(dashboard(client, q="KUNSTMANN")) == ["Kiosko Con K Ltda."]
+    assert row_names(dashboard(client, q="nada parecido")) == []
+    assert "Ningún cliente coincide" in dashboard(client, q="nada parecido").content.decode()
+
+
+def test_date_range_on_created_and_on_stage_changed(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    today = timezone.localdate()
+    long_ago = timezone.now() - dt.timedelta(days=40)
+    ClientCompany.objects.filter(pk=firm["waiting"].pk).update(created_at=long_ago, stage_changed_at=long_ago)
+    ClientCompany.objects.filter(pk=firm["ok"].pk).update(created_at=long_ago)  # changed today
+    client.force_login(cast.staff_a)
+    old = (today - dt.timedelta(days=40)).isoformat()
+    assert row_names(dashboard(client, fecha="creado", desde=old, hasta=old, orden="nombre")) == [
+        "Bodega Espera SpA", "Estudio Autorizado Ltda.",
+    ]
+    assert row_names(dashboard(client, fecha="cambio", hasta=old)) == ["Bodega Espera SpA"]
+    assert "Bodega Espera SpA" not in row_names(dashboard(client, fecha="cambio", desde=today.isoformat()))
+    # desde after hasta: reported, not a 500.
+    response = dashboard(client, desde=today.isoformat(), hasta=old)
+    assert response.status_code == 200 and "posterior" in html.unescape(response.content.decode())
+
+
+def test_sorting_by_each_column(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    names = row_names(dashboard(client, orden="nombre"))
+    assert names == sorted(names, key=str.lower)
+    assert row_names(dashboard(client, orden="-nombre")) == names[::-1]
+    # RUTs sort numerically (7.880.442 before 11.111.111 before 60.803.000), not as text.
+    ruts = [c.rut for c in dashboard(client, orden="rut").context["page"].object_list]
+    assert ruts == sorted(ruts, key=lambda r: int(r.split("-")[0]))
+    stages = [c.stage for c in dashboard(client, orden="estado").context["page"].object_list]
+    assert stages.index("invited") < stages.index("queued") < stages.index("failed") < stages.index("authorized")
+    ClientCompany.objects.filter(pk=firm["invited"].pk).update(stage_changed_at=timezone.now() + dt.timedelta(minutes=5))
+    assert row_names(dashboard(client))[0] == "Agrícola Invitada Ltda."  # default: last change first
+    assert row_names(dashboard(client, orden="cambio"))[-1] == "Agrícola Invitada Ltda."
+    # The header says how the table is sorted, for screen readers too.
+    assert 'aria-sort="ascending"' in dashboard(client, orden="nombre").content.decode()
+    # A made-up sort falls back to the default.
+    assert dashboard(client, orden="password").status_code == 200
+
+
+def test_pagination_keeps_filters_and_never_overlaps(client, cast) -> None:  # type: ignore[no-untyped-def]
+    ClientCompany.objects.bulk_create(
+        ClientCompany(tenant=cast.tenant_a, rut=rut_for(20_000_000 + i), legal_name=f"Pyme {i:03d}", stage=CompanyStage.INVITED)
+        for i in range(120)
+    )
+    client.force_login(cast.staff_a)
+    pages = [row_names(dashboard(client, estado="invited", orden="nombre", pagina=n)) for n in (1, 2, 3)]
+    assert [len(p) for p in pages] == [50, 50, 20]
+    flat = [name for page in pages for name in page]
+    assert flat == [f"Pyme {i:03d}" for i in range(120)]
+    body = dashboard(client, estado="invited", orden="nombre", pagina=2).content.decode()
+    assert "Página 2 de 3" in body
+    assert "?estado=invited&amp;orden=nombre&amp;pagina=3" in body  # next link keeps the filters
+    assert row_names(dashboard(client, estado="invited", orden="nombre", pagina=99)) == pages[2]  # past the end
+    assert row_names(dashboard(client, estado="invited", orden="nombre", pagina="x")) == pages[0]
+
+
+def test_live_refresh_polls_only_while_rows_are_active(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    body = dashboard(client).content.decode()
+    ids = sorted([firm["queued"].pk, firm["running"].pk])
+    poller = re.search(r'<div id="live-poller"[^>]*>', body).group(0)
+    assert 'hx-trigger="every 3s"' in poller
+    assert ",".join(str(i) for i in ids) in poller or ",".join(str(i) for i in ids[::-1]) in poller
+
+    rows_url = reverse("staff:dashboard_rows", kwargs={"tenant_slug": "pyme"})
+    response = client.get(rows_url, {"ids": f"{firm['queued'].pk},{firm['running'].pk}"}, HTTP_HX_REQUEST="true")
+    partial = response.content.decode()
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert 'hx-trigger="every 3s"' in partial
+    assert partial.count('hx-swap-oob="true"') == 3  # two rows + the counts
+    assert f'<tr id="company-{firm["running"].pk}"' in partial
+
+    # The running job finishes: the refreshed row says so, and the new poller stops polling.
+    EnrollmentJob.objects.filter(company=firm["running"]).update(status=JobStatus.SUCCEEDED)
+    EnrollmentJob.objects.filter(company=firm["queued"]).update(status=JobStatus.FAILED, failure_message="Cayó.")
+    ClientCompany.objects.filter(pk=firm["running"].pk).update(stage=CompanyStage.AUTHORIZED)
+    ClientCompany.objects.filter(pk=firm["queued"].pk).update(stage=CompanyStage.FAILED)
+    partial = client.get(rows_url, {"ids": f"{firm['queued'].pk},{firm['running'].pk}"}).content.decode()
+    assert "hx-trigger" not in partial
+    assert "Autorizado" in partial and "Cayó." in partial
+
+    # A page without active rows has no polling at all.
+    assert "hx-trigger" not in dashboard(client, estado="authorized").content.decode()
+
+
+def test_rerun_checkboxes_only_for_roles_that_may_rerun(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    body = dashboard(client).content.decode()
+    assert "rerun-pick" not in body and "Re-ejecutar seleccionados" not in body
+    client.force_login(cast.admin_a)
+    body = dashboard(client).content.decode()
+    latest = EnrollmentJob.objects.filter(company=firm["failed"]).order_by("-attempt").first()
+    assert body.count('class="rerun-pick"') == 1 and f'value="{latest.pk}"' in body
+    assert "Re-ejecutar seleccionados" in body
+
+
+# --- CSV export ------------------------------------------------------------------------------------
+
+
+def export(client, **params) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    response = client.get(reverse("staff:dashboard_export", kwargs={"tenant_slug": "pyme"}), params)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="clientes-pyme-')
+    assert "no-store" in response["Cache-Control"]
+    raw = b"".join(response.streaming_content).decode("utf-8")
+    assert raw.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(raw.lstrip("\ufeff")), delimiter=";"))
+
+
+def test_export_has_spanish_headers_and_exactly_the_filtered_rows(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    rows = export(client)
+    assert rows[0] == [
+        "RUT", "Razón social", "Contacto", "Correo", "Estado", "Último cambio", "Creada", "Intento",
+        "Estado del intento", "Código de error", "Mensaje de error",
+    ]
+    assert len(rows) == 1 + 7
+    failed = export(client, estado="failed")
+    assert failed[1][:5] == ["76086428-5", "Comercial Demo SpA", "María Soto", "cliente@empresa.cl", "Con error"]
+    assert failed[1][7:] == ["2", "Con error", "sii_unavailable", "El SII no respondió."]
+    assert [r[1] for r in export(client, q="15.000.005-k")[1:]] == ["Kiosko Con K Ltda."]
+    assert [r[1] for r in export(client, orden="-nombre")[1:]] == sorted([r[1] for r in rows[1:]], key=str.lower, reverse=True)
+
+
+def test_export_ignores_pagination_and_streams_every_page(client, cast) -> None:  # type: ignore[no-untyped-def]
+    ClientCompany.objects.bulk_create(
+        ClientCompany(tenant=cast.tenant_a, rut=rut_for(30_000_000 + i), legal_name=f"Masiva {i}") for i in range(130)
+    )
+    client.force_login(cast.staff_a)
+    assert len(export(client, q="Masiva", pagina=2)) == 1 + 130
+
+
+def test_export_neutralizes_spreadsheet_formulas(client, cast) -> None:  # type: ignore[no-untyped-def]
+    company_make(
+        cast.tenant_a, "96874030-K", '=HYPERLINK("http://malo.cl","clic")', owner_name="+56 9 1234 5678",
+        owner_email="x@x.cl",
+    )
+    company_make(cast.tenant_a, "60803000-K", "-2+3", owner_name="@SUM(A1:A9)")
+    client.force_login(cast.staff_a)
+    rows = export(client, orden="rut")
+    cells = [cell for row in rows[1:] for cell in row]
+    assert "'=HYPERLINK(\"http://malo.cl\",\"clic\")" in cells
+    assert "'+56 9 1234 5678" in cells and "'-2+3" in cells and "'@SUM(A1:A9)" in cells
+    assert not any(cell[:1] in ("=", "+", "-", "@") for cell in cells)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("ok", "ok"), (None, ""), (3, "3"), ("a=b", "a=b")],
+)
+def test_csv_safe(value, expected) -> None:  # type: ignore[no-untyped-def]
+    assert csv_safe(value) == expected
+
+
+# --- Query count: the same for 10 and 10,000 companies ---------------------------------------------
+
+
+def populate(tenant, count: int) -> None:  # type: ignore[no-untyped-def]
+    """`count` companies in every stage; a third have jobs (some with two attempts), bulk-inserted."""
+    representative = tenant.representatives.get()
+    stages = [s for s, _ in CompanyStage.choices]
+    now = timezone.now()
+    companies = ClientCompany.objects.bulk_create(
+        ClientCompany(
+            tenant=tenant,
+            rut=rut_for(40_000_000 + i),
+            legal_name=f"Empresa {i:05d} SpA",
+            owner_name=f"Contacto {i}",
+            owner_email=f"c{i}@empresa.cl",
+            stage=stages[i % len(stages)],
+            stage_changed_at=now - dt.timedelta(minutes=i),
+            created_at=now - dt.timedelta(minutes=2 * i),
+        )
+        for i in range(count)
+    )
+    status_for = {
+        "queued": JobStatus.QUEUED, "running": JobStatus.RUNNING, "authorized": JobStatus.SUCCEEDED, "failed": JobStatus.FAILED,
+    }
+    jobs = []
+    for i, company in enumerate(companies):
+        if company.stage not in status_for:
+            continue
+        if company.stage == "failed" and i % 2:
+            jobs.append(
+                EnrollmentJob(
+                    id=uuid.uuid4(), tenant=tenant, company=company, representative=representative,
+                    user_rut=representative.rut, user_name=representative.name, status=JobStatus.FAILED,
+                    attempt=1, failure_code="old", failure_message="Intento anterior.",
+                )
+            )
+        jobs.append(
+            EnrollmentJob(
+                id=uuid.uuid4(), tenant=tenant, company=company, representative=representative,
+                user_rut=representative.rut, user_name=representative.name, status=status_for[company.stage],
+                attempt=2 if company.stage == "failed" and i % 2 else 1,
+                failure_code="sii_unavailable" if company.stage == "failed" else "",
+                failure_message="El SII no respondió." if company.stage == "failed" else "",
+            )
+        )
+    EnrollmentJob.objects.bulk_create(jobs, batch_size=2000)
+
+
+PAGES = [
+    {},
+    {"pagina": "2"},
+    {"orden": "nombre", "pagina": "3"},
+    {"orden": "-rut"},
+    {"orden": "estado", "pagina": "4"},
+    {"estado": "failed", "orden": "-cambio"},
+    {"q": "empresa 000", "fecha": "creado"},
+]
+
+
+def measure(client, params: dict[str, str]) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
+    """(queries, seconds, rows) of one dashboard page."""
+    start = time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        response = dashboard(client, **params)
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 200
+    return len(queries), elapsed, len(response.context["rows"])
+
+
+def test_dashboard_queries_do_not_grow_with_10000_companies_and_export_streams_them(client, cast, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.admin_a)
+    dashboard(client)  # warm caches (content types, templates)
+    populate(cast.tenant_a, 10)
+    small = {repr(p): measure(client, p) for p in PAGES}
+
+    ClientCompany.objects.filter(tenant=cast.tenant_a).exclude(pk=cast.company_a.pk).delete()
+    start = time.perf_counter()
+    populate(cast.tenant_a, 10_000)
+    print(f"\n  inserted 10,000 companies (+ jobs) in {time.perf_counter() - start:.2f} s")
+    assert ClientCompany.objects.filter(tenant=cast.tenant_a).count() == 10_001
+    large = {repr(p): measure(client, p) for p in PAGES}
+
+    for key in small:
+        (q_small, t_small, _), (q_large, t_large, n_large) = small[key], large[key]
+        print(f"  {key:45} queries 10: {q_small}  10,000: {q_large}   time 10: {t_small * 1000:.0f} ms  10,000: {t_large * 1000:.0f} ms  rows: {n_large}")
+        assert q_large == q_small, f"{key}: {q_small} queries with 10 companies, {q_large} with 10,000"
+    assert large[repr({})][2] == 50
+    with django_assert_max_num_queries(small[repr({})][0]):
+        dashboard(client, pagina="100")
+
+    # The live refresh of a page's active rows costs the same too.
+    active = list(ClientCompany.objects.filter(tenant=cast.tenant_a, stage__in=["queued", "running"]).values_list("pk", flat=True)[:50])
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("staff:dashboard_rows", kwargs={"tenant_slug": "pyme"}), {"ids": ",".join(map(str, active))})
+    print(f"  live refresh of {len(active)} rows: {len(queries)} queries")
+    assert len(queries) <= small[repr({})][0]
+
+    # The CSV export of all 10,001 streams in chunks: 2 queries per 2,000 rows, memory flat.
+    start = time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("staff:dashboard_export", kwargs={"tenant_slug": "pyme"}))
+        lines = b"".join(response.streaming_content).decode("utf-8").splitlines()
+    print(f"  CSV of 10,001 companies: {len(queries)} queries, {time.perf_counter() - start:.2f} s, {len(lines)} lines")
+    assert len(lines) == 1 + 10_001
+    assert len(queries) <= 4 + 2 * 6  # session, user, membership + (companies, latest jobs) × 6 chunks
