@@ -204,6 +204,15 @@ class CompanyStage(models.TextChoices):
     RUNNING = "running", "En curso"
     AUTHORIZED = "authorized", "Autorizado"
     FAILED = "failed", "Con error"
+    REVOKED = "revoked", "Relación terminada"
+
+
+class Relationship(models.TextChoices):
+    """Whether the firm still works for the client; ending it removes the representative on the SII."""
+
+    ACTIVE = "active", "Vigente"
+    ENDING = "ending", "Terminando: falta quitar al representante en el SII"
+    ENDED = "ended", "Terminada"
 
 
 class ClientCompany(TimeStamped):
@@ -219,6 +228,15 @@ class ClientCompany(TimeStamped):
     owner_email = models.EmailField("correo", blank=True)
     stage = models.CharField(max_length=24, choices=CompanyStage.choices, default=CompanyStage.WAITING_CERTIFICATE)
     stage_changed_at = models.DateTimeField(default=timezone.now)
+    relationship = models.CharField(max_length=10, choices=Relationship.choices, default=Relationship.ACTIVE)
+    # What the SII holds for this firm in this company, as of the last job that read or wrote it:
+    # which representative is authorized there and with which permissions. Blank when none is.
+    # Representative and permission changes are computed against this, not against job history.
+    sii_user_rut = RutField("representante autorizado en el SII", blank=True)
+    sii_admin = models.BooleanField(default=False)
+    sii_sign = models.BooleanField(default=False)
+    sii_registry = models.BooleanField(default=False)
+    sii_synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "empresa cliente"
@@ -283,7 +301,12 @@ ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JobKind(models.TextChoices):
+    """What a job does on the SII. AUTHORIZE adds the representative or updates its permissions;
+    REVOKE removes `user_rut`; REPLACE adds `user_rut` and then removes `old_user_rut`, in one session."""
+
     AUTHORIZE = "authorize", "Autorizar representante"
+    REVOKE = "revoke", "Quitar representante"
+    REPLACE = "replace", "Reemplazar representante"
 
 
 class EnrollmentJob(TimeStamped):
@@ -304,6 +327,8 @@ class EnrollmentJob(TimeStamped):
     kind = models.CharField(max_length=20, choices=JobKind.choices, default=JobKind.AUTHORIZE)
     user_rut = RutField("RUT del usuario")
     user_name = models.CharField(max_length=200)
+    old_user_rut = RutField("RUT del usuario a quitar", blank=True)
+    old_user_name = models.CharField(max_length=200, blank=True)
     grant_admin = models.BooleanField(default=True)
     grant_sign = models.BooleanField(default=True)
     grant_registry = models.BooleanField(default=True)

@@ -700,6 +700,14 @@ def _job_succeeded(job: EnrollmentJob, result: EnrollmentResult) -> EnrollmentJo
             failure_detail="",
         )
         _company_set_stage(job.company, CompanyStage.AUTHORIZED)
+        # What the SII now holds for this firm in this company (the parsed record, not the request).
+        ClientCompany.objects.filter(pk=job.company_id).update(
+            sii_user_rut=result.record.user_rut,
+            sii_admin=result.record.admin,
+            sii_sign=result.record.sign,
+            sii_registry=result.record.registry,
+            sii_synced_at=now,
+        )
         if job.certificate is not None:
             # Consent covered one authorization: the key has done its job and is erased now.
             certificate_destroy(certificate=job.certificate, reason="job_succeeded")

@@ -116,6 +116,7 @@ def test_success_records_steps_result_evidence_and_erases_the_key(cast, job, bot
     assert not certificate.is_usable and certificate.destroy_reason == "job_succeeded"
     cast.company_a.refresh_from_db()
     assert cast.company_a.stage == CompanyStage.AUTHORIZED
+    assert (cast.company_a.sii_user_rut, cast.company_a.sii_admin, cast.company_a.sii_sign) == ("13322924-8", True, True)
     assert AuditEntry.objects.filter(tenant=cast.tenant_a, action=AuditAction.JOB_FINISHED).exists()
 
 
