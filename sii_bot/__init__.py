@@ -9,6 +9,12 @@ Django-free. Typical use (from a worker)::
     result = enroll(request, bundle.material, SiiSettings.from_env(), on_progress=print)
     result.outcome  # "created" | "updated" | "already_authorized"
 
+    # Remove a user, or change the representative (add the new one, then remove the old one):
+    revoke(RevocationRequest("76.086.428-5", "11.111.111-1"), bundle.material).outcome  # "revoked" | "not_present"
+    replaced = replace(ReplacementRequest("76.086.428-5", "22.222.222-2", "11.111.111-1", {Permission.ADMIN}),
+                       bundle.material)
+    replaced.add_outcome, replaced.remove_outcome  # ("created", "revoked"), ...
+
 Failures are ``EnrollmentFailure`` subclasses (``sii_bot.errors``) with a stable ``code``, a retry
 policy and a Spanish ``user_message``.
 """
@@ -20,10 +26,20 @@ from .certificates import (
     CertificateMaterial,
     open_pkcs12,
 )
-from .engine import BrowserEngine, close_default_engine, default_engine, enroll
-from .errors import FAILURE_CODES, EnrollmentFailure, failure_from_code
-from .models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, Step
-from .pages import SiiUser, SiiUserRecord
+from .engine import BrowserEngine, close_default_engine, default_engine, enroll, replace, revoke
+from .errors import FAILURE_CODES, EnrollmentFailure, ReplacementIncomplete, failure_from_code
+from .models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    Permission,
+    ProgressEvent,
+    ReplacementRequest,
+    ReplacementResult,
+    RevocationRequest,
+    RevocationResult,
+    Step,
+)
+from .pages import SiiEditScreen, SiiRemovalRecord, SiiUser, SiiUserRecord
 from .rut import InvalidRut, is_person_rut, normalize_rut, split_rut
 from .settings import SiiSettings
 
@@ -40,6 +56,13 @@ __all__ = [
     "InvalidRut",
     "Permission",
     "ProgressEvent",
+    "ReplacementIncomplete",
+    "ReplacementRequest",
+    "ReplacementResult",
+    "RevocationRequest",
+    "RevocationResult",
+    "SiiEditScreen",
+    "SiiRemovalRecord",
     "SiiSettings",
     "SiiUser",
     "SiiUserRecord",
@@ -47,6 +70,8 @@ __all__ = [
     "close_default_engine",
     "default_engine",
     "enroll",
+    "replace",
+    "revoke",
     "failure_from_code",
     "is_person_rut",
     "normalize_rut",

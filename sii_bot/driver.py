@@ -13,6 +13,13 @@ field names and visible labels, never hard-coded intermediate URLs, and at every
 
 Nothing is saved unless the confirmation page shows exactly the requested company, user and
 permissions. Logout runs in a ``finally``.
+
+The same flow also removes users (``RevocationRequest``) and changes a company's representative
+(``ReplacementRequest``: add the new one, then remove the old one, in one session). A removal opens
+the user's edit screen, checks that it shows exactly the requested company and user, ticks the
+delete option, accepts the delete ``confirm()`` (the only time such a dialog is accepted), saves
+with "Guardar Cambios" and then reads the user list again: the user must be gone and every other
+user untouched.
 """
 
 from __future__ import annotations
@@ -29,9 +36,24 @@ from typing import TYPE_CHECKING, TypeVar
 from . import errors
 from .browser import new_job_context, origin_of
 from .certificates import CertificateMaterial
-from .models import EnrollmentRequest, EnrollmentResult, Outcome, Permission, ProgressEvent, Step, StepStatus
+from .models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    Outcome,
+    Permission,
+    ProgressEvent,
+    ReplacementRequest,
+    ReplacementResult,
+    RevocationOutcome,
+    RevocationRequest,
+    RevocationResult,
+    Step,
+    StepStatus,
+)
 from .pages import (
     ParseError,
+    SiiEditScreen,
+    SiiRemovalRecord,
     SiiUser,
     SiiUserRecord,
     classify_message,
@@ -39,11 +61,16 @@ from .pages import (
     detect_error,
     find_ruts,
     fold,
+    is_delete_confirmation,
     is_login_page,
     mentions_existing_user,
+    mentions_user,
     parse_confirmation,
+    parse_edit_screen,
+    parse_elimination_result,
     parse_result,
     parse_user_list,
+    result_kind,
     visible_text,
 )
 from .rut import is_person_rut, split_rut
@@ -52,7 +79,10 @@ from .settings import SiiSettings
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Dialog, Frame, Page, Request
 
-__all__ = ["run_enrollment"]
+__all__ = ["run_job", "run_enrollment"]
+
+JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest
+JobResult = EnrollmentResult | RevocationResult | ReplacementResult
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +102,7 @@ _ACCEPT_FORM = ("Aceptar",)
 _SAVE = ("Grabar Usuario", "Grabar")
 _SAVE_CHANGES = ("Guardar Cambios", "Grabar Cambios", "Modificar Usuario", "Guardar")
 _EDIT_USER = ("Modificar", "Modificar Usuario", "Editar", "Ver")
+_DELETE_USER = ("Eliminar Usuario", "Eliminar", "Borrar Usuario", "Borrar")
 _CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
 
 # JavaScript run in the page to find a control by its visible label and tag it for a locator.
@@ -175,7 +206,7 @@ class _Dialog:
 
 @dataclass
 class _Job:
-    request: EnrollmentRequest
+    request: JobRequest
     settings: SiiSettings
     emit: Callable[[ProgressEvent], None]
     cancelled: threading.Event
@@ -189,7 +220,20 @@ class _Flow:
     def __init__(self, page: Page, job: _Job) -> None:
         self.page = page
         self.job = job
-        self.request = job.request
+        request = job.request
+        self.company_rut = request.company_rut
+        # The user being authorized (enrolment, or the first part of a replacement); None for revocations.
+        self.request: EnrollmentRequest | None = (
+            request.addition if isinstance(request, ReplacementRequest)
+            else None if isinstance(request, RevocationRequest) else request
+        )
+        # Delete confirm()s are accepted only while this is set (the bot's own delete action).
+        self.delete_armed = False
+        self.delete_confirms: list[str] = []
+        # The last user list read, and whether anything was submitted for saving since then.
+        self.last_users: list[SiiUser] = []
+        self.saved_since_list = False
+        self.saved_any = False
         self.settings = job.settings
         self.deadline = job.started + self.settings.job_timeout_seconds
         self.dialogs: list[_Dialog] = []
@@ -213,8 +257,9 @@ class _Flow:
 
     def _on_dialog(self, dialog: Dialog) -> None:
         kind, message = dialog.type, dialog.message
-        # A confirm() about deleting must never be accepted: the bot never deletes anything.
-        destructive = kind == "confirm" and any(w in fold(message) for w in ("elimin", "borrar", "suprimir"))
+        # A confirm() about deleting is accepted only during the bot's own delete action (revocations);
+        # anywhere else (e.g. while changing permissions) it is dismissed.
+        destructive = kind == "confirm" and is_delete_confirmation(message) and not self.delete_armed
         # After the login, the certificate entry's confirm() means the session died: accepting it would
         # log in again silently and replay a half-lost request, so refuse and report the expiry.
         relogin = kind == "confirm" and not self._in_login() and (
@@ -222,6 +267,8 @@ class _Flow:
         )
         if relogin:
             self.session_lost = self.session_lost or self.page.url
+        elif kind == "confirm" and self.delete_armed:
+            self.delete_confirms.append(message)
         accept = kind in ("alert", "confirm", "beforeunload") and not destructive and not relogin
         self.dialogs.append(_Dialog(kind, message, accept))
         log.info("SII dialog (%s, %s): %s", kind, "accepted" if accept else "dismissed", message[:200])
@@ -565,14 +612,19 @@ class _Flow:
 
     # -- the flow ------------------------------------------------------------------------------------
 
-    def run(self) -> EnrollmentResult:
+    def run(self) -> JobResult:
         try:
+            request = self.job.request
+            if isinstance(request, RevocationRequest):
+                return self._run_revocation(request)
+            if isinstance(request, ReplacementRequest):
+                return self._run_replacement(request)
             return self._run()
         finally:
             self._logout()
 
-    def _run(self) -> EnrollmentResult:
-        request = self.request
+    def _start(self) -> None:
+        """Open the enrolment page and log in with the certificate."""
         with self.stage(Step.OPEN_PAGE, "Abriendo la página Mantención de usuarios autorizados del SII.") as done:
             self._goto(self.settings.enroll_url, "opening the enrolment page")
             done.append("Página del SII abierta.")
@@ -581,11 +633,20 @@ class _Flow:
             self._login()
             done.append("Identificación con certificado digital aceptada por el SII.")
 
+    def _run(self) -> EnrollmentResult:
+        self._start()
+        return self._authorize(self._company_and_list())
+
+    def _authorize(self, listed: tuple[list[SiiUser], str], named: tuple[str, ...] = ()) -> EnrollmentResult:
+        """Create or update ``self.request``'s user, starting from the list just read."""
+        request = self.request
+        assert request is not None
         for visit in range(_MAX_LIST_VISITS):
             if visit:
                 # A user-exists race: read the list again from the start (the session is still valid).
                 self._goto(self.settings.enroll_url, "reopening the enrolment page")
-            users, company_name = self._company_and_list()
+                listed = self._company_and_list(named)
+            users, company_name = listed
             existing = next((u for u in users if u.rut == request.user_rut), None)
             if existing is None:
                 outcome = self._create(company_name)
@@ -625,49 +686,72 @@ class _Flow:
         self._wait_for(arrived, "the company RUT form after the certificate login", login_allowed=True,
                        on_other=other)
 
-    def _company_and_list(self) -> tuple[list[SiiUser], str]:
-        """Submit the company RUT (one or two screens) and return the user list and company name."""
-        body, dv = split_rut(self.request.company_rut)
-        with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.request.company_rut}.") as done:
-            self._wait_for(lambda s: True if self._field("RUT_EMP") else None, "the company RUT form")
-            for screen in range(3):
-                if self._field("DV_EMP") is not None:
-                    self._fill("RUT_EMP", body)
-                    self._fill("DV_EMP", dv)
-                else:
-                    self._fill("RUT_EMP", f"{body}-{dv}")
-                self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
+    def _company_and_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str]:
+        """Submit the company RUT (one or two screens) and return the user list and company name.
 
-                def next_page(snap: _Snapshot) -> str | None:
-                    # The list first: it may carry its own company field (e.g. to switch companies).
-                    if self._is_user_list(snap):
-                        return "list"
-                    if self._field("RUT_EMP") is not None:
-                        return "again"
-                    return None
-
-                where = self._wait_for(next_page, "the user list or the company form")
-                if where == "list":
-                    break
-            else:
-                raise self._unexpected("the company RUT form kept coming back", self._snapshot())
-            done.append(f"Empresa {self.request.company_rut} seleccionada.")
-
+        ``named``: RUTs the job is about; a list page that names one of them without the parser
+        reading it as an entry stops the job (never conclude "not there" from a misread page).
+        """
+        with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.company_rut}.") as done:
+            self._submit_company()
+            done.append(f"Empresa {self.company_rut} seleccionada.")
         with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.") as done:
-            snap = self._wait_for(lambda s: s if self._is_user_list(s) else None, "the authorized-user list")
-            users = parse_user_list(snap.html)
-            header = company_header(snap.html)
-            company_name = header[0] if header else ""
-            # Company RUTs written on the list page must include ours (SII's header layout is unknown,
-            # so this is only a guard against a list of another company; the confirmation is the proof).
-            shown = [r for r in find_ruts(snap.text) if not is_person_rut(r)]
-            if shown and self.request.company_rut not in shown:
-                raise errors.ConfirmationMismatch(
-                    f"the user list shows company {', '.join(shown)}, not {self.request.company_rut}",
-                    page_html=snap.html,
-                )
+            users, company_name, _ = self._read_list(named)
             done.append(f"La empresa tiene {len(users)} usuario(s) autorizado(s).")
         return users, company_name
+
+    def _submit_company(self) -> None:
+        """From the company RUT form (one or two screens) to the user list."""
+        body, dv = split_rut(self.company_rut)
+        self._wait_for(lambda s: True if self._field("RUT_EMP") else None, "the company RUT form")
+        for screen in range(3):
+            if self._field("DV_EMP") is not None:
+                self._fill("RUT_EMP", body)
+                self._fill("DV_EMP", dv)
+            else:
+                self._fill("RUT_EMP", f"{body}-{dv}")
+            self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
+
+            def next_page(snap: _Snapshot) -> str | None:
+                # The list first: it may carry its own company field (e.g. to switch companies).
+                if self._is_user_list(snap):
+                    return "list"
+                if self._field("RUT_EMP") is not None:
+                    return "again"
+                return None
+
+            where = self._wait_for(next_page, "the user list or the company form")
+            if where == "list":
+                return
+        raise self._unexpected("the company RUT form kept coming back", self._snapshot())
+
+    def _read_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
+        """Parse the user list on screen: users, company name and the page."""
+        snap = self._wait_for(lambda s: s if self._is_user_list(s) else None, "the authorized-user list")
+        users = parse_user_list(snap.html)
+        header = company_header(snap.html)
+        company_name = header[0] if header else ""
+        # Company RUTs written on the list page must include ours (SII's header layout is unknown,
+        # so this is only a guard against a list of another company; the confirmation is the proof).
+        shown = [r for r in find_ruts(snap.text) if not is_person_rut(r)]
+        if shown and self.company_rut not in shown:
+            raise errors.ConfirmationMismatch(
+                f"the user list shows company {', '.join(shown)}, not {self.company_rut}",
+                page_html=snap.html,
+            )
+        listed = {u.rut for u in users}
+        for rut in named:
+            if rut not in listed and mentions_user(snap.html, rut):
+                raise self._unexpected(f"the list page names {rut} but it could not be read as a list entry", snap)
+        self.last_users = users
+        self.saved_since_list = False
+        return users, company_name, snap
+
+    def _reopen_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
+        """Read the user list again from the start (same session): enrolment page, company, list."""
+        self._goto(self.settings.enroll_url, "reopening the enrolment page")
+        self._submit_company()
+        return self._read_list(named)
 
     def _is_user_list(self, snap: _Snapshot) -> bool:
         return self._has_control(_NEW_USER, exact_only=False) and self._field("RUT_USU") is None
@@ -676,6 +760,7 @@ class _Flow:
 
     def _create(self, company_name: str) -> EnrollmentResult | None:
         request = self.request
+        assert request is not None
         body, dv = split_rut(request.user_rut)
         with self.stage(Step.NEW_USER, "Abriendo «Ingresar Nuevo Usuario».") as done:
             self._click(_NEW_USER, "opening the new-user form", exact_only=False)
@@ -702,6 +787,7 @@ class _Flow:
             done.append("La confirmación coincide exactamente con lo solicitado.")
 
         with self.stage(Step.SAVE, "Grabando el usuario en el SII.") as done:
+            self._mark_saved()
             self._click(_SAVE, "saving the user", exact_only=False)
             done.append("Solicitud de grabación enviada.")
         with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
@@ -737,6 +823,7 @@ class _Flow:
     def _verify(self, record: SiiUserRecord, snap: _Snapshot, *, saved: bool) -> None:
         """Raise ``ConfirmationMismatch`` unless ``record`` is exactly the request."""
         request = self.request
+        assert request is not None
         differences = []
         if record.company_rut != request.company_rut:
             differences.append(f"company {record.company_rut} != {request.company_rut}")
@@ -755,24 +842,16 @@ class _Flow:
 
     def _update(self, existing: SiiUser, company_name: str) -> EnrollmentResult | None:
         request = self.request
+        assert request is not None
         wanted = request.flags()
         shown = {"admin": existing.admin, "sign": existing.sign, "registry": existing.registry}
         if all(v is not None for v in shown.values()) and shown == wanted:
             return self._already(existing, company_name)
 
         with self.stage(Step.NEW_USER, f"El usuario {request.user_rut} ya existe: abriendo su modificación.") as done:
-            self._click(_EDIT_USER, "opening the user's edit screen", row_rut=request.user_rut, exact_only=True)
-
-            def edit_form(snap: _Snapshot) -> _Snapshot | None:
-                if not self._has_control(_SAVE_CHANGES, exact_only=False):
-                    return None
-                return snap
-
-            snap = self._wait_for(edit_form, "the edit screen («Guardar Cambios»)")
-            if request.user_rut not in find_ruts(snap.text):
-                raise errors.UnexpectedPage(f"the edit screen does not show user {request.user_rut}",
-                                            page_html=snap.html)
-            done.append("Pantalla de modificación del usuario abierta.")
+            self._open_edit_screen(request.user_rut)
+            done.append("Pantalla de modificación del usuario abierta; muestra exactamente la empresa y el "
+                        "usuario solicitados.")
 
         current = self._current_checkboxes()
         if current is not None and current == wanted:
@@ -784,10 +863,17 @@ class _Flow:
             done.append("Permisos marcados.")
         self.skip(Step.CONFIRM, "La modificación de un usuario existente no tiene página de confirmación.")
         with self.stage(Step.SAVE, "Guardando los cambios en el SII.") as done:
+            self._mark_saved()
             self._click(_SAVE_CHANGES, "saving the changes", exact_only=False)
             done.append("Solicitud de modificación enviada.")
         with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
             def result(snap: _Snapshot) -> tuple[SiiUserRecord, _Snapshot] | None:
+                if result_kind(snap.html) == "eliminated":
+                    # Never expected (the delete option is unticked): stop and report loudly.
+                    raise errors.VerificationFailed(
+                        f"SII answered a permission change of {request.user_rut} with an elimination page",
+                        page_html=snap.html,
+                    )
                 try:
                     return parse_result(snap.html), snap
                 except ParseError:
@@ -818,6 +904,7 @@ class _Flow:
 
     def _already(self, existing: SiiUser, company_name: str, *, from_edit: bool = False) -> EnrollmentResult:
         request = self.request
+        assert request is not None
         message = "El usuario ya estaba autorizado con exactamente esos permisos; no se grabó nada."
         if not from_edit:
             self.skip(Step.NEW_USER, message)
@@ -845,6 +932,256 @@ class _Flow:
             duration_seconds=time.monotonic() - self.job.started,
         )
 
+    def _mark_saved(self) -> None:
+        """Something is about to be submitted for saving: the list read so far may be stale."""
+        self.saved_since_list = True
+        self.saved_any = True
+
+    # -- edit screen -----------------------------------------------------------------------------------
+
+    def _open_edit_screen(self, user_rut: str) -> tuple[_Snapshot, SiiEditScreen]:
+        """Click the user's "Modificar" on the list; return the edit screen once it is proven to be the
+        one of exactly this company and user (``EditScreenMismatch`` otherwise, nothing saved)."""
+        self._click(_EDIT_USER, "opening the user's edit screen", row_rut=user_rut, exact_only=True)
+
+        def edit_form(snap: _Snapshot) -> tuple[_Snapshot, SiiEditScreen] | None:
+            if not self._has_control(_SAVE_CHANGES, exact_only=False):
+                return None
+            try:
+                return snap, parse_edit_screen(snap.html)
+            except ParseError:
+                return None
+
+        snap, screen = self._wait_for(edit_form, "the edit screen («Guardar Cambios»)")
+        problems = []
+        if not screen.user_ruts:
+            problems.append("it names no user")
+        elif set(screen.user_ruts) != {user_rut}:
+            problems.append(f"it names user {', '.join(screen.user_ruts)}, not {user_rut}")
+        if not screen.company_ruts:
+            problems.append("it names no company")
+        elif set(screen.company_ruts) != {self.company_rut}:
+            problems.append(f"it names company {', '.join(screen.company_ruts)}, not {self.company_rut}")
+        if problems:
+            raise errors.EditScreenMismatch(f"the edit screen is not the requested one: {'; '.join(problems)}",
+                                            page_html=snap.html)
+        return snap, screen
+
+    # -- removal ---------------------------------------------------------------------------------------
+
+    def _remove(self, user_rut: str, users: list[SiiUser], company_name: str, *, reopen: bool,
+                named: tuple[str, ...]) -> _Removal:
+        """Delete ``user_rut`` through its edit screen (OPEN_EDIT, DELETE); VERIFY is separate.
+
+        ``users`` is the list read last; with ``reopen`` the list is read again first (the page on
+        screen is not the list, e.g. after adding the new representative).
+        """
+        existing = next((u for u in users if u.rut == user_rut), None)
+        absent = f"El usuario {user_rut} no figura en la lista de usuarios autorizados; no hay nada que eliminar."
+        if existing is None and not reopen:
+            self.skip(Step.OPEN_EDIT, absent)
+            self.skip(Step.DELETE, absent)
+            return _Removal("not_present", company_name)
+
+        with self.stage(Step.OPEN_EDIT, f"Abriendo la ficha del usuario {user_rut}.") as done:
+            if reopen:
+                users, shown_name, _ = self._reopen_list(named)
+                company_name = shown_name or company_name
+                existing = next((u for u in users if u.rut == user_rut), None)
+            if existing is not None:
+                snap, screen = self._open_edit_screen(user_rut)
+                if screen.delete_kind is None:
+                    raise errors.DeleteUnavailable(
+                        f"the edit screen of {user_rut} has no delete option (checkbox or control)",
+                        page_html=snap.html,
+                    )
+                done.append(f"Ficha del usuario {user_rut} abierta; muestra exactamente la empresa y el usuario "
+                            "solicitados.")
+            else:
+                done.append(absent)
+        if existing is None:
+            self.skip(Step.DELETE, absent)
+            return _Removal("not_present", company_name)
+
+        with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.") as done:
+            confirms = len(self.delete_confirms)
+            self.delete_armed = True
+            try:
+                self._mark_saved()
+                if screen.delete_kind == "checkbox":
+                    self._tick_delete(screen.delete_name)
+                    navigations = self.navigations
+                    self._click(_SAVE_CHANGES, "saving the deletion («Guardar Cambios»)", exact_only=False)
+                else:
+                    labels = tuple(dict.fromkeys((screen.delete_name, *_DELETE_USER)))
+                    navigations = self.navigations
+                    self._click(labels, "deleting the user", exact_only=False)
+                self._await_navigation(navigations)
+                sii_result, snap = self._removal_answer(user_rut)
+            finally:
+                self.delete_armed = False
+            confirm_text = next(iter(self.delete_confirms[confirms:]), None)
+            if sii_result is not None:
+                done.append(f"El SII informó la eliminación del usuario {sii_result.user_rut or user_rut}.")
+            else:
+                done.append("El SII no mostró un mensaje de eliminación reconocible; se verificará en la lista.")
+        return _Removal("revoked", company_name, existing, sii_result, confirm_text)
+
+    def _await_navigation(self, since: int) -> None:
+        """After a click answered by a confirm(), wait until the page actually navigates (or an alert
+        shows, or the step time runs out): until then the old page is still on screen."""
+        deadline = self._step_deadline()
+        while self.navigations == since and time.monotonic() < deadline:
+            if any(d.kind == "alert" for d in self.dialogs[self.dialogs_seen:]):
+                return
+            self._check_cancelled()
+            self._sleep()
+
+    def _tick_delete(self, name: str) -> None:
+        token = secrets.token_hex(6)
+        for frame in self._frames():
+            try:
+                found = frame.evaluate(_JS_MARK_CHECKBOX, [name, "Eliminar usuario", token])
+            except Exception:  # noqa: BLE001
+                continue
+            if found is not None:
+                box = frame.locator(f'[data-siibot="{token}"]').first
+                box.set_checked(True, timeout=self._timeout_ms())
+                if not box.is_checked():
+                    raise self._unexpected("the delete option could not be ticked", self._snapshot())
+                return
+        raise self._unexpected(f"no delete checkbox {name!r}", self._snapshot())
+
+    def _removal_answer(self, user_rut: str) -> tuple[SiiRemovalRecord | None, _Snapshot]:
+        """Wait for SII's answer to the deletion: its elimination page (parsed), or any other page that
+        reports no error (then only the list can tell: None). A modification page means SII saved the
+        user instead of deleting it (``UserStillPresent``); the edit screen still there means the
+        deletion was never submitted (``UnexpectedPage``)."""
+
+        class _Other(Exception):
+            def __init__(self, snap: _Snapshot) -> None:
+                self.snap = snap
+
+        def answer(snap: _Snapshot) -> tuple[SiiRemovalRecord | None, _Snapshot] | None:
+            kind = result_kind(snap.html)
+            if kind == "eliminated":
+                return parse_elimination_result(snap.html), snap
+            if kind in ("modified", "created"):
+                raise errors.UserStillPresent(
+                    f"SII answered the deletion of {user_rut} with a modification page: the user was saved, "
+                    "not deleted", page_html=snap.html,
+                )
+            return None
+
+        def other(snap: _Snapshot) -> bool:
+            if self._has_control(_SAVE_CHANGES, exact_only=False) and mentions_user(snap.html, user_rut):
+                try:
+                    parse_edit_screen(snap.html)
+                except ParseError:
+                    pass
+                else:
+                    raise self._unexpected("the edit screen is still shown after «Guardar Cambios»", snap)
+            raise _Other(snap)
+
+        try:
+            return self._wait_for(answer, "SII's answer to the deletion", on_other=other)
+        except _Other as unknown:
+            log.info("SII answered the deletion with an unrecognized page (%s); the list will tell", unknown.snap.url)
+            return None, unknown.snap
+
+    def _verify_final(self, *, before: list[SiiUser], removed: str, added: EnrollmentRequest | None,
+                      named: tuple[str, ...]) -> dict[str, SiiUser | None]:
+        """VERIFY: read the list again (if anything was submitted since it was last read) and check that
+        ``removed`` is gone, ``added`` is there with its permissions and nobody else vanished or changed."""
+        with self.stage(Step.VERIFY, "Revisando nuevamente la lista de usuarios autorizados.") as done:
+            snap: _Snapshot | None = None
+            if self.saved_since_list:
+                users, _, snap = self._reopen_list(named)
+            else:
+                users = self.last_users
+            now = {u.rut: u for u in users}
+            problems: list[str] = []
+            for user in before:
+                if user.rut in (removed, added.user_rut if added else None):
+                    continue
+                current = now.get(user.rut)
+                if current is None:
+                    problems.append(f"user {user.rut} is no longer listed")
+                elif _flags(current) != _flags(user):
+                    problems.append(f"user {user.rut} changed from {_flags(user)} to {_flags(current)}")
+            if added is not None:
+                entry = now.get(added.user_rut)
+                if entry is None:
+                    problems.append(f"the new representative {added.user_rut} is not listed")
+                else:
+                    for name, wanted in added.flags().items():
+                        shown = getattr(entry, name)
+                        if shown is not None and shown != wanted:
+                            problems.append(f"{added.user_rut}: {name} shown {shown}, requested {wanted}")
+            html = snap.html if snap is not None else None
+            if problems:
+                raise errors.VerificationFailed(f"after the changes, the user list: {'; '.join(problems)}",
+                                                page_html=html)
+            if removed in now:
+                raise errors.UserStillPresent(f"user {removed} is still on the list after its deletion",
+                                              page_html=html)
+            shows = (f"La lista muestra al usuario {added.user_rut} con los permisos solicitados y " if added
+                     else "La lista ")
+            if not self.saved_any:
+                done.append(f"{shows}no incluye al usuario {removed}; no se hizo ningún cambio en el SII.")
+            else:
+                done.append(f"{shows}ya no incluye al usuario {removed}; los demás usuarios no cambiaron.")
+        return {rut: now.get(rut) for rut in named}
+
+    def _run_revocation(self, request: RevocationRequest) -> RevocationResult:
+        self._start()
+        named = (request.user_rut,)
+        users, company_name = self._company_and_list(named)
+        removal = self._remove(request.user_rut, users, company_name, reopen=False, named=named)
+        final = self._verify_final(before=users, removed=request.user_rut, added=None, named=named)
+        return removal.result(self, request.user_rut, final, screenshots=self.job.screenshots,
+                              duration=time.monotonic() - self.job.started)
+
+    def _run_replacement(self, request: ReplacementRequest) -> ReplacementResult:
+        self._start()
+        named = (request.new_user_rut, request.old_user_rut)
+        before, company_name = listed = self._company_and_list(named)
+        try:
+            added = self._authorize(listed, named)
+        except errors.EnrollmentFailure as failure:
+            failure.phase = "add"  # nothing was removed
+            raise
+        addition = EnrollmentResult(outcome=added.outcome, record=added.record,
+                                    duration_seconds=time.monotonic() - self.job.started)
+        try:
+            snap = self._snapshot()
+            on_list = added.outcome == "already_authorized" and snap is not None and self._is_user_list(snap)
+            removal = self._remove(request.old_user_rut, self.last_users, company_name, reopen=not on_list,
+                                   named=named)
+            final = self._verify_final(before=before, removed=request.old_user_rut, added=request.addition,
+                                       named=named)
+        except errors.VerificationFailed as failure:
+            failure.phase = "verify"
+            failure.addition = addition
+            raise
+        except errors.EnrollmentFailure as failure:
+            self._evidence(failure)
+            raise errors.ReplacementIncomplete.after(failure, addition, request.old_user_rut) from failure
+        except Exception as exc:  # a bug after the addition: still say the new one is in place
+            failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
+            self._evidence(failure)
+            raise errors.ReplacementIncomplete.after(failure, addition, request.old_user_rut) from exc
+        duration = time.monotonic() - self.job.started
+        return ReplacementResult(
+            outcome="replaced",
+            addition=addition,
+            removal=removal.result(self, request.old_user_rut, {request.old_user_rut: final[request.old_user_rut]},
+                                   screenshots=[], duration=duration - addition.duration_seconds),
+            final_entries=final,
+            screenshots=self.job.screenshots,
+            duration_seconds=duration,
+        )
+
     # -- logout ----------------------------------------------------------------------------------------
 
     def _logout(self) -> None:
@@ -869,18 +1206,50 @@ class _Flow:
                                          "expirará automáticamente.")
 
 
-def run_enrollment(
+@dataclass
+class _Removal:
+    """What the removal part did (internal; becomes a ``RevocationResult``)."""
+
+    outcome: RevocationOutcome
+    company_name: str
+    removed: SiiUser | None = None
+    sii_result: SiiRemovalRecord | None = None
+    confirm_text: str | None = None
+
+    def result(self, flow: _Flow, user_rut: str, final: dict[str, SiiUser | None], *,
+               screenshots: list[tuple[str, bytes]], duration: float) -> RevocationResult:
+        return RevocationResult(
+            outcome=self.outcome,
+            company_rut=flow.company_rut,
+            user_rut=user_rut,
+            company_name=self.company_name,
+            removed=self.removed,
+            sii_result=self.sii_result,
+            confirm_text=self.confirm_text,
+            final_entries=final,
+            screenshots=screenshots,
+            duration_seconds=duration,
+        )
+
+
+def _flags(user: SiiUser) -> tuple[bool | None, bool | None, bool | None]:
+    return (user.admin, user.sign, user.registry)
+
+
+def run_job(
     browser: Browser,
-    request: EnrollmentRequest,
+    request: JobRequest,
     certificate: CertificateMaterial,
     settings: SiiSettings,
     emit: Callable[[ProgressEvent], None],
     cancelled: threading.Event | None = None,
-) -> EnrollmentResult:
-    """Run one enrolment in a fresh context of ``browser`` (call it in the thread that owns Playwright).
+) -> JobResult:
+    """Run one job in a fresh context of ``browser`` (call it in the thread that owns Playwright).
 
-    ``emit`` receives every ``ProgressEvent`` (in this thread). Returns the ``EnrollmentResult`` or
-    raises an ``EnrollmentFailure`` (with step, page HTML and screenshot when there was a page).
+    ``request`` decides the job: ``EnrollmentRequest`` → ``EnrollmentResult``, ``RevocationRequest``
+    → ``RevocationResult``, ``ReplacementRequest`` → ``ReplacementResult``. ``emit`` receives every
+    ``ProgressEvent`` (in this thread). Raises an ``EnrollmentFailure`` (with step, page HTML and
+    screenshot when there was a page) otherwise.
     """
     job = _Job(request=request, settings=settings, emit=emit, cancelled=cancelled or threading.Event())
     blocked: list[str] = []
@@ -917,6 +1286,20 @@ def run_enrollment(
                 context.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def run_enrollment(
+    browser: Browser,
+    request: EnrollmentRequest,
+    certificate: CertificateMaterial,
+    settings: SiiSettings,
+    emit: Callable[[ProgressEvent], None],
+    cancelled: threading.Event | None = None,
+) -> EnrollmentResult:
+    """Run one enrolment (``run_job`` with an ``EnrollmentRequest``); kept for existing callers."""
+    result = run_job(browser, request, certificate, settings, emit, cancelled)
+    assert isinstance(result, EnrollmentResult)
+    return result
 
 
 def _first_line(exc: BaseException) -> str:

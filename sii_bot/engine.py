@@ -1,4 +1,4 @@
-"""A long-lived browser in its own thread, shared by enrolment jobs.
+"""A long-lived browser in its own thread, shared by enrolment, revocation and replacement jobs.
 
 Playwright's sync API runs an asyncio loop in the thread that started it, and Django's ORM refuses
 to run in a thread with a running loop. So Playwright and Chromium live in a dedicated thread owned
@@ -20,13 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .certificates import CertificateMaterial
-from .models import EnrollmentRequest, EnrollmentResult, ProgressEvent
+from .models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    ProgressEvent,
+    ReplacementRequest,
+    ReplacementResult,
+    RevocationRequest,
+    RevocationResult,
+)
 from .settings import SiiSettings
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
 
-__all__ = ["BrowserEngine", "enroll", "default_engine", "close_default_engine"]
+__all__ = ["BrowserEngine", "enroll", "revoke", "replace", "default_engine", "close_default_engine"]
+
+_Request = EnrollmentRequest | RevocationRequest | ReplacementRequest
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +47,7 @@ _GRACE_SECONDS = 30.0
 
 @dataclass
 class _Job:
-    request: EnrollmentRequest
+    request: _Request
     certificate: CertificateMaterial
     settings: SiiSettings
     outbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
@@ -57,9 +67,9 @@ class _Runtime:
 
 
 class BrowserEngine:
-    """Runs enrolment jobs in one background thread that owns Playwright and a reusable Chromium.
+    """Runs SII jobs in one background thread that owns Playwright and a reusable Chromium.
 
-    Thread-safe: any number of threads may call ``enroll``; jobs run one at a time in the browser
+    Thread-safe: any number of threads may call ``enroll``/``revoke``/``replace``; jobs run one at a time in the browser
     thread (Chromium contexts are cheap, but SII throttles parallel logins of a holder anyway).
     Use as a context manager or call ``close()``.
     """
@@ -86,6 +96,58 @@ class BrowserEngine:
         the job is stopped at the next step boundary (after logging out) and that exception is
         re-raised here once the browser thread is done with the job.
         """
+        if isinstance(request, (RevocationRequest, ReplacementRequest)):
+            # Never let a removal slip in through enroll(): it would delete a user.
+            raise TypeError(f"enroll() needs an EnrollmentRequest, not {type(request).__name__}; "
+                            "use revoke() or replace()")
+        return self._run(request, certificate, settings, on_progress)  # type: ignore[return-value]
+
+    def revoke(
+        self,
+        request: RevocationRequest,
+        certificate: CertificateMaterial,
+        settings: SiiSettings,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> RevocationResult:
+        """Remove ``request.user_rut`` from the company's authorized users; returns a ``RevocationResult``.
+
+        Outcome "revoked" (deleted on the edit screen and no longer on the list, read again) or
+        "not_present" (not on the list: nothing saved). Steps: ``Step.flow("revoke")``. Failures are
+        ``EnrollmentFailure``s as for ``enroll`` (plus ``EditScreenMismatch``, ``DeleteUnavailable``,
+        ``UserStillPresent``, ``VerificationFailed``). Same threading and callback rules as ``enroll``.
+        """
+        if not isinstance(request, RevocationRequest):
+            raise TypeError(f"revoke() needs a RevocationRequest, not {type(request).__name__}")
+        return self._run(request, certificate, settings, on_progress)  # type: ignore[return-value]
+
+    def replace(
+        self,
+        request: ReplacementRequest,
+        certificate: CertificateMaterial,
+        settings: SiiSettings,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> ReplacementResult:
+        """Authorize ``request.new_user_rut``, then remove ``request.old_user_rut``, in one SII session.
+
+        Returns a ``ReplacementResult`` (outcome "replaced"; ``add_outcome`` created / updated /
+        already_authorized, ``remove_outcome`` revoked / not_present). If the addition fails, nothing is
+        removed and the failure has ``phase == "add"``. If the removal fails after the addition, the
+        failure is a ``ReplacementIncomplete`` (``phase == "remove"``, ``addition`` = the new
+        representative's ``EnrollmentResult``, ``cause`` = what stopped the removal, retry policy of the
+        cause). Running the same request again is safe and completes the job. Steps:
+        ``Step.flow("replace")``.
+        """
+        if not isinstance(request, ReplacementRequest):
+            raise TypeError(f"replace() needs a ReplacementRequest, not {type(request).__name__}")
+        return self._run(request, certificate, settings, on_progress)  # type: ignore[return-value]
+
+    def _run(
+        self,
+        request: _Request,
+        certificate: CertificateMaterial,
+        settings: SiiSettings,
+        on_progress: Callable[[ProgressEvent], None] | None,
+    ) -> EnrollmentResult | RevocationResult | ReplacementResult:
         job = _Job(request=request, certificate=certificate, settings=settings)
         self._submit(job)
         try:
@@ -96,7 +158,9 @@ class BrowserEngine:
             job.cancelled.set()
             raise
 
-    def _await(self, job: _Job, on_progress: Callable[[ProgressEvent], None] | None) -> EnrollmentResult:
+    def _await(
+        self, job: _Job, on_progress: Callable[[ProgressEvent], None] | None
+    ) -> EnrollmentResult | RevocationResult | ReplacementResult:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
         callback_error: BaseException | None = None
@@ -184,7 +248,7 @@ class BrowserEngine:
             _shutdown(runtime)
 
     def _process(self, runtime: _Runtime, job: _Job) -> None:
-        from .driver import run_enrollment
+        from .driver import run_job
 
         job.taken.set()
         if job.cancelled.is_set():
@@ -201,7 +265,7 @@ class BrowserEngine:
             for attempt in (1, 2):
                 browser = _ensure_browser(runtime, job.settings)
                 try:
-                    result = run_enrollment(browser, job.request, job.certificate, job.settings, emit, job.cancelled)
+                    result = run_job(browser, job.request, job.certificate, job.settings, emit, job.cancelled)
                     break
                 except errors.BrowserCrashed:
                     # A browser that died while idle is only noticed when the next job uses it. Nothing
@@ -300,3 +364,23 @@ def enroll(
 ) -> EnrollmentResult:
     """``default_engine().enroll(...)`` with ``SiiSettings.from_env()`` when no settings are given."""
     return default_engine().enroll(request, certificate, settings or SiiSettings.from_env(), on_progress)
+
+
+def revoke(
+    request: RevocationRequest,
+    certificate: CertificateMaterial,
+    settings: SiiSettings | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> RevocationResult:
+    """``default_engine().revoke(...)`` with ``SiiSettings.from_env()`` when no settings are given."""
+    return default_engine().revoke(request, certificate, settings or SiiSettings.from_env(), on_progress)
+
+
+def replace(
+    request: ReplacementRequest,
+    certificate: CertificateMaterial,
+    settings: SiiSettings | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> ReplacementResult:
+    """``default_engine().replace(...)`` with ``SiiSettings.from_env()`` when no settings are given."""
+    return default_engine().replace(request, certificate, settings or SiiSettings.from_env(), on_progress)

@@ -8,7 +8,10 @@ the evidence of the page the bot was looking at: the caller decides where (encry
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .models import EnrollmentResult
 
 __all__ = [
     "EnrollmentFailure",
@@ -31,6 +34,11 @@ __all__ = [
     "BrowserCrashed",
     "JobCancelled",
     "InternalError",
+    "EditScreenMismatch",
+    "DeleteUnavailable",
+    "UserStillPresent",
+    "VerificationFailed",
+    "ReplacementIncomplete",
     "FAILURE_CODES",
     "failure_from_code",
 ]
@@ -54,6 +62,12 @@ class EnrollmentFailure(Exception):
     - ``screenshot``: PNG bytes of that page, when screenshots are enabled.
     - ``step``: value of the ``Step`` the bot was in (e.g. ``"confirm"``), when known.
     - ``sii_text``: the SII message (page text or alert) that triggered the failure, when there was one.
+    - ``phase``: only for failures of a replacement (``replace``): "add" (the new representative could
+      not be authorized; nothing was removed), "remove" (always a ``ReplacementIncomplete``: the new
+      one is in place, the old one may still be) or "verify" (both changes were made but the final
+      list does not look as expected). None for enrolments and revocations.
+    - ``addition``: for phases "remove"/"verify", the ``EnrollmentResult`` of the new representative's
+      authorization (already done in SII); None otherwise.
     """
 
     code: ClassVar[str] = "enrollment_failure"
@@ -78,14 +92,19 @@ class EnrollmentFailure(Exception):
         self.screenshot = screenshot
         self.step = step
         self.sii_text = sii_text
+        self.phase: str | None = None
+        self.addition: EnrollmentResult | None = None
 
     def __repr__(self) -> str:
         # Evidence (HTML, PNG) is left out on purpose: it may be large and it is personal data.
         return f"{type(self).__name__}(code={self.code!r}, step={self.step!r}, detail={self.detail!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe summary (no HTML, no screenshot) for storing on the job record."""
-        return {
+        """Return the JSON-safe summary (no HTML, no screenshot) for storing on the job record.
+
+        ``phase`` and ``addition_outcome`` are added only for failures of a replacement.
+        """
+        data: dict[str, Any] = {
             "code": self.code,
             "retryable": self.retryable,
             "retry_after_seconds": self.retry_after_seconds,
@@ -94,6 +113,10 @@ class EnrollmentFailure(Exception):
             "step": self.step,
             "sii_text": self.sii_text,
         }
+        if self.phase is not None:
+            data["phase"] = self.phase
+            data["addition_outcome"] = self.addition.outcome if self.addition is not None else None
+        return data
 
 
 class CertificateRejected(EnrollmentFailure):
@@ -293,6 +316,107 @@ class InternalError(EnrollmentFailure):
     )
 
 
+class EditScreenMismatch(ConfirmationMismatch):
+    """The user's edit screen does not show exactly the requested company and user; nothing was saved."""
+
+    code = "edit_screen_mismatch"
+    user_message = (
+        "La ficha del usuario en el SII no correspondía exactamente a la empresa y al usuario "
+        "solicitados, así que no guardamos ningún cambio. Nuestro equipo revisará el caso."
+    )
+
+
+class DeleteUnavailable(EnrollmentFailure):
+    """The user's edit screen offers no way to delete the user; nothing was saved."""
+
+    code = "delete_unavailable"
+    user_message = (
+        "El SII no ofreció la opción de eliminar a este usuario, así que no hicimos ningún cambio. "
+        "Nuestro equipo revisará el caso."
+    )
+
+
+class UserStillPresent(EnrollmentFailure):
+    """After the deletion, the user list read again still shows the user.
+
+    Retryable: running the same revocation again finds the user and deletes it again.
+    """
+
+    code = "user_still_present"
+    retryable = True
+    retry_after_seconds = 300
+    user_message = (
+        "Pedimos al SII eliminar al usuario, pero sigue apareciendo en la lista de usuarios autorizados "
+        "de la empresa. Reintentaremos automáticamente en unos minutos."
+    )
+
+
+class VerificationFailed(EnrollmentFailure):
+    """After the changes, the user list does not look as expected (a user missing or changed)."""
+
+    code = "verification_failed"
+    user_message = (
+        "Hicimos los cambios en el SII, pero al revisar la lista de usuarios autorizados no encontramos "
+        "exactamente lo esperado. Nuestro equipo revisará el caso y le avisará."
+    )
+
+
+class ReplacementIncomplete(EnrollmentFailure):
+    """A change of representative stopped after the new one was authorized: the old one may remain.
+
+    ``cause`` is the failure that stopped the removal (also ``__cause__``); ``retryable`` and
+    ``retry_after_seconds`` are the cause's (instance attributes), and so are ``step``, ``sii_text``,
+    ``page_html`` and ``screenshot``. ``addition`` is the ``EnrollmentResult`` of the new
+    representative (in place in SII). Running the same replacement again is safe: it finds the new
+    one already authorized and only removes the old one.
+    """
+
+    code = "replacement_incomplete"
+    user_message = (
+        "Autorizamos al nuevo representante en el SII, pero no pudimos completar la eliminación del "
+        "anterior, que puede seguir autorizado. Nuestro equipo revisará el caso."
+    )
+
+    def __init__(self, detail: str = "", *, cause: EnrollmentFailure | None = None,
+                 addition: EnrollmentResult | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.cause = cause
+        self.phase = "remove"
+        self.addition = addition
+        if cause is not None:
+            self.retryable = cause.retryable  # type: ignore[misc]
+            self.retry_after_seconds = cause.retry_after_seconds  # type: ignore[misc]
+            self.step = self.step or cause.step
+            self.sii_text = self.sii_text or cause.sii_text
+            self.page_html = self.page_html or cause.page_html
+            self.screenshot = self.screenshot or cause.screenshot
+            follow_up = (
+                "Reintentaremos automáticamente la eliminación del anterior."
+                if cause.retryable
+                else "Nuestro equipo revisará el caso."
+            )
+            self.user_message = (  # type: ignore[misc]
+                "Autorizamos al nuevo representante en el SII, pero no pudimos completar la eliminación "
+                f"del anterior, que puede seguir autorizado. {follow_up} Detalle: {cause.user_message}"
+            )
+
+    @classmethod
+    def after(cls, cause: EnrollmentFailure, addition: EnrollmentResult, old_user_rut: str) -> ReplacementIncomplete:
+        """Wrap ``cause`` (a failure of the removal part) once ``addition`` is done."""
+        added = addition.record.user_rut
+        return cls(
+            f"the new representative {added} is authorized ({addition.outcome}), but removing "
+            f"{old_user_rut} failed: {cause.code}: {cause.detail}",
+            cause=cause,
+            addition=addition,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["cause_code"] = self.cause.code if self.cause is not None else None
+        return data
+
+
 FAILURE_CODES: dict[str, type[EnrollmentFailure]] = {
     cls.code: cls
     for cls in (
@@ -316,6 +440,11 @@ FAILURE_CODES: dict[str, type[EnrollmentFailure]] = {
         BrowserCrashed,
         JobCancelled,
         InternalError,
+        EditScreenMismatch,
+        DeleteUnavailable,
+        UserStillPresent,
+        VerificationFailed,
+        ReplacementIncomplete,
     )
 }
 

@@ -8,13 +8,31 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from .pages import SiiUserRecord
+from .pages import SiiRemovalRecord, SiiUser, SiiUserRecord
 from .rut import InvalidRut, is_person_rut, normalize_rut
 
-__all__ = ["Permission", "EnrollmentRequest", "Step", "ProgressEvent", "EnrollmentResult", "Outcome", "StepStatus"]
+__all__ = [
+    "Permission",
+    "EnrollmentRequest",
+    "RevocationRequest",
+    "ReplacementRequest",
+    "Step",
+    "ProgressEvent",
+    "EnrollmentResult",
+    "RevocationResult",
+    "ReplacementResult",
+    "Outcome",
+    "RevocationOutcome",
+    "ReplacementOutcome",
+    "StepStatus",
+    "JobKind",
+]
 
 Outcome = Literal["created", "updated", "already_authorized"]
+RevocationOutcome = Literal["revoked", "not_present"]
+ReplacementOutcome = Literal["replaced"]
 StepStatus = Literal["started", "done", "failed", "skipped"]
+JobKind = Literal["enroll", "revoke", "replace"]
 
 
 class Permission(enum.Enum):
@@ -128,8 +146,106 @@ class EnrollmentRequest:
         }
 
 
-class Step(enum.Enum):
-    """The steps of SII's guide, in order; ``label`` is the Spanish text shown to the client."""
+def _person(rut: str, what: str) -> str:
+    canonical = normalize_rut(rut)
+    if not is_person_rut(canonical):
+        raise InvalidRut(f"{what} debe ser una persona natural (RUT menor a 50.000.000).", canonical)
+    return canonical
+
+
+@dataclass(frozen=True)
+class RevocationRequest:
+    """Remove ``user_rut`` from the authorized users of company ``company_rut``.
+
+    RUTs are normalized on construction; the user must be a natural person (SII's list only holds
+    people). Raises ``InvalidRut`` (a ``ValueError``) with a Spanish message otherwise.
+    """
+
+    company_rut: str
+    user_rut: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "company_rut", normalize_rut(self.company_rut))
+        object.__setattr__(self, "user_rut", _person(self.user_rut, "El usuario a eliminar"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"company_rut": self.company_rut, "user_rut": self.user_rut}
+
+
+@dataclass(frozen=True)
+class ReplacementRequest:
+    """In company ``company_rut``, authorize ``new_user_rut`` with ``permissions``, then remove ``old_user_rut``.
+
+    One job, one SII session, always in that order: the company is never left with neither. RUTs are
+    normalized; both users must be natural persons and different; at least one permission is needed.
+    """
+
+    company_rut: str
+    new_user_rut: str
+    old_user_rut: str
+    permissions: frozenset[Permission]
+
+    def __post_init__(self) -> None:
+        addition = EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions)
+        object.__setattr__(self, "company_rut", addition.company_rut)
+        object.__setattr__(self, "new_user_rut", addition.user_rut)
+        object.__setattr__(self, "permissions", addition.permissions)
+        old = _person(self.old_user_rut, "El usuario a reemplazar")
+        if old == addition.user_rut:
+            raise ValueError("El nuevo representante y el anterior no pueden ser la misma persona.")
+        object.__setattr__(self, "old_user_rut", old)
+
+    @property
+    def addition(self) -> EnrollmentRequest:
+        """The first part: authorize the new representative (an ordinary enrolment)."""
+        return EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions)
+
+    @property
+    def removal(self) -> RevocationRequest:
+        """The second part: remove the old representative."""
+        return RevocationRequest(self.company_rut, self.old_user_rut)
+
+    def flags(self) -> dict[str, bool]:
+        """``{"admin": bool, "sign": bool, "registry": bool}`` for the new representative."""
+        return self.addition.flags()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "company_rut": self.company_rut,
+            "new_user_rut": self.new_user_rut,
+            "old_user_rut": self.old_user_rut,
+            "permissions": sorted(p.value for p in self.permissions),
+        }
+
+
+# Steps that only removals use. Iterating ``Step`` leaves them out, so that ``list(Step)`` stays the
+# ten steps of the enrolment guide that existing callers (the client's timeline) number and show.
+_REMOVAL_STEP_VALUES = frozenset({"open_edit", "delete", "verify"})
+
+
+class _StepType(enum.EnumType):
+    """``Step``'s metaclass: iteration and ``len`` cover the enrolment guide only (see ``Step``)."""
+
+    def __iter__(cls):  # type: ignore[no-untyped-def]
+        return (m for m in super().__iter__() if m.value not in _REMOVAL_STEP_VALUES)
+
+    def __reversed__(cls):  # type: ignore[no-untyped-def]
+        return reversed(list(cls.__iter__()))
+
+    def __len__(cls) -> int:
+        return sum(1 for _ in cls.__iter__())
+
+
+class Step(enum.Enum, metaclass=_StepType):
+    """The steps of SII's guide, in order; ``label`` is the Spanish text shown to the client.
+
+    ``list(Step)`` / ``len(Step)`` are the ten steps of the enrolment guide (unchanged since the first
+    version). Revocations and replacements also use ``OPEN_EDIT``, ``DELETE`` and ``VERIFY``; they are
+    ordinary members (``Step.DELETE``, ``Step("delete")``, ``Step.__members__``) but are left out of
+    iteration. ``Step.flow(kind)`` gives the ordered steps of each kind of job.
+    """
 
     OPEN_PAGE = "open_page"
     LOGIN = "login"
@@ -141,6 +257,10 @@ class Step(enum.Enum):
     SAVE = "save"
     RESULT = "result"
     LOGOUT = "logout"
+    # Removal steps (not iterated, see the class docstring).
+    OPEN_EDIT = "open_edit"
+    DELETE = "delete"
+    VERIFY = "verify"
 
     @property
     def label(self) -> str:
@@ -149,8 +269,25 @@ class Step(enum.Enum):
 
     @property
     def number(self) -> int:
-        """1-based position in the guide."""
-        return list(Step).index(self) + 1
+        """1-based position in the enrolment guide; for removal steps, in the revocation flow."""
+        for kind in ("enroll", "revoke"):
+            steps = Step.flow(kind)  # type: ignore[arg-type]
+            if self in steps:
+                return steps.index(self) + 1
+        raise AssertionError(self)  # pragma: no cover
+
+    def number_in(self, kind: JobKind) -> int | None:
+        """1-based position in the flow of ``kind`` ("enroll" | "revoke" | "replace"), None if not in it."""
+        steps = Step.flow(kind)
+        return steps.index(self) + 1 if self in steps else None
+
+    @staticmethod
+    def flow(kind: JobKind) -> tuple[Step, ...]:
+        """The steps a job of ``kind`` reports, in order ("enroll" | "revoke" | "replace")."""
+        try:
+            return _FLOWS[kind]
+        except KeyError:
+            raise ValueError(f"unknown job kind {kind!r}; use enroll, revoke or replace") from None
 
 
 _STEP_LABELS = {
@@ -164,6 +301,18 @@ _STEP_LABELS = {
     Step.SAVE: "Grabar Usuario",
     Step.RESULT: "Leer el resultado",
     Step.LOGOUT: "Cerrar la sesión",
+    Step.OPEN_EDIT: "Abrir la ficha del usuario",
+    Step.DELETE: "Eliminar al usuario",
+    Step.VERIFY: "Verificar la lista de usuarios",
+}
+
+_ENROLL_FLOW = (Step.OPEN_PAGE, Step.LOGIN, Step.COMPANY, Step.USER_LIST, Step.NEW_USER, Step.FILL_FORM,
+                Step.CONFIRM, Step.SAVE, Step.RESULT, Step.LOGOUT)
+_REMOVAL_TAIL = (Step.OPEN_EDIT, Step.DELETE, Step.VERIFY, Step.LOGOUT)
+_FLOWS: dict[str, tuple[Step, ...]] = {
+    "enroll": _ENROLL_FLOW,
+    "revoke": _ENROLL_FLOW[:4] + _REMOVAL_TAIL,
+    "replace": _ENROLL_FLOW[:-1] + _REMOVAL_TAIL,
 }
 
 
@@ -226,6 +375,107 @@ class EnrollmentResult:
         return {
             "outcome": self.outcome,
             "record": self.record.to_dict(),
+            "screenshot_steps": [step for step, _ in self.screenshots],
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def _entries_dict(entries: dict[str, SiiUser | None]) -> dict[str, Any]:
+    return {rut: (user.to_dict() if user is not None else None) for rut, user in entries.items()}
+
+
+@dataclass(frozen=True, repr=False)
+class RevocationResult:
+    """A finished revocation (or the removal part of a replacement).
+
+    ``outcome``: "revoked" (SII deleted the user and the list, read again, no longer shows it) or
+    "not_present" (the user was not in the list: nothing to do, nothing saved).
+    ``removed``: the user's list entry before the deletion (None when not present).
+    ``sii_result``: SII's elimination page, parsed, when it showed one (None otherwise: the list is
+    the proof). ``confirm_text``: the text of the delete ``confirm()`` the bot accepted, if any.
+    ``final_entries``: ``{user RUT: entry on the last list read, or None when absent}`` for the RUTs the
+    job was about (here: ``{user_rut: None}``). ``screenshots``/``duration_seconds`` as in
+    ``EnrollmentResult`` (empty/partial when this is the removal part of a ``ReplacementResult``).
+    """
+
+    outcome: RevocationOutcome
+    company_rut: str
+    user_rut: str
+    company_name: str = ""
+    removed: SiiUser | None = None
+    sii_result: SiiRemovalRecord | None = None
+    confirm_text: str | None = None
+    final_entries: dict[str, SiiUser | None] = field(default_factory=dict)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"RevocationResult(outcome={self.outcome!r}, company_rut={self.company_rut!r}, "
+            f"user_rut={self.user_rut!r}, sii_result={self.sii_result!r}, "
+            f"screenshots=<{len(self.screenshots)}>, duration_seconds={self.duration_seconds:.2f})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form without the screenshots."""
+        return {
+            "outcome": self.outcome,
+            "company_rut": self.company_rut,
+            "user_rut": self.user_rut,
+            "company_name": self.company_name,
+            "removed": self.removed.to_dict() if self.removed else None,
+            "sii_result": self.sii_result.to_dict() if self.sii_result else None,
+            "confirm_text": self.confirm_text,
+            "final_entries": _entries_dict(self.final_entries),
+            "screenshot_steps": [step for step, _ in self.screenshots],
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+@dataclass(frozen=True, repr=False)
+class ReplacementResult:
+    """A finished change of representative: the new one authorized, then the old one removed.
+
+    ``outcome`` is always "replaced"; the parts say what was actually done:
+    ``addition`` (an ``EnrollmentResult``: "created" | "updated" | "already_authorized") and
+    ``removal`` (a ``RevocationResult``: "revoked" | "not_present"). ``final_entries``: the last list
+    read, for both RUTs (``{new: SiiUser, old: None}``). ``screenshots`` hold every step's PNG (the
+    parts carry none); ``duration_seconds`` is the whole job.
+    """
+
+    outcome: ReplacementOutcome
+    addition: EnrollmentResult
+    removal: RevocationResult
+    final_entries: dict[str, SiiUser | None] = field(default_factory=dict)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    @property
+    def add_outcome(self) -> Outcome:
+        """"created" | "updated" | "already_authorized"."""
+        return self.addition.outcome
+
+    @property
+    def remove_outcome(self) -> RevocationOutcome:
+        """"revoked" | "not_present"."""
+        return self.removal.outcome
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplacementResult(outcome={self.outcome!r}, add_outcome={self.add_outcome!r}, "
+            f"remove_outcome={self.remove_outcome!r}, screenshots=<{len(self.screenshots)}>, "
+            f"duration_seconds={self.duration_seconds:.2f})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form without the screenshots."""
+        return {
+            "outcome": self.outcome,
+            "add_outcome": self.add_outcome,
+            "remove_outcome": self.remove_outcome,
+            "addition": self.addition.to_dict(),
+            "removal": self.removal.to_dict(),
+            "final_entries": _entries_dict(self.final_entries),
             "screenshot_steps": [step for step, _ in self.screenshots],
             "duration_seconds": round(self.duration_seconds, 3),
         }

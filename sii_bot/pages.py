@@ -32,6 +32,14 @@ __all__ = [
     "parse_user_list",
     "parse_confirmation",
     "parse_result",
+    "SiiEditScreen",
+    "SiiRemovalRecord",
+    "parse_edit_screen",
+    "parse_modification_result",
+    "parse_elimination_result",
+    "result_kind",
+    "is_delete_confirmation",
+    "mentions_user",
     "detect_error",
     "classify_message",
     "page_alerts",
@@ -585,12 +593,312 @@ def parse_confirmation(html: str | bytes) -> SiiUserRecord:
 def parse_result(html: str | bytes) -> SiiUserRecord:
     """Return the record on the page after saving ("Se ha grabado satisfactoriamente ...").
 
-    Raises ``ParseError`` when the page does not say the user was saved or a field cannot be read.
+    Raises ``ParseError`` when the page does not say the user was saved or a field cannot be read,
+    and for an elimination result (which says "satisfactoriamente" too, but nothing was saved).
     """
+    kind = result_kind(html)
+    if kind == "eliminated":
+        raise ParseError("an elimination result, not a saved user")
     folded = fold(visible_text(html))
     if not any(marker in folded for marker in _RESULT_MARKERS):
         raise ParseError("not a result page")
     return _record(html)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Edit screen ("Guardar Cambios"), modification and elimination results
+
+_ELIMINATION_MARKERS = ("eliminacion de usuarios autorizados", "eliminacion de usuario autorizado",
+                        "se ha eliminado", "eliminado satisfactoriamente", "eliminada satisfactoriamente",
+                        "ha sido eliminado", "ha sido eliminada", "fue eliminado", "fue eliminada",
+                        "eliminado correctamente", "eliminado exitosamente")
+_MODIFICATION_MARKERS = ("modificacion de usuarios autorizados", "se ha modificado", "modificado satisfactoriamente",
+                         "se ha actualizado", "actualizado satisfactoriamente", "modificado correctamente",
+                         "ha sido modificado")
+_CREATION_MARKERS = ("se ha grabado satisfactoriamente", "grabado satisfactoriamente",
+                     "ingreso de usuarios autorizados")
+_EDIT_MARKERS = ("modificacion de usuario autorizado", "modificacion de usuarios autorizados",
+                 "modificar usuario", "guardar cambios", "grabar cambios")
+_SAVE_CHANGES_LABELS = ("guardar cambios", "grabar cambios", "modificar usuario", "guardar")
+_DELETE_WORDS = ("elimin", "borrar", "suprimir", "revocar")
+# A checkbox whose row names a permission is a permission, even if the row also says "eliminar".
+_PERMISSION_ROW_WORDS = ("usuario administrador", "firmar documentos", "registro", "consultar")
+
+
+def is_delete_confirmation(message: str) -> bool:
+    """True when a JavaScript ``confirm()`` text asks to delete something ("¿Está seguro que desea
+    eliminar este usuario…?"). The bot accepts such a dialog only while it is deleting on purpose."""
+    folded = fold(message)
+    return any(word in folded for word in _DELETE_WORDS)
+
+
+def result_kind(html: str | bytes) -> str | None:
+    """What a page after a save says happened: "eliminated", "modified", "created", or None.
+
+    Elimination wins over the others (its page may repeat generic words such as
+    "satisfactoriamente"); a page with checkboxes or text fields (an edit screen, a form, a list
+    with checkbox columns) is never a result.
+    """
+    doc = _parse(html)
+    if _is_form(doc.root):
+        return None
+    folded = fold(doc.root.text())
+    if any(marker in folded for marker in _ELIMINATION_MARKERS):
+        return "eliminated"
+    if any(marker in folded for marker in _MODIFICATION_MARKERS):
+        return "modified"
+    if any(marker in folded for marker in _CREATION_MARKERS):
+        return "created"
+    return None
+
+
+def _is_form(root: _Node) -> bool:
+    """A page with checkboxes or text fields to fill is a form (or a list), not a result page."""
+    return any(node.attrs.get("type", "text").lower() in ("checkbox", "text", "")
+               for node in root.iter("input"))
+
+
+@dataclass(frozen=True)
+class SiiRemovalRecord:
+    """What SII's elimination page says: "Se ha eliminado satisfactoriamente el usuario <RUT> de la
+    empresa <NAME>, Rut <RUT>." Fields SII does not show are ""."""
+
+    company_name: str
+    company_rut: str
+    user_rut: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SiiEditScreen:
+    """The edit screen of one authorized user, as shown (before anything is changed).
+
+    ``user_ruts``: the person RUTs the screen names as *the* user (labelled "Rut Usuario" or in the
+    form's ``RUT_USU``/``DV_USU`` fields); ``company_ruts``: every company RUT on the page (header,
+    sentence, ``RUT_EMP``/``DV_EMP`` fields). A screen that shows exactly one of each, equal to the
+    request, is the right one. Flags are ``None`` when the screen has no such checkbox.
+    ``delete_kind``: "checkbox" (tick it, then "Guardar Cambios"), "button" (a control of its own) or
+    None (no delete option); ``delete_name`` is the checkbox name or the control's label.
+    """
+
+    company_name: str
+    company_ruts: tuple[str, ...]
+    user_ruts: tuple[str, ...]
+    user_name: str
+    admin: bool | None
+    sign: bool | None
+    registry: bool | None
+    delete_kind: str | None
+    delete_name: str
+    has_save: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+def _control_label(node: _Node) -> str:
+    if node.tag == "input":
+        return node.attrs.get("value") or node.attrs.get("alt") or node.attrs.get("title") or ""
+    text = node.text()
+    if not text:
+        for img in node.iter("img"):
+            text = img.attrs.get("alt") or img.attrs.get("title") or ""
+            if text:
+                break
+    return text or node.attrs.get("title", "")
+
+
+def _controls(root: _Node) -> Iterator[tuple[_Node, str]]:
+    """Links and buttons with their folded labels."""
+    for node in root.iter():
+        if node.tag in ("a", "button") or (
+            node.tag == "input" and node.attrs.get("type", "").lower() in ("submit", "button", "image")
+        ):
+            yield node, fold(_control_label(node))
+
+
+def _field_values(root: _Node) -> dict[str, list[str]]:
+    """``NAME (upper-case) -> [values]`` of every text/hidden input."""
+    values: dict[str, list[str]] = {}
+    for node in root.iter("input"):
+        kind = node.attrs.get("type", "text").lower()
+        name = node.attrs.get("name", "").upper()
+        if name and kind in ("hidden", "text", ""):
+            values.setdefault(name, []).append(node.attrs.get("value", "").strip())
+    return values
+
+
+def _rut_from_fields(values: dict[str, list[str]], body_name: str, dv_name: str) -> list[str]:
+    """RUTs from paired body/check-digit fields (or one field with the whole RUT); invalid ones kept raw."""
+    found: list[str] = []
+    bodies, dvs = values.get(body_name, []), values.get(dv_name, [])
+    for index, body in enumerate(bodies):
+        if not body:
+            continue
+        dv = dvs[index] if index < len(dvs) else ""
+        text = f"{body}-{dv}" if dv and "-" not in body else body
+        try:
+            rut = normalize_rut(text)
+        except InvalidRut:
+            rut = text  # shown as is: never equal to a requested RUT
+        if rut not in found:
+            found.append(rut)
+    return found
+
+
+def _checkbox_row_text(node: _Node) -> str:
+    holder = node.parent
+    while holder is not None and holder.tag not in ("label", "tr", "td", "p", "div"):
+        holder = holder.parent
+    if holder is not None and holder.tag == "td" and holder.parent is not None:
+        holder = holder.parent  # the label may be in the next cell of the row
+    return fold(holder.text()) if holder is not None else ""
+
+
+def parse_edit_screen(html: str | bytes) -> SiiEditScreen:
+    """Read the edit screen of one user (the "Modificar" page that ends in "Guardar Cambios").
+
+    Raises ``ParseError`` when the page is not such a screen (no save-changes control and no heading).
+    Works on the raw page (checkbox states are the page's initial ones) and on ``page.content()``.
+    """
+    doc = _parse(html)
+    root = doc.root
+    text = root.text()
+    folded = fold(text)
+    labels = [label for _, label in _controls(root)]
+    has_save = any(label in _SAVE_CHANGES_LABELS for label in labels)
+    if not has_save and not any(marker in folded for marker in _EDIT_MARKERS[:2]):
+        raise ParseError("not an edit screen")
+
+    fields = _field_values(root)
+    values = _labelled_values(root)
+    # The user: person RUTs under "Rut Usuario"-type labels, and the form's RUT_USU/DV_USU.
+    user_ruts: list[str] = []
+    for value in values.get("user_rut", []):
+        for rut in find_ruts(value) or ([r] if (r := _only_rut(value)) else []):
+            if is_person_rut(rut) and rut not in user_ruts:
+                user_ruts.append(rut)
+    for rut in _rut_from_fields(fields, "RUT_USU", "DV_USU"):
+        if rut not in user_ruts:
+            user_ruts.append(rut)
+    # The company: every company RUT on the page and the form's RUT_EMP/DV_EMP.
+    company_ruts = [r for r in find_ruts(text) if not is_person_rut(r)]
+    for rut in _rut_from_fields(fields, "RUT_EMP", "DV_EMP"):
+        if rut not in company_ruts:
+            company_ruts.append(rut)
+    header = company_header(html)
+    company_name = header[0] if header else ""
+
+    flags: dict[str, bool | None] = {"admin": None, "sign": None, "registry": None}
+    names = {"SUP_USU": "admin", "FIRMAR": "sign", "CONSULTAR": "registry"}
+    delete_kind: str | None = None
+    delete_name = ""
+    for node in root.iter("input"):
+        if node.attrs.get("type", "").lower() != "checkbox":
+            continue
+        name = node.attrs.get("name", "").upper()
+        if name in names:
+            flags[names[name]] = "checked" in node.attrs
+            continue
+        row = _checkbox_row_text(node)
+        if delete_kind is None and (name == "ELIMINAR" or is_delete_confirmation(name) or (
+                is_delete_confirmation(row) and not any(label in row for label in _PERMISSION_ROW_WORDS))):
+            delete_kind, delete_name = "checkbox", node.attrs.get("name", "")
+    if delete_kind is None:
+        for node, label in _controls(root):
+            if label.startswith(("eliminar", "borrar")):
+                delete_kind, delete_name = "button", _clean(_control_label(node))
+                break
+    return SiiEditScreen(
+        company_name=company_name,
+        company_ruts=tuple(company_ruts),
+        user_ruts=tuple(user_ruts),
+        user_name=next(iter(values.get("user_name", [])), ""),
+        admin=flags["admin"],
+        sign=flags["sign"],
+        registry=flags["registry"],
+        delete_kind=delete_kind,
+        delete_name=delete_name,
+        has_save=has_save,
+    )
+
+
+def parse_modification_result(html: str | bytes) -> SiiUserRecord:
+    """Return the record on the page after "Guardar Cambios" changed a user's permissions
+    ("MODIFICACION DE USUARIOS AUTORIZADOS" / "Se ha modificado satisfactoriamente el usuario …").
+
+    Raises ``ParseError`` for any other page (an elimination result included) or a missing field.
+    """
+    if result_kind(html) != "modified":
+        raise ParseError("not a modification result")
+    return _record(html)
+
+
+_REMOVED_SENTENCE = re.compile(
+    r"(?:de|en)\s+la\s+empresa\s*:?\s*(?P<name>.+?)\s*,?\s*\b(?:rut|r\.u\.t\.?)\s*:?\s*"
+    r"(?P<rut>[0-9][0-9.]*\s*-\s*[0-9kK])",
+    re.IGNORECASE,
+)
+
+
+def parse_elimination_result(html: str | bytes) -> SiiRemovalRecord:
+    """Return what the page after a deletion says ("ELIMINACION DE USUARIOS AUTORIZADOS", "Se ha
+    eliminado satisfactoriamente el usuario <RUT> de la empresa <NAME>, Rut <RUT>.").
+
+    SII's exact wording is unknown, so only the fact is required: ``ParseError`` unless the page says
+    a user was eliminated. RUTs and the company name are read when shown ("" otherwise).
+    """
+    if result_kind(html) != "eliminated":
+        raise ParseError("not an elimination result")
+    doc = _parse(html)
+    blocks = _block_texts(doc.root)
+    message = next((b for b in blocks if any(m in fold(b) for m in _ELIMINATION_MARKERS[2:])), "")
+    if not message:
+        message = next((b for b in blocks if any(m in fold(b) for m in _ELIMINATION_MARKERS)), "")
+    text = doc.root.text()
+    values = _labelled_values(doc.root)
+    user_rut = ""
+    for rut in find_ruts(message) + [r for v in values.get("user_rut", []) for r in find_ruts(v)]:
+        if is_person_rut(rut):
+            user_rut = rut
+            break
+    company_name, company_rut = "", ""
+    match = _REMOVED_SENTENCE.search(message) or _REMOVED_SENTENCE.search(text)
+    if match:
+        try:
+            company_rut = normalize_rut(match.group("rut"))
+            company_name = _clean(match.group("name")).strip(" ,;:")
+        except InvalidRut:
+            pass
+    if not company_rut:
+        header = company_header(html)
+        if header:
+            company_name, company_rut = header
+    if not company_rut:
+        company_rut = next((r for r in find_ruts(text) if not is_person_rut(r)), "")
+    return SiiRemovalRecord(company_name=company_name, company_rut=company_rut, user_rut=user_rut,
+                            message=_clean(message))
+
+
+def mentions_user(html: str | bytes, user_rut: str) -> bool:
+    """True when the page names ``user_rut`` anywhere: visible text (any RUT format) or a form field
+    (``RUT_USU``/``DV_USU``). Used as a second check that a user is really absent from a list."""
+    doc = _parse(html)
+    text = doc.root.text()
+    if user_rut in find_ruts(text):
+        return True
+    # Body and check digit in cells of their own ("13322924 | 8"), dots or not.
+    body, _, dv = user_rut.partition("-")
+    undotted = re.sub(r"(?<=[0-9])\.(?=[0-9]{3})", "", text)
+    if re.search(rf"(?<![0-9]){body}(?:\s*-\s*|\s+){dv}(?![0-9A-Za-z])", undotted, re.IGNORECASE):
+        return True
+    fields = _field_values(doc.root)
+    return user_rut in _rut_from_fields(fields, "RUT_USU", "DV_USU") or body in fields.get("RUT_USU", [])
 
 
 _BLOCK_LEAVES = {"td", "th", "div", "p", "li", "center", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "span"}

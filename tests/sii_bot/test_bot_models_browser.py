@@ -131,3 +131,181 @@ def test_closed_engine_refuses_jobs() -> None:
     request = EnrollmentRequest("76086428-5", "11111111-1", frozenset({Permission.SIGN}))
     with pytest.raises(errors.BrowserUnavailable):
         engine.enroll(request, CertificateMaterial(b"c", b"k"), SiiSettings())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Revocations and replacements: requests, steps, results, failures, engine entry points
+
+
+def test_revocation_request_normalizes_and_rejects() -> None:
+    from sii_bot.models import RevocationRequest
+
+    request = RevocationRequest("76.086.428-5", "11.111.111-1")
+    assert (request.company_rut, request.user_rut) == ("76086428-5", "11111111-1")
+    assert request.to_dict() == {"company_rut": "76086428-5", "user_rut": "11111111-1"}
+    with pytest.raises(InvalidRut, match="persona natural"):
+        RevocationRequest("76086428-5", "77879240-0")
+    with pytest.raises(InvalidRut):
+        RevocationRequest("76086428-4", "11111111-1")
+
+
+def test_replacement_request() -> None:
+    from sii_bot.models import ReplacementRequest, RevocationRequest
+
+    request = ReplacementRequest("76.086.428-5", "13.322.924-8", "11.111.111-1", "admin,sign")  # type: ignore[arg-type]
+    assert (request.new_user_rut, request.old_user_rut) == ("13322924-8", "11111111-1")
+    assert request.permissions == {Permission.ADMIN, Permission.SIGN}
+    assert request.addition == EnrollmentRequest("76086428-5", "13322924-8", frozenset({Permission.ADMIN,
+                                                                                        Permission.SIGN}))
+    assert request.removal == RevocationRequest("76086428-5", "11111111-1")
+    assert request.flags() == {"admin": True, "sign": True, "registry": False}
+    assert request.to_dict()["permissions"] == ["admin", "sign"]
+    with pytest.raises(ValueError, match="misma persona"):
+        ReplacementRequest("76086428-5", "11.111.111-1", "11111111-1", frozenset({Permission.SIGN}))
+    with pytest.raises(ValueError):
+        ReplacementRequest("76086428-5", "13322924-8", "11111111-1", frozenset())
+    with pytest.raises(InvalidRut):
+        ReplacementRequest("76086428-5", "13322924-8", "76086428-5", frozenset({Permission.SIGN}))
+
+
+def test_removal_steps_are_members_but_not_part_of_the_enrolment_guide() -> None:
+    assert len(Step) == 10 and Step.DELETE not in list(Step) and Step.DELETE in Step
+    assert Step("delete") is Step.DELETE and Step["OPEN_EDIT"] is Step.OPEN_EDIT
+    assert {"OPEN_EDIT", "DELETE", "VERIFY"} <= set(Step.__members__)
+    assert Step.OPEN_EDIT.label == "Abrir la ficha del usuario"
+    assert Step.DELETE.label == "Eliminar al usuario"
+    assert Step.VERIFY.label == "Verificar la lista de usuarios"
+    assert Step.flow("enroll") == tuple(Step)
+    assert [s.value for s in Step.flow("revoke")] == ["open_page", "login", "company", "user_list", "open_edit",
+                                                      "delete", "verify", "logout"]
+    assert [s.value for s in Step.flow("replace")] == [
+        "open_page", "login", "company", "user_list", "new_user", "fill_form", "confirm", "save", "result",
+        "open_edit", "delete", "verify", "logout"]
+    assert Step.DELETE.number == 6 and Step.DELETE.number_in("replace") == 11
+    assert Step.NEW_USER.number_in("revoke") is None and Step.LOGOUT.number == 10
+    assert ProgressEvent(Step.VERIFY, "done", "ok").to_dict()["step_label"] == "Verificar la lista de usuarios"
+    with pytest.raises(ValueError):
+        Step.flow("delete")  # type: ignore[arg-type]
+
+
+def test_revocation_and_replacement_results() -> None:
+    from sii_bot.models import ReplacementResult, RevocationResult
+    from sii_bot.pages import SiiRemovalRecord, SiiUser
+
+    removed = SiiUser("11111111-1", "JUAN", True, False, False)
+    gone = SiiRemovalRecord("ACME", "76086428-5", "11111111-1", "Se ha eliminado ...")
+    revocation = RevocationResult("revoked", "76086428-5", "11111111-1", "ACME", removed, gone, "¿Eliminar?",
+                                  {"11111111-1": None}, [("delete", b"\x89PNGxxxx")], 1.5)
+    data = revocation.to_dict()
+    assert data["removed"]["admin"] is True and data["sii_result"]["message"] == "Se ha eliminado ..."
+    assert data["final_entries"] == {"11111111-1": None} and data["screenshot_steps"] == ["delete"]
+    assert "PNG" not in repr(revocation)
+    record = SiiUserRecord("ACME", "76086428-5", "13322924-8", "ALEX", True, False, False, "MARIA")
+    addition = EnrollmentResult("created", record)
+    replaced = ReplacementResult("replaced", addition, revocation,
+                                 {"13322924-8": SiiUser("13322924-8", "ALEX", True, False, False),
+                                  "11111111-1": None})
+    assert (replaced.add_outcome, replaced.remove_outcome) == ("created", "revoked")
+    data = replaced.to_dict()
+    assert data["final_entries"]["13322924-8"]["admin"] is True and data["final_entries"]["11111111-1"] is None
+    assert data["addition"]["record"]["user_rut"] == "13322924-8" and data["removal"]["outcome"] == "revoked"
+
+
+def test_replacement_incomplete_takes_the_cause_retry_policy() -> None:
+    record = SiiUserRecord("ACME", "76086428-5", "13322924-8", "ALEX", True, False, False, "MARIA")
+    addition = EnrollmentResult("created", record)
+    cause = errors.SiiUnavailable("HTTP 500", page_html="<html>", step="delete", sii_text="Internal Server Error")
+    failure = errors.ReplacementIncomplete.after(cause, addition, "11111111-1")
+    assert failure.code == "replacement_incomplete" and failure.cause is cause
+    assert failure.retryable and failure.retry_after_seconds == errors.SiiUnavailable.retry_after_seconds
+    assert (failure.step, failure.page_html, failure.sii_text) == ("delete", "<html>", "Internal Server Error")
+    assert failure.phase == "remove" and failure.addition is addition
+    assert failure.user_message.startswith("Autorizamos al nuevo representante en el SII")
+    assert "Reintentaremos" in failure.user_message and cause.user_message in failure.user_message
+    assert "13322924-8" in failure.detail and "11111111-1" in failure.detail
+    data = failure.to_dict()
+    assert (data["code"], data["phase"], data["addition_outcome"], data["cause_code"]) == (
+        "replacement_incomplete", "remove", "created", "sii_unavailable")
+    # Not retryable when the cause is not; the class itself (a stored code) is not retryable.
+    final = errors.ReplacementIncomplete.after(errors.EditScreenMismatch("x"), addition, "11111111-1")
+    assert not final.retryable and final.retry_after_seconds is None and "Nuestro equipo" in final.user_message
+    assert errors.failure_from_code("replacement_incomplete") is errors.ReplacementIncomplete
+    assert not errors.ReplacementIncomplete.retryable
+    # Failures of enrolments keep their old dict (no phase keys).
+    assert "phase" not in errors.SiiUnavailable("x").to_dict()
+
+
+def test_new_failure_codes() -> None:
+    assert issubclass(errors.EditScreenMismatch, errors.ConfirmationMismatch)
+    assert errors.EditScreenMismatch.code == "edit_screen_mismatch" and not errors.EditScreenMismatch.retryable
+    assert errors.UserStillPresent.retryable and errors.UserStillPresent.retry_after_seconds == 300
+    for code in ("edit_screen_mismatch", "delete_unavailable", "user_still_present", "verification_failed",
+                 "replacement_incomplete"):
+        assert errors.failure_from_code(code).code == code
+
+
+def test_engine_entry_points_check_request_types() -> None:
+    from sii_bot.models import ReplacementRequest, RevocationRequest
+
+    engine = BrowserEngine()
+    enrollment = EnrollmentRequest("76086428-5", "11111111-1", frozenset({Permission.SIGN}))
+    revocation = RevocationRequest("76086428-5", "11111111-1")
+    with pytest.raises(TypeError):
+        engine.revoke(enrollment, CertificateMaterial(b"c", b"k"), SiiSettings())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        engine.replace(revocation, CertificateMaterial(b"c", b"k"), SiiSettings())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="revoke"):
+        engine.enroll(revocation, CertificateMaterial(b"c", b"k"), SiiSettings())  # type: ignore[arg-type]
+    engine.close()
+    with pytest.raises(errors.BrowserUnavailable):
+        engine.revoke(revocation, CertificateMaterial(b"c", b"k"), SiiSettings())
+    replacement = ReplacementRequest("76086428-5", "13322924-8", "11111111-1", frozenset({Permission.SIGN}))
+    with pytest.raises(errors.BrowserUnavailable):
+        engine.replace(replacement, CertificateMaterial(b"c", b"k"), SiiSettings())
+    import sii_bot
+
+    assert sii_bot.revoke is not None and sii_bot.replace is not None and sii_bot.ReplacementIncomplete
+
+
+class _FakePage:
+    url = "https://palena.sii.cl/cvc_cgi/dte/eu_modifica_usuario"
+
+    def on(self, event: str, handler: object) -> None:
+        pass
+
+
+class _FakeDialog:
+    def __init__(self, kind: str, message: str) -> None:
+        self.type, self.message, self.answer = kind, message, ""
+
+    def accept(self) -> None:
+        self.answer = "accepted"
+
+    def dismiss(self) -> None:
+        self.answer = "dismissed"
+
+
+def test_delete_confirm_is_accepted_only_while_deleting() -> None:
+    import threading
+
+    from sii_bot.driver import _Flow, _Job
+    from sii_bot.models import RevocationRequest
+
+    job = _Job(request=RevocationRequest("76086428-5", "11111111-1"), settings=SiiSettings(),
+               emit=lambda event: None, cancelled=threading.Event())
+    flow = _Flow(_FakePage(), job)  # type: ignore[arg-type]
+    flow.step = Step.OPEN_EDIT
+    question = "¿Está seguro que desea eliminar este usuario de la empresa?"
+    dialog = _FakeDialog("confirm", question)
+    flow._on_dialog(dialog)  # type: ignore[arg-type]
+    assert dialog.answer == "dismissed" and flow.delete_confirms == []
+    flow.delete_armed = True
+    flow.step = Step.DELETE
+    dialog = _FakeDialog("confirm", question)
+    flow._on_dialog(dialog)  # type: ignore[arg-type]
+    assert dialog.answer == "accepted" and flow.delete_confirms == [question]
+    # Even while deleting, a login confirm() after the login means the session died: refused.
+    relogin = _FakeDialog("confirm", "Para ingresar con su Certificado Digital, éste debe estar instalado. "
+                                     "¿Desea continuar?")
+    flow._on_dialog(relogin)  # type: ignore[arg-type]
+    assert relogin.answer == "dismissed" and flow.session_lost and flow.delete_confirms == [question]
