@@ -69,7 +69,7 @@ def test_counts_by_stage_and_total(client, cast, firm) -> None:  # type: ignore[
     assert response.status_code == 200
     counts = response.context["stage_cards"]
     assert {card["stage"]: card["count"] for card in counts} == {
-        "invited": 1, "waiting_certificate": 2, "queued": 1, "running": 1, "authorized": 1, "failed": 1,
+        "invited": 1, "waiting_certificate": 2, "queued": 1, "running": 1, "authorized": 1, "failed": 1, "revoked": 0,
     }
     assert response.context["total"] == 7
     body = response.content.decode()
