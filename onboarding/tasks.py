@@ -5,18 +5,23 @@ loaded and decrypted inside the worker by the service.
 """
 from __future__ import annotations
 
-import socket
+import logging
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_ready
 
 from onboarding import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="onboarding.tasks.enrollment_job_run", acks_late=True, reject_on_worker_lost=True)
 def enrollment_job_run(job_id: str) -> None:
-    """Run one enrollment job (a redelivered message for a job already claimed does nothing)."""
-    services.enrollment_job_execute(job_id=job_id, worker=f"{socket.gethostname()}")
+    """Run one enrollment job (a redelivered message for a job already claimed does nothing, unless
+    the process that claimed it provably died: then it resumes the job; see `enrollment_job_claim`)."""
+    # The full process identity (host, pid, start time, PID namespace, boot), not just the host name,
+    # so that another process can tell for certain whether the claimer is still alive.
+    services.enrollment_job_execute(job_id=job_id, worker=services.worker_identity())
 
 
 @shared_task(name="onboarding.tasks.enrollment_jobs_dispatch")
@@ -35,6 +40,19 @@ def enrollment_jobs_reap() -> int:
 def certificates_purge_expired() -> int:
     """Periodic: erase key material past the retention period."""
     return services.certificates_purge_expired()
+
+
+@worker_ready.connect
+def _recover_orphaned_jobs(**kwargs: object) -> None:
+    """At worker start, re-queue the jobs a killed worker of this host left RUNNING (its message may
+    be lost with it), instead of waiting for the reaper to fail them minutes later."""
+    try:
+        count = services.enrollment_jobs_recover_orphans()
+    except Exception:  # noqa: BLE001 - never keep a worker from starting; the reaper still covers it
+        logger.exception("recovering orphaned jobs failed")
+        return
+    if count:
+        logger.warning("re-queued %s job(s) left running by a dead worker", count)
 
 
 @worker_process_shutdown.connect

@@ -204,8 +204,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("AUTORIZA_JOB_SOFT_TIME_LIMIT", default=270)
 CELERY_TASK_TIME_LIMIT = env.int("AUTORIZA_JOB_TIME_LIMIT", default=300)
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"onboarding.tasks.enrollment_job_run": {"queue": "browser"}}
+# Queue names are settings so the reliability suite can run a real scheduler (beat) and real workers
+# on queues of their own, beside whatever else uses the broker; production keeps these defaults.
+CELERY_TASK_DEFAULT_QUEUE = env.str("AUTORIZA_DEFAULT_QUEUE", default="default")
+AUTORIZA_BROWSER_QUEUE: str = env.str("AUTORIZA_BROWSER_QUEUE", default="browser")
+CELERY_TASK_ROUTES = {"onboarding.tasks.enrollment_job_run": {"queue": AUTORIZA_BROWSER_QUEUE}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
@@ -218,6 +221,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 AUTORIZA_MASTER_KEYS: str = env.str("AUTORIZA_MASTER_KEYS", default="")
 AUTORIZA_CERT_RETENTION_DAYS: int = env.int("AUTORIZA_CERT_RETENTION_DAYS", default=7)
 AUTORIZA_JOB_MAX_RETRIES: int = env.int("AUTORIZA_JOB_MAX_RETRIES", default=3)
+# Job recovery thresholds (onboarding.services.core). Settings, not constants, so that the reliability
+# suite can prove the recovery paths in seconds; production keeps the defaults.
+# - A RUNNING job whose heartbeat is older than this is failed as `worker_lost` by the reaper. A job
+#   reports at every step, but one step may block up to the hard time limit: stay above it.
+AUTORIZA_JOB_REAP_AFTER_SECONDS: int = env.int("AUTORIZA_JOB_REAP_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+if not DEBUG and AUTORIZA_JOB_REAP_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    # Reaping below the hard time limit could fail a job that is still running.
+    raise ImproperlyConfigured("AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed AUTORIZA_JOB_TIME_LIMIT.")
+# - A QUEUED job whose message was sent longer ago than this is sent again by the dispatcher (the
+#   broker lost it: Redis crash without persistence, a worker killed with the message in hand).
+AUTORIZA_JOB_LOST_AFTER_SECONDS: int = env.int("AUTORIZA_JOB_LOST_AFTER_SECONDS", default=600)
+# - Every automatic retry delay (the exponential backoff and the minimum the SII demands, e.g. one
+#   hour after throttling) is multiplied by this. 1.0 in production; tests shrink time, not policy.
+AUTORIZA_JOB_RETRY_DELAY_SCALE: float = env.float("AUTORIZA_JOB_RETRY_DELAY_SCALE", default=1.0)
 AUTORIZA_BASE_URL: str = env.str("AUTORIZA_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- Email ------------------------------------------------------------------------------------
@@ -238,9 +255,16 @@ LOGGING = {
 }
 
 # Periodic work (run by `celery beat`, or `celery worker -B` in the embedded demo).
+# The two job intervals are settings so the reliability suite can run the real scheduler fast.
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-due-jobs": {"task": "onboarding.tasks.enrollment_jobs_dispatch", "schedule": 30.0},
-    "reap-lost-jobs": {"task": "onboarding.tasks.enrollment_jobs_reap", "schedule": 60.0},
+    "dispatch-due-jobs": {
+        "task": "onboarding.tasks.enrollment_jobs_dispatch",
+        "schedule": env.float("AUTORIZA_DISPATCH_EVERY_SECONDS", default=30.0),
+    },
+    "reap-lost-jobs": {
+        "task": "onboarding.tasks.enrollment_jobs_reap",
+        "schedule": env.float("AUTORIZA_REAP_EVERY_SECONDS", default=60.0),
+    },
     "purge-expired-certificates": {"task": "onboarding.tasks.certificates_purge_expired", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

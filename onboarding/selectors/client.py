@@ -278,6 +278,11 @@ def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
     after the last retry; every info event stays in `notes`.
     """
     order = _step_order()
+    if getattr(job, "kind", "authorize") != "authorize":
+        # Revocation / replacement (services.changes): the bot's steps for that kind of job.
+        from onboarding.selectors.changes import job_step_flow
+
+        order = job_step_flow(kind=job.kind)
     known = {code for code, _ in order}
     last_retry = max((index for index, event in enumerate(events) if event.step == "retry"), default=-1)
     per_step: dict[str, dict[str, Any]] = {}

@@ -10,3 +10,4 @@ from onboarding.services.core import (  # noqa: F401 - names used by tasks and t
 )
 from onboarding.services.client import *  # noqa: F401,F403
 from onboarding.services.firm import *  # noqa: F401,F403
+from onboarding.services.changes import *  # noqa: F401,F403

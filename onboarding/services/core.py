@@ -357,13 +357,31 @@ def enrollment_job_create(
     created_by: AbstractBaseUser | None,
     representative: Representative | None = None,
     rerun_of: EnrollmentJob | None = None,
+    kind: str | None = None,
+    old_user_rut: str = "",
+    old_user_name: str = "",
 ) -> EnrollmentJob:
     """Create a QUEUED job authorizing the tenant's representative in `company`, enqueued on commit.
 
     Copies what is requested (representative, permissions) onto the job. Raises ServiceError when an
     attempt for this client is already queued or running, or the tenant has no representative.
+
+    `kind` (a `JobKind`, AUTHORIZE by default): REVOKE removes `representative` (its RUT is the
+    job's `user_rut`); REPLACE authorizes `representative` and then removes `old_user_rut`. A re-run
+    of a REVOKE/REPLACE job repeats exactly what it asked (same kind, same people).
     """
+    from onboarding.models import JobKind  # revocation/replacement (services.changes)
+
     tenant = company.tenant
+    # Revocation/replacement: a re-run repeats the failed job's kind and people, not today's settings.
+    if kind is None and rerun_of is not None and rerun_of.kind != JobKind.AUTHORIZE:
+        kind = rerun_of.kind
+        representative = representative or rerun_of.representative
+        old_user_rut = old_user_rut or rerun_of.old_user_rut
+        old_user_name = old_user_name or rerun_of.old_user_name
+    kind = kind or JobKind.AUTHORIZE
+    if kind == JobKind.REPLACE and not old_user_rut:
+        raise ServiceError("Falta el representante a reemplazar.", code="replace_without_old")
     representative = representative or tenant.representatives.filter(is_active=True).order_by("created_at").first()
     if representative is None:
         raise ServiceError(
@@ -388,6 +406,9 @@ def enrollment_job_create(
                     representative=representative,
                     user_rut=representative.rut,
                     user_name=representative.name,
+                    kind=kind,  # revocation/replacement (services.changes)
+                    old_user_rut=old_user_rut,
+                    old_user_name=old_user_name,
                     grant_admin=tenant.grant_admin,
                     grant_sign=tenant.grant_sign,
                     grant_registry=tenant.grant_registry,
@@ -637,19 +658,22 @@ def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> Enrollm
                 "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
                 code="certificate_missing",
             )
-        request = sii_bot.EnrollmentRequest(
-            company_rut=job.company.rut,
-            user_rut=job.user_rut,
-            permissions=frozenset(sii_bot.Permission(code) for code in job.permissions),
-        )
+        # Revocation/replacement (services.changes): the job's kind picks the bot's entry point.
+        from onboarding.services import changes
+
+        bot_call, request = changes.job_bot_call(job=job)
         with certificate_opened(certificate=job.certificate) as material:
-            result = sii_bot.enroll(
+            result = bot_call(
                 request,
                 certificate=material,
                 settings=sii_settings_for(job.tenant),
                 on_progress=lambda event: _record_progress(job, event),
             )
     except EnrollmentFailure as failure:
+        # A replacement that added the new representative but could not remove the old one.
+        partial = changes.job_replacement_incomplete(job=job, failure=failure)
+        if partial is not None:
+            return partial
         return _job_failed_or_retry(job, failure)
     except ServiceError as error:
         return _job_finish_failed(job, code=error.code, message=error.message, retryable=False, detail=error.code)
@@ -682,6 +706,10 @@ def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> Enrollm
         if not isinstance(exc, Exception):
             raise
         return job
+    if job.kind != "authorize":  # REVOKE / REPLACE (services.changes) record their own results
+        from onboarding.services import changes
+
+        return changes.change_job_succeeded(job=job, result=result)
     return _job_succeeded(job, result)
 
 
@@ -863,9 +891,13 @@ def _notify_finished(job: EnrollmentJob) -> None:
     The texts (and the links: the client's status page, the firm's job page) come from
     `services.client.job_finished_emails`.
     """
+    from onboarding.models import JobKind
+    from onboarding.services.changes import change_job_finished_emails
     from onboarding.services.client import job_finished_emails
 
-    for email in job_finished_emails(job=job):
+    # Revocation/replacement jobs (services.changes) have their own texts.
+    emails = job_finished_emails if job.kind == JobKind.AUTHORIZE else change_job_finished_emails
+    for email in emails(job=job):
         try:
             send_mail(email.subject, email.body, None, email.recipients)
         except Exception:  # noqa: BLE001 - a mail outage must not change the job's outcome

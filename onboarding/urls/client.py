@@ -25,6 +25,7 @@ urlpatterns = [
         views.certificate_delete,
         name="certificate_delete",
     ),
+    path("empresa/<int:company_id>/terminar/", views.company_end, name="company_end"),  # services.changes
     path("trabajo/<str:job_id>/", views.job_detail, name="job"),
     path("trabajo/<str:job_id>/estado/", views.job_status, name="job_status"),
     path("clave/recuperar/", views.PasswordResetView.as_view(), name="password_reset"),

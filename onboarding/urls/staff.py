@@ -50,6 +50,14 @@ urlpatterns = [
         staff.representative_reactivate,
         name="representative_reactivate",
     ),
+    # Keeping SII authorizations true over time (services.changes).
+    path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", staff.company_end, name="company_end"),
+    path(
+        "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/reemplazar/",
+        staff.representative_replace,
+        name="representative_replace",
+    ),
+    path("<slug:tenant_slug>/configuracion/permisos-sii/", staff.permissions_sync, name="permissions_sync"),
     path("<slug:tenant_slug>/equipo/", staff.team, name="team"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/rol/", staff.member_role, name="member_role"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/quitar/", staff.member_remove, name="member_remove"),

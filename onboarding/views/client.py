@@ -35,8 +35,9 @@ from onboarding.forms.client import (
     SignupForm,
 )
 from onboarding.models import Certificate, ClientCompany, EnrollmentJob, JobStatus
-from onboarding.selectors import core as core_selectors
+from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
+from onboarding.selectors import core as core_selectors
 from onboarding.services.core import ServiceError
 from sii_bot.certificates import CertificateError
 
@@ -181,6 +182,12 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
             "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
             # A new attempt makes sense before the first one and after a failure, never during one.
             "can_start": latest is None or latest.status == JobStatus.FAILED,
+            # A revocation or change of representative waiting for the client (services.changes).
+            "pending_change": (
+                change_selectors.change_consent_terms(company=company)
+                if latest is None or latest.is_finished
+                else None
+            ),
         },
     )
 
@@ -291,11 +298,15 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
         return certificate
     service_error: ServiceError | None = None
     terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+    # Revocation / change of representative (services.changes): the consent then removes someone.
+    change_terms = change_selectors.change_consent_terms(company=company)
+    if change_terms is not None:
+        terms = change_terms  # type: ignore[assignment]
     if request.method == "POST":
         form = ConsentForm(request.POST)
         if form.is_valid():
             try:
-                job = services.client_consent_give(
+                job = services.change_consent_give(
                     company=company,
                     certificate=certificate,
                     user=request.user,
@@ -305,6 +316,9 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
                 service_error = error
                 # The consent must be given again, on the terms as they are now.
                 terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+                change_terms = change_selectors.change_consent_terms(company=company)
+                if change_terms is not None:
+                    terms = change_terms  # type: ignore[assignment]
                 form = ConsentForm(initial={"terms_version": terms.version})
             else:
                 return redirect("client:job", job_id=job.pk)
@@ -321,7 +335,7 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
     )
     return render(
         request,
-        "client/wizard_consent.html",
+        "client/wizard_consent_change.html" if change_terms is not None else "client/wizard_consent.html",
         {
             "company": company,
             "certificate": certificate,
@@ -425,3 +439,39 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "registration/password_reset_complete.html"
+
+
+# --- Ending the relationship (services.changes) ------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@_not_found_page
+def company_end(request: HttpRequest, company_id: int) -> HttpResponse:
+    """The client ends the relationship with the firm: GET says exactly who will be removed from the
+    company's SII account; POST ends it (a job now if the certificate is still stored, else the
+    client is sent to upload it and consents on the next screen)."""
+    company = client_company_or_404(user=request.user, company_id=company_id)
+    if request.method == "POST":
+        try:
+            job = services.company_relationship_end(company=company, actor=request.user)
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return redirect("client:company", company_id=company.pk)
+        if job is not None:
+            return redirect("client:job", job_id=job.pk)
+        company.refresh_from_db()
+        if company.relationship == "ending":
+            messages.info(request, "Para quitar al representante en el SII necesitamos su certificado digital. Súbalo aquí.")
+            return redirect("client:certificate_upload", company_id=company.pk)
+        messages.success(request, "La relación terminó. No había representante del estudio autorizado en el SII.")
+        return redirect("client:company", company_id=company.pk)
+    return render(
+        request,
+        "client/company_end.html",
+        {
+            "company": company,
+            "company_rut": client_selectors.rut_display(company.rut),
+            "holder_name": services.changes._sii_user_name(company) if company.sii_user_rut else "",
+            "holder_rut": client_selectors.rut_display(company.sii_user_rut),
+        },
+    )

@@ -518,6 +518,10 @@ def tenant_settings(request: HttpRequest, membership: Membership) -> HttpRespons
             form.add_error(field, error.message)
         else:
             messages.success(request, "Configuración guardada." if changes else "No había cambios que guardar.")
+            # Permission changes (services.changes): offer to bring the clients' SII accounts up to date.
+            membership.tenant.refresh_from_db()
+            if selectors.companies_with_stale_permissions(tenant=membership.tenant).exists():
+                return redirect("staff:permissions_sync", tenant_slug=membership.tenant.slug)
             return redirect("staff:settings", tenant_slug=membership.tenant.slug)
     return _settings_page(request, membership, form=form)
 
@@ -684,3 +688,136 @@ class PasswordSetView(auth_views.PasswordResetConfirmView):
 
 
 password_set = PasswordSetView.as_view()
+
+
+# --- Keeping SII authorizations true over time (services.changes) ------------------------------------
+#
+# Revocation (ending a client relationship), change of representative and permission changes. Staff
+# with the re-run role end relationships; owners change the representative and the permissions.
+
+# The removal steps the bot reports for REVOKE / REPLACE jobs, with the bot's own Spanish labels.
+STEP_LABELS.update({value: label for value, label in selectors.job_step_flow(kind="revoke") if value not in STEP_LABELS})
+
+
+def _company_or_404(membership: Membership, company_id: int) -> ClientCompany:
+    return access.staff_company_or_404(membership=membership, company_id=company_id)
+
+
+@staff_view(methods=("GET", "POST"), access_check=access.rerun_membership_or_404)
+def company_end(request: HttpRequest, membership: Membership, company_id: int) -> HttpResponse:
+    """End the relationship with a client: GET asks for confirmation (who will be removed from the
+    SII), POST ends it (a REVOKE job now, or an email asking the client for the certificate)."""
+    company = _company_or_404(membership, company_id)
+    if request.method == "POST":
+        try:
+            job = services.company_relationship_end(company=company, actor=request.user)
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            if job is not None:
+                messages.success(request, f"Relación terminada: quitando a {job.user_name} del SII de {company.legal_name}.")
+                return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
+            company.refresh_from_db()
+            if company.relationship == "ended":
+                messages.success(request, f"Relación con {company.legal_name} terminada: no había representante autorizado en el SII.")
+            else:
+                messages.success(
+                    request,
+                    f"Relación con {company.legal_name} en término: le pedimos al cliente que suba su certificado "
+                    "para quitar al representante en el SII.",
+                )
+        return redirect("staff:dashboard", tenant_slug=membership.tenant.slug)
+    holder = services.company_usable_certificate(company=company)
+    return render(
+        request,
+        "staff/company_end.html",
+        _context(
+            membership,
+            "dashboard",
+            company=company,
+            holder_name=services.changes._sii_user_name(company) if company.sii_user_rut else "",
+            certificate_usable=holder is not None,
+        ),
+    )
+
+
+@staff_view(methods=("GET", "POST"), access_check=access.owner_membership_or_404)
+def representative_replace(request: HttpRequest, membership: Membership, representative_id: int) -> HttpResponse:
+    """Replace a representative: choose the new one (an active one, or add one), then confirm on a
+    page listing the affected clients; confirming creates the REPLACE jobs and emails the rest."""
+    tenant = membership.tenant
+    old = _representative_or_404(membership, representative_id)
+    candidates = [rep for rep in selectors.representative_list(tenant=tenant) if rep.is_active and rep.pk != old.pk]
+    error = ""
+    new = None
+    new_rut = request.POST.get("nuevo_rut", "").strip()
+    new_name = request.POST.get("nuevo_nombre", "").strip()
+    if request.method == "POST":
+        chosen = request.POST.get("nuevo", "")
+        if chosen and chosen != "otro":
+            new = next((rep for rep in candidates if str(rep.pk) == chosen), None)
+            if new is None:
+                error = "Elija un representante vigente."
+        elif not (new_rut and new_name):
+            error = "Elija un representante vigente o indique el RUT y el nombre del nuevo."
+        else:
+            try:
+                from sii_bot.rut import is_person_rut, normalize_rut
+
+                new_rut = normalize_rut(new_rut)
+                if not is_person_rut(new_rut):
+                    error = "El representante debe ser una persona natural (RUT menor a 50.000.000)."
+            except ValueError:
+                error = "El RUT no es válido."
+        if not error and request.POST.get("confirmar") == "1":
+            try:
+                report = services.representative_replace(
+                    tenant=tenant, old=old, new=new, new_rut=new_rut, new_name=new_name, actor=request.user
+                )
+            except services.ServiceError as service_error:
+                error = service_error.message
+            else:
+                messages.success(
+                    request,
+                    f"Representante reemplazado. Trabajos creados: {len(report.jobs)}; clientes a los que se pidió "
+                    f"el certificado: {len(report.emailed)}; sin cambios por ahora: {len(report.skipped)}.",
+                )
+                return redirect("staff:dashboard", tenant_slug=tenant.slug)
+    affected = list(selectors.companies_affected_by_representative(tenant=tenant, representative=old))
+    rows = [{"company": c, "certificate_usable": services.company_usable_certificate(company=c) is not None} for c in affected]
+    confirming = request.method == "POST" and not error
+    return render(
+        request,
+        "staff/representative_replace.html",
+        _context(
+            membership,
+            "settings",
+            old=old,
+            candidates=candidates,
+            new=new,
+            new_rut=new_rut,
+            new_name=new_name.upper(),
+            chosen=request.POST.get("nuevo", ""),
+            error=error,
+            confirming=confirming,
+            rows=rows,
+        ),
+    )
+
+
+@staff_view(methods=("GET", "POST"), access_check=access.owner_membership_or_404)
+def permissions_sync(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Clients whose SII permissions differ from the ones the firm requests now; POST ("Actualizar en
+    el SII") creates their jobs and emails the clients without a stored certificate."""
+    tenant = membership.tenant
+    if request.method == "POST":
+        report = services.permissions_sync(tenant=tenant, actor=request.user)
+        messages.success(
+            request,
+            f"Actualización solicitada. Trabajos creados: {len(report.jobs)}; clientes a los que se pidió el "
+            f"certificado: {len(report.emailed)}; sin cambios por ahora: {len(report.skipped)}.",
+        )
+        return redirect("staff:dashboard", tenant_slug=tenant.slug)
+    affected = list(selectors.companies_with_stale_permissions(tenant=tenant))
+    rows = [{"company": c, "certificate_usable": services.company_usable_certificate(company=c) is not None} for c in affected]
+    return render(request, "staff/permissions_sync.html", _context(membership, "settings", rows=rows))

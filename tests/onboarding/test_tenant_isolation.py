@@ -48,12 +48,15 @@ ACCESS: dict[str, str] = {
     "representative_add": "owner",
     "representative_deactivate": "owner",
     "representative_reactivate": "owner",
+    "company_end": "rerun",
+    "representative_replace": "owner",
+    "permissions_sync": "owner",
     "team": "owner",
     "member_role": "owner",
     "member_remove": "owner",
     "audit": "owner",
 }
-KNOWN_KWARGS = {"tenant_slug", "job_id", "artifact_id", "invitation_id", "representative_id", "membership_id"}
+KNOWN_KWARGS = {"tenant_slug", "job_id", "artifact_id", "invitation_id", "representative_id", "membership_id", "company_id"}
 TENANT_PATTERNS = [p for p in urlpatterns if ACCESS.get(p.name) != "public"]
 PATTERN_IDS = [p.name for p in TENANT_PATTERNS]
 
@@ -66,6 +69,7 @@ class TenantObjects:
     invitation_id: int
     representative_id: int
     membership_id: int
+    company_id: int = 0
 
     def kwargs(self, pattern: Any, **override: Any) -> dict[str, Any]:
         values = {
@@ -75,6 +79,7 @@ class TenantObjects:
             "invitation_id": self.invitation_id,
             "representative_id": self.representative_id,
             "membership_id": self.membership_id,
+            "company_id": self.company_id,
         }
         values.update(override)
         return {name: values[name] for name in pattern.pattern.converters}
@@ -91,7 +96,7 @@ def world(cast, certificate_bundle):  # type: ignore[no-untyped-def]
         invitation = invitation_make(tenant, "96874030-K", "Invitada de " + tenant.slug)
         representative = tenant.representatives.get()
         membership = Membership.objects.get(tenant=tenant, user=staff_user)
-        return TenantObjects(tenant.slug, job.pk, artifact.pk, invitation.pk, representative.pk, membership.pk)
+        return TenantObjects(tenant.slug, job.pk, artifact.pk, invitation.pk, representative.pk, membership.pk, company.pk)
 
     return {"a": objects(cast.tenant_a, cast.company_a, cast.staff_a), "b": objects(cast.tenant_b, cast.company_b, cast.staff_b)}
 

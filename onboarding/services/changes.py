@@ -1,0 +1,609 @@
+"""Keeping a client's SII authorizations true over time: ending a relationship (REVOKE), changing the
+firm's representative (REPLACE) and changing the permissions the firm requests (AUTHORIZE, the bot's
+edit path).
+
+Each change runs through the same job machinery as the first authorization (`enrollment_job_create`
+/ `enrollment_job_execute`): when the client's certificate is still stored the job is created at
+once; otherwise the client is emailed a link to upload it again, and their consent creates the job
+(`change_consent_give`). Success handlers here record on the company what the SII now holds.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from onboarding.models import (
+    ACTIVE_JOB_STATUSES,
+    AuditAction,
+    Certificate,
+    ClientCompany,
+    CompanyStage,
+    EnrollmentJob,
+    JobKind,
+    JobStatus,
+    Relationship,
+    Representative,
+    Tenant,
+)
+from onboarding.services.core import (
+    ServiceError,
+    _company_set_stage,
+    _job_failed_or_retry,
+    _job_finish_failed,
+    _notify_finished,
+    audit_record,
+    certificate_destroy,
+    enrollment_job_create,
+    representative_add,
+)
+from sii_bot.rut import normalize_rut
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ChangeReport",
+    "change_consent_give",
+    "change_job_finished_emails",
+    "company_relationship_end",
+    "company_usable_certificate",
+    "permissions_sync",
+    "representative_replace",
+]
+
+
+# --- Helpers ---------------------------------------------------------------------------------
+
+
+def company_usable_certificate(*, company: ClientCompany) -> Certificate | None:
+    """The company's newest stored (not destroyed), unexpired certificate, or None."""
+    return (
+        Certificate.objects.filter(
+            company=company, destroyed_at__isnull=True, sealed_material__isnull=False, not_after__gt=timezone.now()
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _rut_display(rut: str) -> str:
+    from onboarding.selectors.client import rut_display
+
+    return rut_display(rut) if rut else ""
+
+
+def _representative_for_rut(*, tenant: Tenant, rut: str) -> Representative | None:
+    return Representative.objects.filter(tenant=tenant, rut=rut).first() if rut else None
+
+
+def _sii_user_name(company: ClientCompany) -> str:
+    """The name of whoever the SII holds for the firm in `company` (representative row or last job)."""
+    representative = _representative_for_rut(tenant=company.tenant, rut=company.sii_user_rut)
+    if representative is not None:
+        return representative.name
+    job = EnrollmentJob.objects.filter(company=company, user_rut=company.sii_user_rut).order_by("-created_at").first()
+    return job.user_name if job is not None else company.sii_user_rut
+
+
+def _active_representative(tenant: Tenant) -> Representative | None:
+    return tenant.representatives.filter(is_active=True).order_by("created_at").first()
+
+
+def _has_active_job(company: ClientCompany) -> bool:
+    return EnrollmentJob.objects.filter(company=company, status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+def _upload_link(company: ClientCompany) -> str:
+    from django.urls import reverse
+
+    return settings.AUTORIZA_BASE_URL.rstrip("/") + reverse(
+        "client:certificate_upload", kwargs={"company_id": company.pk}
+    )
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> bool:
+    """Send one plain email after commit; False (nothing sent) when there is no recipient."""
+    if not recipients:
+        return False
+
+    def send() -> None:
+        try:
+            send_mail(subject, body, None, recipients)
+        except Exception:
+            logger.exception("change email to %s failed", recipients)
+
+    transaction.on_commit(send)
+    return True
+
+
+def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
+    """Email the client (owner_email) asking them to upload their certificate again for `what`."""
+    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    body = "\n".join(
+        [
+            greeting,
+            "",
+            (
+                f"{company.tenant.name} necesita hacer un cambio en los usuarios autorizados de "
+                f"{company.legal_name} (RUT {_rut_display(company.rut)}) en el SII:"
+            ),
+            "",
+            what,
+            "",
+            (
+                "Para hacerlo necesitamos su certificado digital. Súbalo nuevamente en el siguiente enlace; "
+                "antes de hacer cualquier cambio le mostraremos exactamente qué se hará y le pediremos su "
+                "consentimiento:"
+            ),
+            _upload_link(company),
+            "",
+            f"— Autoriza, para {company.tenant.name}",
+        ]
+    )
+    subject = f"Se necesita su certificado digital: {company.legal_name}"
+    return _send(subject, body + "\n", [company.owner_email] if company.owner_email else [])
+
+
+@dataclass
+class ChangeReport:
+    """What a bulk change did: jobs created at once, clients emailed, clients left as they were."""
+
+    jobs: list[EnrollmentJob] = field(default_factory=list)
+    emailed: list[ClientCompany] = field(default_factory=list)
+    skipped: list[tuple[ClientCompany, str]] = field(default_factory=list)
+
+
+# --- Kind selection --------------------------------------------------------------------------
+
+
+def _pending_kind(company: ClientCompany) -> tuple[str, Representative | None, str, str]:
+    """(kind, representative, old RUT, old name) a job for `company` must do now.
+
+    ENDING relationship → REVOKE of whoever the SII holds; the SII holds someone other than the current
+    active representative → REPLACE; else AUTHORIZE (add, or update the permissions).
+    """
+    tenant = company.tenant
+    current = _active_representative(tenant)
+    if company.relationship == Relationship.ENDING and company.sii_user_rut:
+        holder = _representative_for_rut(tenant=tenant, rut=company.sii_user_rut)
+        return JobKind.REVOKE, holder or current, "", ""
+    if company.sii_user_rut and current is not None and company.sii_user_rut != current.rut:
+        return JobKind.REPLACE, current, company.sii_user_rut, _sii_user_name(company)
+    # A replacement that added the new representative but did not remove the old one: the company
+    # row holds the new one, the failed job remembers the old one; finish it.
+    latest = EnrollmentJob.objects.filter(company=company).order_by("-attempt").first()
+    if (
+        latest is not None
+        and latest.kind == JobKind.REPLACE
+        and latest.status == JobStatus.FAILED
+        and latest.failure_code == "replacement_incomplete"
+        and current is not None
+        and latest.user_rut == current.rut
+    ):
+        return JobKind.REPLACE, current, latest.old_user_rut, latest.old_user_name
+    return JobKind.AUTHORIZE, current, "", ""
+
+
+def _revoke_representative(company: ClientCompany) -> Representative:
+    """The representative row for a REVOKE of `company.sii_user_rut` (created inactive if unknown)."""
+    tenant = company.tenant
+    holder = _representative_for_rut(tenant=tenant, rut=company.sii_user_rut)
+    if holder is None:
+        holder = Representative.objects.create(
+            tenant=tenant, rut=company.sii_user_rut, name=_sii_user_name(company), is_active=False
+        )
+    return holder
+
+
+def _create_pending_job(
+    *, company: ClientCompany, certificate: Certificate, actor: AbstractBaseUser | None
+) -> EnrollmentJob:
+    kind, representative, old_rut, old_name = _pending_kind(company)
+    if kind == JobKind.REVOKE:
+        representative = _revoke_representative(company)
+    return enrollment_job_create(
+        company=company,
+        certificate=certificate,
+        created_by=actor,
+        representative=representative,
+        kind=kind,
+        old_user_rut=old_rut,
+        old_user_name=old_name,
+    )
+
+
+# --- Ending a relationship (REVOKE) ----------------------------------------------------------
+
+
+def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser | None) -> EnrollmentJob | None:
+    """End the firm's relationship with `company` and remove its representative from the SII.
+
+    The relationship becomes ENDING (audited). If the SII holds nobody for the firm there it is ENDED
+    at once (stage REVOKED). Else, with a usable stored certificate a REVOKE job is created now and
+    returned; without one the client is emailed a link to upload it (None is returned) and their
+    consent creates the job. Raises ServiceError if the relationship already ended or a job is in
+    flight for this client.
+    """
+    with transaction.atomic():
+        company = ClientCompany.objects.select_for_update().select_related("tenant").get(pk=company.pk)
+        if company.relationship == Relationship.ENDED:
+            raise ServiceError("La relación con este cliente ya terminó.", code="relationship_ended")
+        if _has_active_job(company):
+            raise ServiceError(
+                "Hay un trabajo en curso para esta empresa. Espere a que termine antes de terminar la relación.",
+                code="job_already_active",
+            )
+        ClientCompany.objects.filter(pk=company.pk).update(relationship=Relationship.ENDING)
+        company.relationship = Relationship.ENDING
+        audit_record(
+            tenant=company.tenant,
+            actor=actor,
+            action=AuditAction.SETTINGS,
+            company=company,
+            summary=f"Término de la relación con {company.legal_name}",
+            details={"relationship": Relationship.ENDING, "sii_user_rut": company.sii_user_rut},
+        )
+        if not company.sii_user_rut:
+            ClientCompany.objects.filter(pk=company.pk).update(relationship=Relationship.ENDED)
+            company.relationship = Relationship.ENDED
+            _company_set_stage(company, CompanyStage.REVOKED)
+            audit_record(
+                tenant=company.tenant,
+                actor=actor,
+                action=AuditAction.SETTINGS,
+                company=company,
+                summary=f"Relación con {company.legal_name} terminada: no había representante autorizado en el SII",
+                details={"relationship": Relationship.ENDED},
+            )
+            return None
+        certificate = company_usable_certificate(company=company)
+        if certificate is not None:
+            return _create_pending_job(company=company, certificate=certificate, actor=actor)
+        name = _sii_user_name(company)
+        _ask_for_certificate(
+            company=company,
+            what=f"Quitar a {name} (RUT {_rut_display(company.sii_user_rut)}) como usuario autorizado de la empresa, "
+            f"porque la relación con {company.tenant.name} terminó.",
+        )
+    return None
+
+
+# --- Changing the representative (REPLACE) ---------------------------------------------------
+
+
+def representative_replace(
+    *,
+    tenant: Tenant,
+    old: Representative,
+    new: Representative | None = None,
+    new_rut: str = "",
+    new_name: str = "",
+    actor: AbstractBaseUser | None,
+) -> ChangeReport:
+    """Replace the firm's representative `old` by `new` (or a new one from `new_rut`/`new_name`).
+
+    `old` is deactivated (audited). For each affected client (ACTIVE relationship, the SII holds
+    `old`): with a usable certificate and no job in flight, ONE REPLACE job (add the new, then remove
+    the old); without a certificate, an email asking for it (their consent then creates the REPLACE
+    job); clients with a job in flight are skipped (their next consent replaces). Returns the report.
+    """
+    from onboarding.selectors.changes import companies_affected_by_representative
+
+    if old.tenant_id != tenant.pk:
+        raise ServiceError("Representante no encontrado.", code="not_found")
+    with transaction.atomic():
+        if new is None:
+            if not new_rut.strip() or not new_name.strip():
+                raise ServiceError("Indique el RUT y el nombre del nuevo representante.", code="new_missing")
+            try:
+                canonical = normalize_rut(new_rut)
+            except ValueError as exc:
+                raise ServiceError(f"RUT inválido: {exc}", code="invalid_rut") from None
+            new = representative_add(tenant=tenant, rut=canonical, name=new_name)
+        if new.tenant_id != tenant.pk:
+            raise ServiceError("Representante no encontrado.", code="not_found")
+        if new.pk == old.pk or new.rut == old.rut:
+            raise ServiceError("El nuevo representante debe ser otra persona.", code="same_representative")
+        if not new.is_active:
+            new.is_active = True
+            new.save(update_fields=["is_active"])
+        affected = list(companies_affected_by_representative(tenant=tenant, representative=old))
+        old.is_active = False
+        old.save(update_fields=["is_active"])
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.SETTINGS,
+            summary=f"Representante reemplazado: {old.name} ({old.rut}) por {new.name} ({new.rut})",
+            details={"old": old.rut, "new": new.rut, "affected": [c.pk for c in affected]},
+        )
+        report = ChangeReport()
+        for company in affected:
+            if _has_active_job(company):
+                report.skipped.append((company, "job_already_active"))
+                continue
+            certificate = company_usable_certificate(company=company)
+            if certificate is not None:
+                job = enrollment_job_create(
+                    company=company,
+                    certificate=certificate,
+                    created_by=actor,
+                    representative=new,
+                    kind=JobKind.REPLACE,
+                    old_user_rut=old.rut,
+                    old_user_name=old.name,
+                )
+                report.jobs.append(job)
+            elif _ask_for_certificate(
+                company=company,
+                what=(
+                    f"Autorizar a {new.name} (RUT {_rut_display(new.rut)}), el nuevo representante de "
+                    f"{tenant.name}, y quitar a {old.name} (RUT {_rut_display(old.rut)}), el anterior."
+                ),
+            ):
+                report.emailed.append(company)
+            else:
+                report.skipped.append((company, "no_email"))
+    return report
+
+
+# --- Changing the permissions (AUTHORIZE, edit path) -----------------------------------------
+
+
+def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> ChangeReport:
+    """Bring every ACTIVE client whose SII permissions differ from the firm's requested ones up to date.
+
+    With a usable certificate: a job now (AUTHORIZE → the bot's edit path, outcome "updated"; REPLACE if
+    the SII holds an older representative). Without: an email asking for the certificate. Audited.
+    """
+    from onboarding.selectors.changes import companies_with_stale_permissions
+
+    report = ChangeReport()
+    with transaction.atomic():
+        affected = list(companies_with_stale_permissions(tenant=tenant))
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.SETTINGS,
+            summary=f"Actualización de permisos en el SII solicitada para {len(affected)} cliente(s)",
+            details={"affected": [c.pk for c in affected], "permissions": sorted(tenant.permissions)},
+        )
+        labels = ", ".join(
+            label for on, label in (
+                (tenant.grant_admin, "Usuario Administrador"), (tenant.grant_sign, "Firmar Documentos"),
+                (tenant.grant_registry, "Registro"),
+            ) if on
+        )
+        for company in affected:
+            if _has_active_job(company):
+                report.skipped.append((company, "job_already_active"))
+                continue
+            certificate = company_usable_certificate(company=company)
+            if certificate is not None:
+                report.jobs.append(_create_pending_job(company=company, certificate=certificate, actor=actor))
+            elif _ask_for_certificate(
+                company=company,
+                what=f"Actualizar los permisos de {_sii_user_name(company)} (RUT {_rut_display(company.sii_user_rut)}) "
+                f"a: {labels}.",
+            ):
+                report.emailed.append(company)
+            else:
+                report.skipped.append((company, "no_email"))
+    return report
+
+
+# --- The client's consent --------------------------------------------------------------------
+
+
+def change_consent_give(
+    *, company: ClientCompany, certificate: Certificate, user: AbstractBaseUser, terms_version: str
+) -> EnrollmentJob:
+    """The client's consent, whatever it is for: REVOKE (relationship ending), REPLACE (the SII holds
+    another representative of the firm) or the first authorization / permission update.
+
+    AUTHORIZE consents go through `client_consent_give` unchanged. For REVOKE/REPLACE the consent
+    covers `selectors.change_consent_terms` (`terms_version` must match) and is audited.
+    """
+    from onboarding.selectors.changes import change_consent_terms
+    from onboarding.services.client import client_consent_give
+
+    terms = change_consent_terms(company=company)
+    if terms is None:
+        return client_consent_give(company=company, certificate=certificate, user=user, terms_version=terms_version)
+    if terms_version != terms.version:
+        raise ServiceError(
+            "Los datos de la autorización cambiaron mientras revisaba esta página. Revíselos nuevamente "
+            "antes de confirmar.",
+            code="terms_changed",
+        )
+    if certificate.company_id != company.pk or not certificate.is_usable:
+        raise ServiceError(
+            "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
+            code="certificate_missing",
+        )
+    with transaction.atomic():
+        job = _create_pending_job(company=company, certificate=certificate, actor=user)
+        audit_record(
+            tenant=company.tenant,
+            actor=user,
+            action=AuditAction.CONSENT,
+            company=company,
+            summary=terms.summary[:300],
+            details={
+                "job": str(job.pk),
+                "kind": job.kind,
+                "certificate": str(certificate.pk),
+                "add_rut": terms.add_rut,
+                "remove_rut": terms.remove_rut,
+                "permissions": list(terms.permissions),
+                "terms_version": terms.version,
+            },
+        )
+    return job
+
+
+# --- Running the jobs (called by services.core.enrollment_job_execute) -----------------------
+
+
+def job_bot_call(*, job: EnrollmentJob) -> tuple[Callable[..., Any], Any]:
+    """(the `sii_bot` entry point, its request) for the job's kind."""
+    import sii_bot
+
+    permissions = frozenset(sii_bot.Permission(code) for code in job.permissions)
+    if job.kind == JobKind.REVOKE:
+        return sii_bot.revoke, sii_bot.RevocationRequest(company_rut=job.company.rut, user_rut=job.user_rut)
+    if job.kind == JobKind.REPLACE:
+        return sii_bot.replace, sii_bot.ReplacementRequest(
+            company_rut=job.company.rut,
+            new_user_rut=job.user_rut,
+            old_user_rut=job.old_user_rut,
+            permissions=permissions,
+        )
+    return sii_bot.enroll, sii_bot.EnrollmentRequest(
+        company_rut=job.company.rut, user_rut=job.user_rut, permissions=permissions
+    )
+
+
+def _record_sii_holder(company_id: int, record: Any, now: Any) -> None:
+    ClientCompany.objects.filter(pk=company_id).update(
+        sii_user_rut=record.user_rut,
+        sii_admin=record.admin,
+        sii_sign=record.sign,
+        sii_registry=record.registry,
+        sii_synced_at=now,
+    )
+
+
+def change_job_succeeded(*, job: EnrollmentJob, result: Any) -> EnrollmentJob:
+    """Record a succeeded REVOKE (relationship ENDED, stage REVOKED, nobody held) or REPLACE (the new
+    representative held, stage AUTHORIZED); erase the certificate; audit; email after commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.SUCCEEDED,
+            finished_at=now,
+            heartbeat_at=now,
+            outcome=result.outcome,
+            result=result.to_dict(),
+            failure_code="",
+            failure_message="",
+            failure_retryable=False,
+            failure_detail="",
+        )
+        if job.kind == JobKind.REVOKE:
+            ClientCompany.objects.filter(pk=job.company_id).update(
+                relationship=Relationship.ENDED,
+                sii_user_rut="",
+                sii_admin=False,
+                sii_sign=False,
+                sii_registry=False,
+                sii_synced_at=now,
+            )
+            _company_set_stage(job.company, CompanyStage.REVOKED)
+            summary = f"{job.user_name} eliminado como usuario de {job.company.legal_name} ({result.outcome})"
+        else:
+            _record_sii_holder(job.company_id, result.addition.record, now)
+            _company_set_stage(job.company, CompanyStage.AUTHORIZED)
+            summary = (
+                f"{job.user_name} autorizado y {job.old_user_name or job.old_user_rut} eliminado en "
+                f"{job.company.legal_name}"
+            )
+        if job.certificate is not None:
+            certificate_destroy(certificate=job.certificate, reason="job_succeeded")
+        audit_record(
+            tenant=job.tenant,
+            actor=None,
+            action=AuditAction.JOB_FINISHED,
+            company=job.company,
+            summary=summary,
+            details={"job": str(job.pk), "kind": job.kind, "outcome": result.outcome},
+        )
+        job.refresh_from_db()
+        transaction.on_commit(lambda: _notify_finished(job))
+    logger.info("job %s (%s) succeeded (%s)", job.pk, job.kind, result.outcome)
+    return job
+
+
+def job_replacement_incomplete(*, job: EnrollmentJob, failure: Any) -> EnrollmentJob | None:
+    """Handle a REPLACE that authorized the new representative but did not remove the old one.
+
+    The company's sii_* state becomes the new representative (that is what the SII holds now). While
+    automatic retries remain the normal retry applies; the final failure says plainly that the new
+    representative IS authorized and the old one is still there (re-runnable). None for any other
+    failure (the caller handles it as usual).
+    """
+    from sii_bot.errors import ReplacementIncomplete
+
+    if job.kind != JobKind.REPLACE or not isinstance(failure, ReplacementIncomplete):
+        return None
+    if failure.addition is not None:
+        _record_sii_holder(job.company_id, failure.addition.record, timezone.now())
+    if failure.retryable and job.retry_count < settings.AUTORIZA_JOB_MAX_RETRIES:
+        return _job_failed_or_retry(job, failure)
+    cause = getattr(failure, "cause", None)
+    message = (
+        f"{job.user_name} (RUT {_rut_display(job.user_rut)}), el nuevo representante, YA QUEDÓ AUTORIZADO en el SII, "
+        f"pero no pudimos quitar a {job.old_user_name or job.old_user_rut} (RUT {_rut_display(job.old_user_rut)}), "
+        "que sigue autorizado. Un administrador del estudio puede volver a intentarlo: solo falta eliminar al anterior."
+        + (f" Detalle: {cause.user_message}" if cause is not None else "")
+    )
+    # Stored artifacts / retries as the usual path does, but with the message above and re-runnable.
+    from onboarding.services.core import job_artifact_store
+
+    if failure.page_html:
+        job_artifact_store(job=job, kind="page_html", step=failure.step or "failure", content=failure.page_html.encode("utf-8"))
+    if failure.screenshot:
+        job_artifact_store(job=job, kind="screenshot", step=failure.step or "failure", content=failure.screenshot)
+    return _job_finish_failed(job, code=failure.code, message=message, retryable=True, detail=failure.detail)
+
+
+# --- Emails about finished REVOKE / REPLACE jobs ---------------------------------------------
+
+
+def change_job_finished_emails(*, job: EnrollmentJob) -> list[Any]:
+    """The client's and the firm's emails about a finished REVOKE or REPLACE job (Spanish)."""
+    from django.urls import reverse
+
+    from onboarding.services.client import FinishedEmail, _staff_job_url
+
+    company, tenant = job.company, job.tenant
+    where = f"{company.legal_name} (RUT {_rut_display(company.rut)})"
+    new = f"{job.user_name} (RUT {_rut_display(job.user_rut)})"
+    old = f"{job.old_user_name or job.old_user_rut} (RUT {_rut_display(job.old_user_rut)})"
+    status_url = settings.AUTORIZA_BASE_URL.rstrip("/") + reverse("client:job", kwargs={"job_id": job.pk})
+    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    if job.status == JobStatus.SUCCEEDED:
+        if job.kind == JobKind.REVOKE:
+            what = f"{new}, representante de {tenant.name}, ya no es usuario autorizado de {where} en el SII."
+            subject = f"Representante eliminado en el SII: {company.legal_name}"
+        else:
+            what = (
+                f"El SII registró a {new}, nuevo representante de {tenant.name}, como usuario autorizado de "
+                f"{where}, y eliminó a {old}."
+            )
+            subject = f"Representante reemplazado en el SII: {company.legal_name}"
+        client_lines = [greeting, "", what, "", "Su certificado digital ya fue eliminado de nuestros sistemas.",
+                        "", "Vea la confirmación del SII en:", status_url, "", f"— Autoriza, para {tenant.name}"]
+        firm_lines = [what]
+    else:
+        subject = f"No se pudo completar el cambio en el SII: {company.legal_name}"
+        what = f"Motivo: {job.failure_message}"
+        client_lines = [greeting, "", f"No pudimos completar el cambio de usuarios autorizados de {where} en el SII.",
+                        "", what, "", "Vea el detalle en:", status_url, "", f"— Autoriza, para {tenant.name}"]
+        firm_lines = [f"No se pudo completar el cambio ({job.get_kind_display()}) en {where}.",
+                      f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
+                      "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
+    emails = []
+    if company.owner_email:
+        emails.append(FinishedEmail(subject, "\n".join(client_lines) + "\n", [company.owner_email]))
+    if tenant.notification_email_list:
+        body = "\n\n".join(firm_lines) + "\n\nDetalle del trabajo:\n" + _staff_job_url(job) + "\n\n— Autoriza\n"
+        emails.append(FinishedEmail(subject, body, tenant.notification_email_list))
+    return emails
