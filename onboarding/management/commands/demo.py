@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +149,17 @@ def _wait_for_env_file(path: Path, proc: subprocess.Popen[bytes], timeout: float
     raise CommandError("El sandbox del SII no respondió a tiempo.")
 
 
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait until the web server answers its health check (not just listens), so the printed URL works."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise CommandError(f"El servidor web no pudo iniciar (código {proc.returncode}).")
-        if _port_in_use(host, port):
-            return
-        time.sleep(0.2)
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
     raise CommandError("El servidor web no respondió a tiempo.")

@@ -1,0 +1,89 @@
+"""A job whose worker vanished for good (killed, never restarted, or restarted on another host) is
+found by the periodic reaper of the real scheduler (`celery worker -B`, as the compose `scheduler`
+service runs it) and ends FAILED, re-runnable (certificate kept, an admin's re-run queues a linked
+attempt), within a bounded time. No job is ever left RUNNING."""
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from onboarding import services
+from onboarding.models import Certificate, CompanyStage, EnrollmentJob, JobEvent, JobStatus
+from tests.reliability.support import (
+    figures_record,
+    firm_create,
+    jobs_create,
+    rut_with_dv,
+    saves_of,
+    wait_for,
+)
+
+REAP_EVERY = 1.0  # production: 60 s
+REAP_AFTER = 10  # production: the hard time limit + 60 s = 360 s
+
+
+@pytest.mark.faults
+@pytest.mark.browser
+@pytest.mark.sandbox
+@pytest.mark.timeout(300)
+def test_periodic_reaper_fails_a_job_whose_worker_vanished_and_it_can_be_rerun(  # type: ignore[no-untyped-def]
+    start_worker, start_scheduler, worker_env, sandbox, demo_bundle, fast_jobs
+) -> None:
+    rut = rut_with_dv(79200001)
+    sandbox.add_companies([{"rut": rut, "name": f"EMPRESA {rut}", "admins": [sandbox.pki["demo"].holder_rut]}])
+    sandbox.configure(latency_ms=120)
+    # The scheduler runs all along, as in production (it started before the job, so its own start-up
+    # recovery of orphaned jobs plays no part: only its periodic reaper can end the job).
+    scheduler = start_scheduler(
+        AUTORIZA_REAP_EVERY_SECONDS=str(REAP_EVERY), AUTORIZA_JOB_REAP_AFTER_SECONDS=str(REAP_AFTER),
+        AUTORIZA_DISPATCH_EVERY_SECONDS="3600",
+    )
+    tenant = firm_create("reaper")
+    [job] = jobs_create(tenant, [rut], demo_bundle)
+    worker = start_worker(env=worker_env)
+    wait_for(lambda: JobEvent.objects.filter(job=job, step__in=("company", "user_list")).exists(),
+             timeout=90, interval=0.05, what="the job to reach the company step")
+    worker.kill(signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    killed_at = time.monotonic()
+    assert EnrollmentJob.objects.get(pk=job.pk).status == JobStatus.RUNNING  # a live job is not reaped
+
+    # No worker comes back (or one does, on another host): only the periodic reaper can end the job.
+    bound = REAP_AFTER + 2 * REAP_EVERY + 20  # threshold + two periods + process start and load slack
+    failed = wait_for(
+        lambda: EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.FAILED).first(),
+        timeout=bound, interval=0.2, what="the reaper to fail the job",
+    )
+    detected_in = time.monotonic() - killed_at
+    scheduler.stop()  # its 10 s threshold is for dead jobs only; live ones report less often under load
+    assert "enrollment_jobs_reap" in scheduler.log() and "succeeded" in scheduler.log()
+    assert failed.failure_code == "worker_lost" and failed.failure_retryable
+    assert failed.company.stage == CompanyStage.FAILED
+    assert saves_of(sandbox.state(), rut) == []  # killed before "Grabar Usuario": nothing was saved
+    assert Certificate.objects.get(pk=failed.certificate_id).is_usable  # kept: the job is re-runnable
+
+    # Re-runnable: an admin's re-run is a new attempt, linked, queued with the kept certificate (running
+    # it is the ordinary path, covered by the other suites); the failed row stays as history.
+    admin = get_user_model().objects.create_user(username="admin@reaper.cl", password="x-Clave-Larga-1")
+    rerun = services.enrollment_job_rerun(job=failed, actor=admin)
+    assert rerun.status == JobStatus.QUEUED and rerun.rerun_of_id == failed.pk and rerun.certificate_id == failed.certificate_id
+    assert EnrollmentJob.objects.get(pk=failed.pk).status == JobStatus.FAILED  # history kept, never reset
+    assert not EnrollmentJob.objects.filter(status=JobStatus.RUNNING).exists()
+    figures_record("reaper", {
+        "reap_every_seconds": REAP_EVERY, "reap_after_seconds": REAP_AFTER, "bound_seconds": bound,
+        "detected_in_seconds": round(detected_in, 1), "failure_code": failed.failure_code,
+        "rerun": rerun.status, "sii_saves": len(saves_of(sandbox.state(), rut)),
+        "production_reap_after_seconds": 300 + 60, "production_reap_every_seconds": 60,
+    })
+
+
+def test_production_refuses_a_reaper_threshold_below_the_hard_time_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Reaping a job before its hard time limit could fail one that is still running."""
+    from tests.portal.test_settings import PRODUCTION, run
+
+    result = run(["manage.py", "check"], {**PRODUCTION, "AUTORIZA_JOB_REAP_AFTER_SECONDS": "120"}, tmp_path)
+    assert result.returncode != 0 and "AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed" in result.stderr
+    assert run(["manage.py", "check"], PRODUCTION, tmp_path).returncode == 0

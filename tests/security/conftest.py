@@ -1,0 +1,5 @@
+"""Fixtures of the security suite (the worker-backed ones are shared with tests/reliability)."""
+from __future__ import annotations
+
+from tests.reliability.fixtures import routed_broker  # noqa: F401 - registered by being imported here
+from tests.reliability.suite_results import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
