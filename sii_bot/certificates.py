@@ -250,6 +250,37 @@ def _check_pfx_structure(data: bytes) -> None:
     tag, _, _ = _read_tlv(data, opos + olen)
     if tag != 0xA0:
         raise _Asn1Error("authSafe has no [0] content")
+    if clen is not None and cpos + clen < len(data):
+        _check_mac_iterations(data, cpos + clen)
+
+
+# Real files use 1 to 600,000 rounds (OpenSSL 2048, Windows 2000, recent tools 10,000–600,000). A file
+# asking for billions would keep a web process busy for many minutes before the MAC check fails.
+MAX_MAC_ITERATIONS = 1_000_000
+
+
+def _check_mac_iterations(data: bytes, pos: int) -> None:
+    """Raise ``_Asn1Error`` if the MacData at ``pos`` asks for more than MAX_MAC_ITERATIONS rounds.
+
+    MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
+    """
+    tag, mpos, mlen = _read_tlv(data, pos)
+    if tag != 0x30 or mlen is None:
+        raise _Asn1Error("macData is not a SEQUENCE")
+    end = mpos + mlen
+    tag, dpos, dlen = _read_tlv(data, mpos)  # DigestInfo
+    if tag != 0x30 or dlen is None:
+        raise _Asn1Error("macData has no DigestInfo")
+    tag, spos, slen = _read_tlv(data, dpos + dlen)  # macSalt
+    if tag != 0x04 or slen is None:
+        raise _Asn1Error("macData has no salt")
+    if spos + slen >= end:
+        return  # iterations omitted: DEFAULT 1
+    tag, ipos, ilen = _read_tlv(data, spos + slen)
+    if tag != 0x02 or ilen is None or ilen > 8:
+        raise _Asn1Error("macData iterations is not a small INTEGER")
+    if int.from_bytes(data[ipos : ipos + ilen], "big") > MAX_MAC_ITERATIONS:
+        raise _Asn1Error("macData asks for an unreasonable number of iterations")
 
 
 def _looks_like_pem(data: bytes) -> bool:
@@ -423,6 +454,10 @@ def open_pkcs12(
     except _Asn1Error as exc:
         raise CertificateError("not_pkcs12", detail=f"not a PFX: {exc}") from None
 
+    if "\x00" in password:
+        # No real password holds a NUL byte, and cryptography's Rust layer panics on one (a
+        # BaseException that would escape the handler below).
+        raise CertificateError("wrong_password", detail="password contains a NUL byte")
     try:
         loaded = _load(data, password)
     except Exception as exc:  # noqa: BLE001 - cryptography raises ValueError/TypeError/UnsupportedAlgorithm

@@ -117,10 +117,6 @@ def test_any_other_password_is_wrong(password: str) -> None:
     assert refuse_quickly(PFX, password) == "wrong_password"
 
 
-@pytest.mark.xfail(strict=True, raises=BaseException, reason=(
-    "open finding: a password with a NUL byte makes cryptography's Rust code panic (pyo3 PanicException, a "
-    "BaseException that open_pkcs12's `except Exception` does not catch); the web form refuses NUL bytes first "
-    "(see test_hostile_input), but the parser must not rely on it: catch it in sii_bot.certificates._load"))
 def test_a_nul_byte_in_the_password_is_a_wrong_password_not_a_crash() -> None:
     assert refuse_quickly(PFX, PASSWORD + "\x00x") == "wrong_password"
 

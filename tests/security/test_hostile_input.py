@@ -199,10 +199,6 @@ def test_markup_in_a_certificate_holder_name_is_rendered_escaped(client, owner) 
         assert "&lt;img src=x onerror=alert(1)&gt;" in body
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "open security finding: sii_bot.certificates does not cap PKCS#12 iteration counts, so a client can upload a "
-    "file whose MAC asks for 2^31 key-derivation rounds and keep a web process busy for about 20 minutes (CPU DoS); "
-    "fix: refuse iteration counts above ~1,000,000 in _check_pfx_structure"))
 def test_a_pfx_demanding_billions_of_key_derivation_rounds_is_refused_fast(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Parsed in a subprocess killed after 5 s (a parse cannot be interrupted in-process)."""
     from tests.sii_bot.bot_pfx_factory import CertSpec, make_pfx
