@@ -10,6 +10,8 @@ from io import BytesIO
 from typing import Any
 
 from django import forms
+
+from onboarding.validators import validate_visible_text
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import SetPasswordForm
@@ -114,12 +116,14 @@ class SignupForm(forms.Form):
     )
     company_rut = RutField(label="RUT de la empresa", help_text="Por ejemplo 76.086.428-5.")
     legal_name = forms.CharField(
+        validators=[validate_visible_text],
         label="Razón social",
         max_length=200,
         error_messages={"required": "Ingrese la razón social de la empresa."},
         widget=forms.TextInput(attrs={"autocomplete": "organization"}),
     )
     owner_name = forms.CharField(
+        validators=[validate_visible_text],
         label="Su nombre",
         max_length=200,
         help_text="Nombre y apellidos de quien registra la empresa.",

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+
+from onboarding.validators import validate_visible_text
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
@@ -84,8 +86,8 @@ class InvitationForm(forms.Form):
     """Invite one client company."""
 
     rut = RutFormField(label="RUT de la empresa", help_text="Por ejemplo 76.086.428-5.")
-    razon_social = forms.CharField(label="Razón social", max_length=200)
-    nombre = forms.CharField(label="Nombre del contacto", max_length=200, required=False)
+    razon_social = forms.CharField(label="Razón social", max_length=200, validators=[validate_visible_text])
+    nombre = forms.CharField(label="Nombre del contacto", max_length=200, required=False, validators=[validate_visible_text])
     email = forms.EmailField(label="Correo del contacto", max_length=254, error_messages=EMAIL_ERRORS)
 
     def clean_razon_social(self) -> str:
