@@ -57,12 +57,20 @@ _CHARSET_IN_HEADER = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
 _CHARSET_IN_META = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
 
 
+_UNSAFE_CODECS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-escape", "utf-7", "undefined"})
+
+
 def _codec_for(label: str | None) -> str | None:
     if not label:
         return None
     try:
-        name = codecs.lookup(label.strip()).name
-    except LookupError:
+        info = codecs.lookup(label.strip())
+    except (LookupError, ValueError):
+        return None
+    name = info.name
+    # A server-chosen label must name a real text encoding: binary transforms (base64, zlib, rot13) and
+    # codecs that fail on arbitrary bytes (idna, punycode, the escape codecs) are ignored, as browsers do.
+    if not getattr(info, "_is_text_encoding", True) or name in _UNSAFE_CODECS:
         return None
     # Browsers read "ISO-8859-1"/"latin-1"/"ascii" labels as windows-1252 (WHATWG Encoding): curly
     # quotes and the euro sign then come out right.
@@ -100,7 +108,10 @@ def decode_page(body: bytes, content_type: str | None = None) -> str:
     if declared == "cp1252":
         return _decode_cp1252(body)
     if declared:
-        return body.decode(declared, errors="replace")
+        try:
+            return body.decode(declared, errors="replace")
+        except (UnicodeError, LookupError):  # codecs that cannot even replace: fall back to SII's default
+            return _decode_cp1252(body)
     if any(b >= 0x80 for b in body):
         try:
             return body.decode("utf-8")

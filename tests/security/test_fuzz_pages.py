@@ -97,10 +97,6 @@ def test_pages_decode_under_any_known_or_unknown_charset(body: bytes, charset: s
     assert isinstance(decode_page(body, f"text/html; charset={charset}"), str)
 
 
-@pytest.mark.xfail(strict=True, raises=(LookupError, UnicodeError), reason=(
-    "open finding: decode_page passes the server's charset label to Python's codecs, and labels naming "
-    "non-text or strict codecs (punycode, idna, base64, rot13, hex, zlib, uu) raise instead of falling back; "
-    "fix in sii_bot.pages._codec_for: accept only text encodings (codecs.lookup(label)._is_text_encoding)"))
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(["punycode", "idna", "base64", "rot13", "hex", "zlib", "uu"]))
 @example("punycode")
