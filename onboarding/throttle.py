@@ -10,22 +10,25 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 
-def _keys(request: HttpRequest, username: str) -> list[str]:
+def _keys(request: HttpRequest, username: str, scope: str = "login") -> list[str]:
     # Hashed so the cache never holds e-mail addresses in clear.
     account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
     address = request.META.get("REMOTE_ADDR", "unknown")
-    return [f"login-fail:account:{account}", f"login-fail:address:{address}"]
+    return [f"{scope}-fail:account:{account}", f"{scope}-fail:address:{address}"]
 
 
-def login_is_locked(*, request: HttpRequest, username: str) -> bool:
-    """True when the account or the address has reached the failure limit in the current window."""
-    counts = cache.get_many(_keys(request, username))
+def login_is_locked(*, request: HttpRequest, username: str, scope: str = "login") -> bool:
+    """True when the account or the address has reached the limit in the current window.
+
+    `scope` keeps separate counters per kind of attempt ("login", "reset").
+    """
+    counts = cache.get_many(_keys(request, username, scope))
     return any(count >= settings.AUTORIZA_LOGIN_MAX_FAILURES for count in counts.values())
 
 
-def login_failure_record(*, request: HttpRequest, username: str) -> None:
-    """Count one failed attempt for the account and the address (the window starts at the first)."""
-    for key in _keys(request, username):
+def login_failure_record(*, request: HttpRequest, username: str, scope: str = "login") -> None:
+    """Count one attempt for the account and the address (the window starts at the first)."""
+    for key in _keys(request, username, scope):
         if cache.add(key, 1, timeout=settings.AUTORIZA_LOGIN_WINDOW_SECONDS):
             continue
         try:

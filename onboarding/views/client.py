@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from onboarding import access, services
+from onboarding import access, services, throttle
 from onboarding.forms.client import (
     CertificateUploadForm,
     ClientSetPasswordForm,
@@ -421,10 +421,20 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, throttled per address and per e-mail so nobody can flood an inbox with it."""
+
     template_name = "registration/password_reset_form.html"
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     success_url = reverse_lazy("client:password_reset_done")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        email = form.cleaned_data["email"]
+        if throttle.login_is_locked(request=self.request, username=email, scope="reset"):
+            # The same answer as when an e-mail is sent: it reveals neither the throttle nor the account.
+            return HttpResponseRedirect(self.get_success_url())
+        throttle.login_failure_record(request=self.request, username=email, scope="reset")
+        return super().form_valid(form)
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

@@ -73,10 +73,6 @@ def test_password_reset_never_reveals_whether_an_account_exists(client, cast) ->
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "open finding: the password-reset form is not throttled: anyone can make Autoriza send unlimited reset "
-    "emails to a client (mail bombing, and our sending reputation); fix in onboarding/views/client.py: count "
-    "requests per address and per email in the shared cache like onboarding/throttle.py does for logins"))
 def test_password_reset_requests_are_throttled(client, cast, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                                    "LOCATION": str(tmp_path / "cache")}}
