@@ -19,3 +19,8 @@ demo: setup
 test: setup
 	@bash scripts/test.sh $(PYTEST_ARGS)
 
+# Benchmarks (they measure; they are not tests): throughput, bot overhead, portal latency.
+# Options through the environment, e.g. `BENCH_QUICK=1 make bench` or `BENCH_ONLY=bot make bench`.
+.PHONY: bench
+bench: setup
+	@$(PY) -m benchmarks
