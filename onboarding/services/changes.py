@@ -412,22 +412,14 @@ def change_consent_give(
     covers `selectors.change_consent_terms` (`terms_version` must match) and is audited.
     """
     from onboarding.selectors.changes import change_consent_terms
-    from onboarding.services.client import client_consent_give
+    from onboarding.services.client import client_consent_give, consent_preconditions_check
 
     terms = change_consent_terms(company=company)
     if terms is None:
         return client_consent_give(company=company, certificate=certificate, user=user, terms_version=terms_version)
-    if terms_version != terms.version:
-        raise ServiceError(
-            "Los datos de la autorización cambiaron mientras revisaba esta página. Revíselos nuevamente "
-            "antes de confirmar.",
-            code="terms_changed",
-        )
-    if certificate.company_id != company.pk or not certificate.is_usable:
-        raise ServiceError(
-            "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
-            code="certificate_missing",
-        )
+    consent_preconditions_check(
+        company=company, certificate=certificate, terms_version=terms_version, current_version=terms.version
+    )
     with transaction.atomic():
         job = _create_pending_job(company=company, certificate=certificate, actor=user)
         audit_record(

@@ -263,17 +263,9 @@ def client_consent_give(
             "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",
             code="no_representative",
         )
-    if terms_version != terms.version:
-        raise ServiceError(
-            "Los datos de la autorización cambiaron mientras revisaba esta página. Revíselos nuevamente "
-            "antes de confirmar.",
-            code="terms_changed",
-        )
-    if certificate.company_id != company.pk or not certificate.is_usable:
-        raise ServiceError(
-            "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
-            code="certificate_missing",
-        )
+    consent_preconditions_check(
+        company=company, certificate=certificate, terms_version=terms_version, current_version=terms.version
+    )
     with transaction.atomic():
         job = enrollment_job_create(
             company=company, certificate=certificate, created_by=user, representative=terms.representative
@@ -414,3 +406,23 @@ def _join(lines: list[str]) -> str:
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text.strip() + "\n"
+
+
+def consent_preconditions_check(
+    *, company: ClientCompany, certificate: Certificate, terms_version: str, current_version: str
+) -> None:
+    """Refuse a consent given to terms that changed meanwhile, or with a certificate no longer stored.
+
+    Raises ServiceError (`terms_changed`, `certificate_missing`); returns nothing when both hold.
+    """
+    if terms_version != current_version:
+        raise ServiceError(
+            "Los datos de la autorización cambiaron mientras revisaba esta página. Revíselos nuevamente "
+            "antes de confirmar.",
+            code="terms_changed",
+        )
+    if certificate.company_id != company.pk or not certificate.is_usable:
+        raise ServiceError(
+            "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
+            code="certificate_missing",
+        )

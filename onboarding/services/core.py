@@ -644,7 +644,6 @@ def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> Enrollm
     Returns the finished (or re-queued) job, or None when the job was not claimable (already taken,
     finished, or not yet due). Never leaves the job RUNNING: every exception ends in a FAILED row.
     """
-    import sii_bot
     from sii_bot.errors import EnrollmentFailure
 
     job = enrollment_job_claim(job_id=job_id, worker=worker or socket.gethostname())
