@@ -71,6 +71,7 @@ _INSTALL_HINT = (
 
 # os.environ is process-wide: serialize the brief window in which NODE_EXTRA_CA_CERTS is swapped.
 _ENV_LOCK = threading.Lock()
+_NODELAY_PRELOAD = str(Path(__file__).with_name("nodelay.cjs"))
 
 
 def origin_of(url: str) -> str:
@@ -101,35 +102,38 @@ def verified_origins(settings: SiiSettings) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def driver_environment(settings: SiiSettings) -> Iterator[None]:
-    """Set ``NODE_EXTRA_CA_CERTS`` for the Playwright driver about to be started, then restore it.
+    """Set ``NODE_EXTRA_CA_CERTS`` and ``NODE_OPTIONS`` for the Playwright driver about to be started,
+    then restore them.
 
     Must wrap ``sync_playwright().start()``: Node reads the variable once, at process start. When
     the operator already set one, both bundles are concatenated into a temporary file (Node takes a
     single file). Raises ``BrowserUnavailable`` when the configured bundle does not exist.
     """
-    if not settings.ca_bundle:
-        yield
-        return
-    bundle = Path(settings.ca_bundle)
-    if not bundle.is_file():
+    bundle = Path(settings.ca_bundle) if settings.ca_bundle else None
+    if bundle is not None and not bundle.is_file():
         raise BrowserUnavailable(f"SII_CA_BUNDLE {settings.ca_bundle!r} is not a readable file")
     with _ENV_LOCK:
-        previous = os.environ.get("NODE_EXTRA_CA_CERTS")
-        temporary: str | None = None
-        path = str(bundle)
-        if previous and Path(previous).is_file() and Path(previous).resolve() != bundle.resolve():
-            fd, temporary = tempfile.mkstemp(prefix="sii-bot-ca-", suffix=".pem")
-            with os.fdopen(fd, "wb") as out:
-                out.write(Path(previous).read_bytes().rstrip(b"\n") + b"\n" + bundle.read_bytes())
-            path = temporary
-        os.environ["NODE_EXTRA_CA_CERTS"] = path
+        saved = {name: os.environ.get(name) for name in ("NODE_EXTRA_CA_CERTS", "NODE_OPTIONS")}
+        if bundle is not None:
+            previous = saved["NODE_EXTRA_CA_CERTS"]
+            path = str(bundle)
+            if previous and Path(previous).is_file() and Path(previous).resolve() != bundle.resolve():
+                fd, path = tempfile.mkstemp(prefix="sii-bot-ca-", suffix=".pem")
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Path(previous).read_bytes().rstrip(b"\n") + b"\n" + bundle.read_bytes())
+            os.environ["NODE_EXTRA_CA_CERTS"] = path
+        # Playwright's client-certificate proxy connects to the SII with Nagle's algorithm on: the body
+        # of every POST then waits for the server's delayed ACK (40 ms on Linux, more on real links).
+        # This preload turns on TCP_NODELAY for the driver's outgoing sockets.
+        os.environ["NODE_OPTIONS"] = f"{saved['NODE_OPTIONS'] or ''} --require {_NODELAY_PRELOAD}".strip()
         try:
             yield
         finally:
-            if previous is None:
-                os.environ.pop("NODE_EXTRA_CA_CERTS", None)
-            else:
-                os.environ["NODE_EXTRA_CA_CERTS"] = previous
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     # The driver has read the file by now; a combined temporary copy can go only when the driver stops,
     # so it is left in /tmp (a few KB of public CA certificates, no secret).
 

@@ -91,9 +91,12 @@ T = TypeVar("T")
 # How long a loaded page must stay unchanged, with no navigation in flight, before the bot decides
 # it is not going to turn into the expected page (SII's pages redirect from JavaScript right away).
 _QUIET_SECONDS = 0.6
-_POLL_SECONDS = 0.05
+_POLL_SECONDS = 0.01
 # The login may be re-entered after a user-exists race at most this many times.
 _MAX_LIST_VISITS = 2
+
+# The page's markup and readiness in one round trip (frame.content() + evaluate() took two).
+_JS_SNAPSHOT = "() => [document.documentElement ? document.documentElement.outerHTML : '', document.readyState]"
 
 # Controls: exact labels first, most specific first.
 _SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
@@ -338,8 +341,8 @@ class _Flow:
             parts = []
             ready = True
             for frame in self._frames():
-                parts.append(frame.content())
-                state = frame.evaluate("document.readyState")
+                html, state = frame.evaluate(_JS_SNAPSHOT)
+                parts.append(html)
                 ready = ready and state == "complete"
             return _Snapshot(url, "\n".join(parts), ready)
         except Exception:  # noqa: BLE001 - "page is navigating", context destroyed, ...
@@ -497,7 +500,7 @@ class _Flow:
         frame, selector, label = found
         dialogs = len(self.dialogs)
         # no_wait_after: the navigation is awaited by _act/_wait_for, which also see alerts.
-        self._act(lambda: frame.locator(selector).first.click(timeout=self._timeout_ms(), no_wait_after=True), what)
+        self._act(lambda: frame.locator(selector).first.click(timeout=self._timeout_ms(), no_wait_after=True, force=True), what)
         if any(d.kind == "alert" for d in self.dialogs[dialogs:]):
             # The page's own validation refused the form (alert, maybe history.back()): report it in
             # this step, with the page it left behind.
@@ -532,7 +535,7 @@ class _Flow:
             except Exception:  # noqa: BLE001
                 continue
             if name is not None:
-                frame.locator(f'[data-siibot="{token}"]').first.set_checked(value, timeout=self._timeout_ms())
+                frame.locator(f'[data-siibot="{token}"]').first.set_checked(value, timeout=self._timeout_ms(), force=True)
                 return
         raise self._unexpected(f"no checkbox {permission.field_name} ({permission.label!r})", self._snapshot())
 
@@ -1195,7 +1198,7 @@ class _Flow:
         timeout = min(10.0, self.settings.step_timeout_seconds) * 1000
         for attempt in (1, 2):
             try:
-                self.page.goto(self.settings.logout_url, wait_until="load", timeout=timeout)
+                self.page.goto(self.settings.logout_url, wait_until="commit", timeout=timeout)
                 self.emit(Step.LOGOUT, "done", "Sesión del SII cerrada.")
                 return
             except Exception as exc:  # noqa: BLE001

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
@@ -356,20 +356,42 @@ def _summary(job: EnrollmentJob, steps: list[TimelineStep], current: TimelineSte
     return "La autorización está en curso."
 
 
+def _status_etag(job_id: object, status: str, retry_count: int, heartbeat_at: datetime | None,
+                 finished_at: datetime | None, last_event_id: int | None) -> str:
+    parts = [
+        "v1",
+        str(job_id),
+        status,
+        str(retry_count),
+        heartbeat_at.isoformat() if heartbeat_at else "-",
+        finished_at.isoformat() if finished_at else "-",
+        str(last_event_id or 0),
+    ]
+    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
+
+
 def job_status_etag(*, job: EnrollmentJob) -> str:
     """A validator that changes whenever the status partial would render differently: the job's
     status, retry count, heartbeat and finish time, and its latest event id (one query)."""
     last_event_id = JobEvent.objects.filter(job_id=job.pk).aggregate(last=Max("id"))["last"] or 0
-    parts = [
-        "v1",
-        str(job.pk),
-        job.status,
-        str(job.retry_count),
-        job.heartbeat_at.isoformat() if job.heartbeat_at else "-",
-        job.finished_at.isoformat() if job.finished_at else "-",
-        str(last_event_id),
-    ]
-    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:24] + '"'
+    return _status_etag(job.pk, job.status, job.retry_count, job.heartbeat_at, job.finished_at, last_event_id)
+
+
+def job_status_etag_for_owner(*, user: AbstractBaseUser, job_id: object) -> str | None:
+    """`job_status_etag` of a job of a company `user` owns, in one query that loads no model; None
+    when it is not theirs or does not exist (the same rule as `access.client_job_or_404`). This is
+    all a poll that finds nothing new costs."""
+    pk = parse_uuid(job_id)
+    if pk is None or not user.is_authenticated:
+        return None
+    last_event = JobEvent.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("id")[:1]
+    row = (
+        EnrollmentJob.objects.filter(pk=pk, company__owner=user)
+        .annotate(last_event_id=Subquery(last_event))
+        .values_list("status", "retry_count", "heartbeat_at", "finished_at", "last_event_id")
+        .first()
+    )
+    return None if row is None else _status_etag(pk, *row)
 
 
 # --- The result and what to do after a failure ------------------------------------------------------

@@ -17,8 +17,10 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -59,6 +61,8 @@ __all__ = [
 
 # Certificates that expire within this many days get a warning on the review step.
 EXPIRY_WARNING_DAYS = 15
+# How long a rendered status partial is kept (keyed by its ETag: never stale, only evicted).
+JOB_STATUS_CACHE_SECONDS = 600
 
 
 # --- Access ---------------------------------------------------------------------------------------
@@ -406,15 +410,23 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
     """The status partial htmx polls: 304 Not Modified while nothing changed (a few cheap queries:
     the job, its latest event id), else the re-rendered timeline/result."""
-    job = access.client_job_or_404(user=request.user, job_id=job_id)
-    etag = client_selectors.job_status_etag(job=job)
+    etag = client_selectors.job_status_etag_for_owner(user=request.user, job_id=job_id)
+    if etag is None:
+        raise Http404
     not_modified = get_conditional_response(request, etag=etag)
     if not_modified is not None:
         return _no_store_revalidate(not_modified, etag)
-    context = _job_status_context(job, etag)
-    context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
-    response = render(request, "client/_job_status.html", context)
-    return _no_store_revalidate(response, etag)
+    # The ETag names the partial's content exactly, so one rendering serves every poll of this job
+    # until something changes (the key is only reached after the ownership check above). A job that
+    # moves on between the two reads is only ever newer than its key, and keys never come back.
+    body = cache.get(f"job-status:{etag}")
+    if body is None:
+        job = access.client_job_or_404(user=request.user, job_id=job_id)
+        context = _job_status_context(job, etag)
+        context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
+        body = render_to_string("client/_job_status.html", context, request)
+        cache.set(f"job-status:{etag}", body, JOB_STATUS_CACHE_SECONDS)
+    return _no_store_revalidate(HttpResponse(body), etag)
 
 
 # --- Password reset (Django's views, our templates and URL names) ---------------------------------
