@@ -25,9 +25,11 @@ user untouched.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,8 +97,30 @@ _POLL_SECONDS = 0.01
 # The login may be re-entered after a user-exists race at most this many times.
 _MAX_LIST_VISITS = 2
 
-# The page's markup and readiness in one round trip (frame.content() + evaluate() took two).
-_JS_SNAPSHOT = "() => [document.documentElement ? document.documentElement.outerHTML : '', document.readyState]"
+# Everything a wait needs to decide, in one round trip per frame: the markup, the readiness, the names
+# of the non-hidden inputs and the labels of the visible controls (found as _JS_MARK_CONTROL finds
+# them). Separate lookups cost a Python -> driver -> browser round trip each, several per poll.
+_JS_SNAPSHOT = r"""
+() => {
+  const root = document.documentElement;
+  if (!root) return ['', document.readyState, [], []];
+  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
+  const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  const labelOf = el => {
+    if (el.tagName === 'INPUT') return fold(el.value || el.alt || el.title);
+    let text = fold(el.innerText || el.textContent);
+    if (!text) { const img = el.querySelector('img'); text = fold((img && (img.alt || img.title)) || el.title); }
+    return text;
+  };
+  const fields = Array.from(document.querySelectorAll('input[name]:not([type="hidden" i])'))
+      .map(i => i.name.toUpperCase());
+  const controls = Array.from(document.querySelectorAll(
+      'a, button, input[type="submit" i], input[type="button" i], input[type="image" i]'))
+      .filter(visible).map(labelOf);
+  return [root.outerHTML, document.readyState, fields, controls];
+}
+"""
 
 # Controls: exact labels first, most specific first.
 _SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
@@ -110,7 +134,7 @@ _CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificad
 
 # JavaScript run in the page to find a control by its visible label and tag it for a locator.
 _JS_MARK_CONTROL = r"""
-([labels, token, rowRut, exactOnly]) => {
+([labels, token, rowRut, exactOnly, click]) => {
   const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
       .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
   const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
@@ -152,7 +176,11 @@ _JS_MARK_CONTROL = r"""
   if (!el && rowRut && els.length === 1) el = els[0];
   if (!el) return null;
   el.setAttribute('data-siibot', token);
-  return labelOf(el);
+  const label = labelOf(el);
+  // The element's own activation (onclick handlers, the submit button's name=value in the form data,
+  // the link's href), without Playwright's pointer machinery: ~20 ms less per click, no scrolling.
+  if (click) el.click();
+  return label;
 }
 """
 
@@ -177,12 +205,63 @@ _JS_MARK_CHECKBOX = r"""
 }
 """
 
-# Other checkboxes of the user form (names), so that exactly the requested permissions end up checked.
-_JS_OTHER_CHECKBOXES = r"""
-(known) => Array.from(document.querySelectorAll('input[type="checkbox" i]'))
-  .filter(b => b.name && !known.includes(b.name.toUpperCase()))
-  .map(b => ({name: b.name, checked: b.checked}))
+# Fills non-hidden inputs by name (any case) like a user typing would end: focus, value, then the
+# input and change events the page's scripts listen to. Returns the names it did not find.
+_JS_FILL = r"""
+(values) => {
+  const missing = [];
+  for (const [name, value] of Object.entries(values)) {
+    const input = Array.from(document.querySelectorAll('input:not([type="hidden" i])'))
+        .find(i => (i.name || '').toUpperCase() === name.toUpperCase());
+    if (!input) { missing.push(name); continue; }
+    input.focus();
+    input.value = value;
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    input.dispatchEvent(new Event('change', {bubbles: true}));
+  }
+  return missing;
+}
 """
+
+# Sets checkboxes found by name, else by the label text in their row (as _JS_MARK_CHECKBOX), with a
+# click when the state must change (so the page's own handlers run), then every other checkbox off.
+# Returns [names not found, names whose state did not stick].
+_JS_SET_CHECKBOXES = r"""
+([wanted, othersOff]) => {
+  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
+  const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
+  const used = new Set();
+  const missing = [], stuck = [];
+  const set = (box, value, name) => {
+    if (box.checked !== value) box.click();
+    if (box.checked !== value) stuck.push(name);
+  };
+  for (const [name, label, value] of wanted) {
+    let box = boxes.find(b => (b.name || '').toUpperCase() === name.toUpperCase());
+    if (!box) {
+      const want = fold(label);
+      box = boxes.find(b => {
+        const holder = b.closest('label') || b.closest('tr') || b.parentElement;
+        const text = fold(holder ? (holder.innerText || holder.textContent) : '');
+        return text === want || text.includes(want);
+      });
+    }
+    if (!box) { missing.push(name); continue; }
+    used.add(box);
+    set(box, value, name);
+  }
+  if (othersOff) for (const box of boxes) if (!used.has(box) && box.name && box.checked) set(box, false, box.name);
+  return [missing, stuck];
+}
+"""
+
+def _fold_label(text: str) -> str:
+    """The same folding as the page scripts' ``fold``: no accents, lower case, one space."""
+    decomposed = unicodedata.normalize("NFD", text)
+    text = "".join(c for c in decomposed if not ("\u0300" <= c <= "\u036f")).lower()
+    text = re.sub(r"[-_\u00a0]", " ", text)
+    return " ".join(text.split())
 
 
 @dataclass
@@ -190,14 +269,37 @@ class _Snapshot:
     url: str
     html: str
     ready: bool
+    # Upper-case names of the non-hidden inputs, and the folded labels of the visible controls.
+    fields: frozenset[str] = frozenset()
+    controls: tuple[str, ...] = ()
 
     _text: str | None = None
+
+    def has_field(self, name: str) -> bool:
+        """True when a non-hidden input named ``name`` (any case) was on the page."""
+        return name.upper() in self.fields
+
+    def has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
+        """True when a visible link/button is labelled ``labels`` (as ``_Flow._mark_control`` finds it)."""
+        wanted = [_fold_label(label) for label in labels]
+        if any(w == c for w in wanted for c in self.controls):
+            return True
+        return not exact_only and any(
+            c.startswith(w + " ") or c.endswith(" " + w) for w in wanted for c in self.controls
+        )
 
     @property
     def text(self) -> str:
         if self._text is None:
             self._text = visible_text(self.html)
         return self._text
+
+
+class _Done(list[str]):
+    """What a stage yields: its "done" message(s), and whether its page is evidence after all (None:
+    as the stage was opened), for steps that only know once they have read the page."""
+
+    evidence: bool | None = None
 
 
 @dataclass
@@ -338,13 +440,17 @@ class _Flow:
         """URL + HTML (all frames) of the current page, or None while it is being replaced."""
         try:
             url = self.page.url
-            parts = []
+            parts: list[str] = []
+            fields: set[str] = set()
+            controls: list[str] = []
             ready = True
             for frame in self._frames():
-                html, state = frame.evaluate(_JS_SNAPSHOT)
+                html, state, frame_fields, frame_controls = frame.evaluate(_JS_SNAPSHOT)
                 parts.append(html)
+                fields.update(frame_fields)
+                controls.extend(frame_controls)
                 ready = ready and state == "complete"
-            return _Snapshot(url, "\n".join(parts), ready)
+            return _Snapshot(url, "\n".join(parts), ready, frozenset(fields), tuple(controls))
         except Exception:  # noqa: BLE001 - "page is navigating", context destroyed, ...
             return None
 
@@ -466,24 +572,38 @@ class _Flow:
         token = secrets.token_hex(6)
         for frame in self._frames():
             try:
-                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only])
+                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only, False])
             except Exception:  # noqa: BLE001 - frame detached or navigating
                 continue
             if label is not None:
                 return frame, f'[data-siibot="{token}"]', label
         return None
 
-    def _has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
-        return self._mark_control(labels, exact_only=exact_only) is not None
+    def _click_control(
+        self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None, exact_only: bool = False
+    ) -> str | None:
+        """Find a link/button by visible label in any frame and click it in the same round trip.
 
-    def _act(self, action: Callable[[], None], what: str) -> None:
-        """Run ``action`` (a click) and wait until it navigates or shows a dialog."""
+        Returns its label, or None when no frame has it. A frame that navigates or opens a dialog
+        while being clicked counts as clicked (the page went on before answering).
+        """
+        token = secrets.token_hex(6)
         navigations, dialogs = self.navigations, len(self.dialogs)
-        try:
-            action()
-        except Exception as exc:  # noqa: BLE001
-            if self.navigations == navigations and len(self.dialogs) == dialogs:
+        for frame in self._frames():
+            try:
+                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only, True])
+            except Exception as exc:  # noqa: BLE001
+                if self.navigations != navigations or len(self.dialogs) != dialogs:
+                    return labels[0]
+                if not _is_playwright_error(exc) or "detached" in str(exc) or "navigat" in str(exc):
+                    continue
                 raise self._playwright_failure(exc, what) from None
+            if label is not None:
+                return label
+        return None
+
+    def _await_effect(self, navigations: int, dialogs: int, what: str) -> None:
+        """Wait until the page navigates (commits) or shows a dialog, counting from the given marks."""
         deadline = self._step_deadline()
         # Wait for the navigation to *commit* (or a dialog): while a request is merely in flight the
         # old page is still shown, and reading it again would act on it twice.
@@ -494,13 +614,12 @@ class _Flow:
 
     def _click(self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None,
                exact_only: bool = False) -> str:
-        found = self._mark_control(labels, row_rut=row_rut, exact_only=exact_only)
-        if found is None:
+        """Click the control labelled ``labels`` and wait until the page navigates or shows a dialog."""
+        navigations, dialogs = self.navigations, len(self.dialogs)
+        label = self._click_control(labels, what, row_rut=row_rut, exact_only=exact_only)
+        if label is None:
             raise self._unexpected(f"no control labelled {' / '.join(labels)!r} for {what}", self._snapshot())
-        frame, selector, label = found
-        dialogs = len(self.dialogs)
-        # no_wait_after: the navigation is awaited by _act/_wait_for, which also see alerts.
-        self._act(lambda: frame.locator(selector).first.click(timeout=self._timeout_ms(), no_wait_after=True, force=True), what)
+        self._await_effect(navigations, dialogs, what)
         if any(d.kind == "alert" for d in self.dialogs[dialogs:]):
             # The page's own validation refused the form (alert, maybe history.back()): report it in
             # this step, with the page it left behind.
@@ -509,51 +628,38 @@ class _Flow:
             self._raise_for_page(snap, login_allowed=self._in_login())
         return label
 
-    def _field(self, name: str) -> tuple[Frame, str] | None:
-        """A visible (non-hidden) input named ``name`` (case-insensitive), in any frame."""
-        selector = f'input[name="{name}" i]:not([type="hidden" i])'
+    def _fill(self, values: dict[str, str]) -> None:
+        """Fill the non-hidden inputs named by ``values`` (any case), in whichever frame has them, in
+        one round trip per frame; ``UnexpectedPage`` when one is on no frame."""
+        missing = dict(values)
         for frame in self._frames():
             try:
-                if frame.locator(selector).count() > 0:
-                    return frame, selector
-            except Exception:  # noqa: BLE001
+                absent = frame.evaluate(_JS_FILL, missing)
+            except Exception:  # noqa: BLE001 - frame detached or navigating
                 continue
-        return None
-
-    def _fill(self, name: str, value: str) -> None:
-        found = self._field(name)
-        if found is None:
-            raise self._unexpected(f"no input field {name}", self._snapshot())
-        frame, selector = found
-        frame.locator(selector).first.fill(value, timeout=self._timeout_ms())
-
-    def _set_checkbox(self, permission: Permission, value: bool) -> None:
-        token = secrets.token_hex(6)
-        for frame in self._frames():
-            try:
-                name = frame.evaluate(_JS_MARK_CHECKBOX, [permission.field_name, permission.label, token])
-            except Exception:  # noqa: BLE001
-                continue
-            if name is not None:
-                frame.locator(f'[data-siibot="{token}"]').first.set_checked(value, timeout=self._timeout_ms(), force=True)
+            missing = {name: missing[name] for name in absent}
+            if not missing:
                 return
-        raise self._unexpected(f"no checkbox {permission.field_name} ({permission.label!r})", self._snapshot())
+        raise self._unexpected(f"no input field {', '.join(missing)}", self._snapshot())
 
     def _set_permissions(self) -> None:
-        """Check exactly the requested permissions; every other checkbox (ELIMINAR, OBTENER...) off."""
-        for permission in Permission:
-            self._set_checkbox(permission, permission in self.request.permissions)
-        known = [p.field_name for p in Permission]
+        """Check exactly the requested permissions; every other checkbox (ELIMINAR, OBTENER...) off.
+
+        One round trip per frame; boxes are clicked (not just flipped) so the page's handlers run,
+        and ``UnexpectedPage`` if one is missing or would not take its state."""
+        wanted = [[p.field_name, p.label, p in self.request.permissions] for p in Permission]
         for frame in self._frames():
             try:
-                others = frame.evaluate(_JS_OTHER_CHECKBOXES, known)
-            except Exception:  # noqa: BLE001
+                missing, stuck = frame.evaluate(_JS_SET_CHECKBOXES, [wanted, True])
+            except Exception:  # noqa: BLE001 - frame detached or navigating
                 continue
-            for other in others:
-                if other["checked"]:
-                    frame.locator(f'input[type="checkbox" i][name="{other["name"]}"]').first.set_checked(
-                        False, timeout=self._timeout_ms()
-                    )
+            if stuck:
+                raise self._unexpected(f"checkbox {', '.join(stuck)} did not keep the state the bot set",
+                                       self._snapshot())
+            wanted = [w for w in wanted if w[0] in missing]
+        if wanted:
+            absent = ", ".join(f"{name} ({label!r})" for name, label, _ in wanted)
+            raise self._unexpected(f"no checkbox {absent}", self._snapshot())
 
     def _goto(self, url: str, what: str) -> None:
         try:
@@ -586,12 +692,17 @@ class _Flow:
         self.job.emit(ProgressEvent(step=step, status=status, message=message, screenshot=screenshot))
 
     @contextmanager
-    def stage(self, step: Step, started: str) -> Iterator[list[str]]:
-        """Report ``step`` started/done (with a screenshot) or failed; yields a list for the done message."""
+    def stage(self, step: Step, started: str, *, evidence: bool = False) -> Iterator[_Done]:
+        """Report ``step`` started/done or failed; yields a list for the done message.
+
+        A failed step always carries a screenshot (when enabled); a step that succeeded carries one
+        when it is ``evidence`` (a page that shows what SII holds or answered) or when every step is
+        to be captured: each one is a paint, a PNG encode and a trip through the driver (50-150 ms).
+        """
         self._check_cancelled()
         self.step = step
         self.emit(step, "started", started)
-        done: list[str] = []
+        done = _Done()
         try:
             yield done
         except errors.EnrollmentFailure as failure:
@@ -605,7 +716,9 @@ class _Flow:
             self._evidence(failure)
             self.emit(step, "failed", failure.user_message, failure.screenshot)
             raise failure from exc
-        shot = self.screenshot()
+        if done.evidence is not None:
+            evidence = done.evidence
+        shot = self.screenshot() if evidence or self.settings.screenshot_every_step else None
         if shot is not None:
             self.job.screenshots.append((step.value, shot))
         self.emit(step, "done", done[0] if done else f"{step.label}: listo.", shot)
@@ -672,7 +785,7 @@ class _Flow:
                         page_html=snap.html, sii_text=visible_text(snap.html)[:300],
                     )
                 return None
-            return True if self._field("RUT_EMP") is not None else None
+            return True if snap.has_field("RUT_EMP") else None
 
         def other(snap: _Snapshot) -> bool:
             # The "IDENTIFICACIÓN DE CONTRIBUYENTES" entry: follow its certificate link (once).
@@ -698,32 +811,35 @@ class _Flow:
         with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.company_rut}.") as done:
             self._submit_company()
             done.append(f"Empresa {self.company_rut} seleccionada.")
-        with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.") as done:
+        with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.", evidence=True) as done:
             users, company_name, _ = self._read_list(named)
             done.append(f"La empresa tiene {len(users)} usuario(s) autorizado(s).")
+            # The list is evidence when it decides the outcome: always for removals, and for an
+            # enrolment whose user is already on it. A new user's proof is the confirmation and result.
+            if isinstance(self.job.request, EnrollmentRequest) and self.request is not None:
+                done.evidence = any(u.rut == self.request.user_rut for u in users)
         return users, company_name
 
     def _submit_company(self) -> None:
         """From the company RUT form (one or two screens) to the user list."""
         body, dv = split_rut(self.company_rut)
-        self._wait_for(lambda s: True if self._field("RUT_EMP") else None, "the company RUT form")
+        form = self._wait_for(lambda s: s if s.has_field("RUT_EMP") else None, "the company RUT form")
         for screen in range(3):
-            if self._field("DV_EMP") is not None:
-                self._fill("RUT_EMP", body)
-                self._fill("DV_EMP", dv)
+            if form.has_field("DV_EMP"):
+                self._fill({"RUT_EMP": body, "DV_EMP": dv})
             else:
-                self._fill("RUT_EMP", f"{body}-{dv}")
+                self._fill({"RUT_EMP": f"{body}-{dv}"})
             self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
 
-            def next_page(snap: _Snapshot) -> str | None:
+            def next_page(snap: _Snapshot) -> tuple[str, _Snapshot] | None:
                 # The list first: it may carry its own company field (e.g. to switch companies).
                 if self._is_user_list(snap):
-                    return "list"
-                if self._field("RUT_EMP") is not None:
-                    return "again"
+                    return "list", snap
+                if snap.has_field("RUT_EMP"):
+                    return "again", snap
                 return None
 
-            where = self._wait_for(next_page, "the user list or the company form")
+            where, form = self._wait_for(next_page, "the user list or the company form")
             if where == "list":
                 return
         raise self._unexpected("the company RUT form kept coming back", self._snapshot())
@@ -757,7 +873,7 @@ class _Flow:
         return self._read_list(named)
 
     def _is_user_list(self, snap: _Snapshot) -> bool:
-        return self._has_control(_NEW_USER, exact_only=False) and self._field("RUT_USU") is None
+        return snap.has_control(_NEW_USER, exact_only=False) and not snap.has_field("RUT_USU")
 
     # -- new user --------------------------------------------------------------------------------------
 
@@ -767,17 +883,16 @@ class _Flow:
         body, dv = split_rut(request.user_rut)
         with self.stage(Step.NEW_USER, "Abriendo «Ingresar Nuevo Usuario».") as done:
             self._click(_NEW_USER, "opening the new-user form", exact_only=False)
-            self._wait_for(lambda s: True if self._field("RUT_USU") and self._field("DV_USU") else None,
+            self._wait_for(lambda s: True if s.has_field("RUT_USU") and s.has_field("DV_USU") else None,
                            "the new-user form (RUT_USU, DV_USU)")
             done.append("Formulario de nuevo usuario abierto.")
         with self.stage(Step.FILL_FORM, f"Ingresando el RUT {request.user_rut} y los permisos solicitados.") as done:
-            self._fill("RUT_USU", body)
-            self._fill("DV_USU", dv)
+            self._fill({"RUT_USU": body, "DV_USU": dv})
             self._set_permissions()
             self._click(_ACCEPT_FORM, "accepting the new-user form")
             done.append("Datos del usuario enviados.")
 
-        with self.stage(Step.CONFIRM, "Revisando la confirmación del SII.") as done:
+        with self.stage(Step.CONFIRM, "Revisando la confirmación del SII.", evidence=True) as done:
             snap = self._wait_for(self._confirmation_or_exists, "the confirmation page")
             if snap == "exists":
                 self._exists_detour(Step.CONFIRM, done)
@@ -785,7 +900,7 @@ class _Flow:
             assert isinstance(snap, _Snapshot)
             record = parse_confirmation(snap.html)
             self._verify(record, snap, saved=False)
-            if not self._has_control(_SAVE, exact_only=False):
+            if not snap.has_control(_SAVE, exact_only=False):
                 raise self._unexpected("the confirmation page has no «Grabar Usuario» control", snap)
             done.append("La confirmación coincide exactamente con lo solicitado.")
 
@@ -793,7 +908,7 @@ class _Flow:
             self._mark_saved()
             self._click(_SAVE, "saving the user", exact_only=False)
             done.append("Solicitud de grabación enviada.")
-        with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
+        with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
             result = self._wait_for(self._result_or_exists, "the result page", on_other=None)
             if result == "exists":
                 self._exists_detour(Step.RESULT, done)
@@ -861,7 +976,7 @@ class _Flow:
             # The list did not show the permissions, but the edit screen does: nothing to change.
             return self._already(existing, company_name, from_edit=True)
 
-        with self.stage(Step.FILL_FORM, "Marcando exactamente los permisos solicitados.") as done:
+        with self.stage(Step.FILL_FORM, "Marcando exactamente los permisos solicitados.", evidence=True) as done:
             self._set_permissions()
             done.append("Permisos marcados.")
         self.skip(Step.CONFIRM, "La modificación de un usuario existente no tiene página de confirmación.")
@@ -869,7 +984,7 @@ class _Flow:
             self._mark_saved()
             self._click(_SAVE_CHANGES, "saving the changes", exact_only=False)
             done.append("Solicitud de modificación enviada.")
-        with self.stage(Step.RESULT, "Leyendo el resultado.") as done:
+        with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
             def result(snap: _Snapshot) -> tuple[SiiUserRecord, _Snapshot] | None:
                 if result_kind(snap.html) == "eliminated":
                     # Never expected (the delete option is unticked): stop and report loudly.
@@ -948,7 +1063,7 @@ class _Flow:
         self._click(_EDIT_USER, "opening the user's edit screen", row_rut=user_rut, exact_only=True)
 
         def edit_form(snap: _Snapshot) -> tuple[_Snapshot, SiiEditScreen] | None:
-            if not self._has_control(_SAVE_CHANGES, exact_only=False):
+            if not snap.has_control(_SAVE_CHANGES, exact_only=False):
                 return None
             try:
                 return snap, parse_edit_screen(snap.html)
@@ -1006,7 +1121,8 @@ class _Flow:
             self.skip(Step.DELETE, absent)
             return _Removal("not_present", company_name)
 
-        with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.") as done:
+        with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.",
+                        evidence=True) as done:
             confirms = len(self.delete_confirms)
             self.delete_armed = True
             try:
@@ -1077,7 +1193,7 @@ class _Flow:
             return None
 
         def other(snap: _Snapshot) -> bool:
-            if self._has_control(_SAVE_CHANGES, exact_only=False) and mentions_user(snap.html, user_rut):
+            if snap.has_control(_SAVE_CHANGES, exact_only=False) and mentions_user(snap.html, user_rut):
                 try:
                     parse_edit_screen(snap.html)
                 except ParseError:
@@ -1096,7 +1212,7 @@ class _Flow:
                       named: tuple[str, ...]) -> dict[str, SiiUser | None]:
         """VERIFY: read the list again (if anything was submitted since it was last read) and check that
         ``removed`` is gone, ``added`` is there with its permissions and nobody else vanished or changed."""
-        with self.stage(Step.VERIFY, "Revisando nuevamente la lista de usuarios autorizados.") as done:
+        with self.stage(Step.VERIFY, "Revisando nuevamente la lista de usuarios autorizados.", evidence=True) as done:
             snap: _Snapshot | None = None
             if self.saved_since_list:
                 users, _, snap = self._reopen_list(named)

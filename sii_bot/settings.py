@@ -102,7 +102,11 @@ class SiiSettings:
     - ``step_timeout_seconds`` / ``job_timeout_seconds``: per page step and for the whole job.
     - ``chromium_path``: Chromium executable, or None for Playwright's own build.
     - ``headless``: False only to watch the bot locally.
-    - ``screenshots``: take a PNG per step (returned to the caller, never written to disk).
+    - ``screenshots``: take PNGs of the pages that are evidence (returned to the caller, never written
+      to disk): the user list as found, SII's confirmation, SII's result, and for removals the deletion
+      and the list afterwards; a failure always keeps a screenshot of where it happened.
+    - ``screenshot_every_step``: also one after every other step (login, company, forms...), to debug a
+      page change; each one costs 50-150 ms of the job (docs/performance.md).
     """
 
     enroll_url: str = PRODUCTION_ENROLL_URL
@@ -114,6 +118,7 @@ class SiiSettings:
     chromium_path: str | None = dataclasses.field(default_factory=default_chromium_path)
     headless: bool = True
     screenshots: bool = True
+    screenshot_every_step: bool = False
 
     def __post_init__(self) -> None:
         # Normalize so that equality/hashing and Playwright origin matching are predictable.
@@ -168,7 +173,11 @@ class SiiSettings:
             if not kwargs["headless"] and "chromium_path" not in kwargs:
                 kwargs["chromium_path"] = default_chromium_path(headless=False)  # a window needs the full browser
         if "SII_SCREENSHOTS" in env:
-            kwargs["screenshots"] = _parse_bool(env["SII_SCREENSHOTS"], "SII_SCREENSHOTS")
+            # 1/0 (evidence pages only, or none) or "all" (after every step, for debugging).
+            if env["SII_SCREENSHOTS"].strip().lower() in ("all", "todos", "todas"):
+                kwargs["screenshots"] = kwargs["screenshot_every_step"] = True
+            else:
+                kwargs["screenshots"] = _parse_bool(env["SII_SCREENSHOTS"], "SII_SCREENSHOTS")
         return cls(**kwargs)
 
     @classmethod

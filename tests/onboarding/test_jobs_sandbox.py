@@ -37,7 +37,9 @@ def test_job_authorizes_the_representative_on_the_sandbox(sandbox, sandbox_job) 
     assert users["13322924-8"]["admin"] and users["13322924-8"]["sign"] and users["13322924-8"]["registry"]
     steps = [e.step for e in done.events.filter(status="done")]
     assert steps[:3] == ["open_page", "login", "company"] and "save" in steps and "logout" in steps
-    assert JobArtifact.objects.filter(job=done, kind=ArtifactKind.SCREENSHOT).count() >= 5
+    # The evidence pages, sealed: SII's confirmation and SII's result.
+    shots = JobArtifact.objects.filter(job=done, kind=ArtifactKind.SCREENSHOT)
+    assert sorted(shots.values_list("step", flat=True)) == ["confirm", "result"]
     assert not Certificate.objects.get(pk=sandbox_job.certificate_id).is_usable
 
 

@@ -54,8 +54,14 @@ def test_settings_defaults() -> None:
     assert s.ca_bundle is None
     assert s.logout_url == "https://zeusr.sii.cl/cgi_AUT2000/autTermino.cgi"
     assert s.step_timeout_seconds == 30 and s.job_timeout_seconds == 240
-    assert s.headless and s.screenshots
+    assert s.headless and s.screenshots and not s.screenshot_every_step
     assert s.is_real_sii
+
+
+@pytest.mark.parametrize(("value", "shots", "every"), [("1", True, False), ("0", False, False), ("all", True, True)])
+def test_settings_screenshot_modes(value: str, shots: bool, every: bool) -> None:
+    s = SiiSettings.from_env({"SII_SCREENSHOTS": value})
+    assert (s.screenshots, s.screenshot_every_step) == (shots, every)
 
 
 def test_settings_from_env(tmp_path) -> None:  # type: ignore[no-untyped-def]

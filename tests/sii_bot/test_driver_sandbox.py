@@ -159,11 +159,22 @@ def test_progress_events_and_screenshots(engine: BrowserEngine, sandbox: Any) ->
     ]
     assert all(e.at.tzinfo is not None for e in events)
     assert all(e.screenshot is None or e.screenshot.startswith(b"\x89PNG") for e in events)
-    assert {step for step, _ in outcome.result.screenshots} == {s.value for s in Step if s is not Step.LOGOUT}
+    # Evidence only: SII's confirmation and SII's result (each costs 50-150 ms); the list decided
+    # nothing here (the user was not on it).
+    assert {step for step, _ in outcome.result.screenshots} == {"confirm", "result"}
+    assert {e.step.value for e in events if e.screenshot} == {"confirm", "result"}
     assert all(png.startswith(b"\x89PNG") for _, png in outcome.result.screenshots)
     text = " ".join(e.message for e in events)
     assert "certificado digital" in text and "demo1234" not in text and "PRIVATE KEY" not in text
     assert 0 < outcome.result.duration_seconds < 60
+
+
+def test_every_step_screenshots_when_asked(engine: BrowserEngine, sandbox: Any) -> None:
+    outcome = run(engine, sandbox, company=SPARE_COMPANY, permissions="admin",
+                  settings=settings_for(sandbox, screenshots=True).replace(screenshot_every_step=True))
+    assert outcome.result is not None and outcome.result.outcome == "created"
+    assert {step for step, _ in outcome.result.screenshots} == {s.value for s in Step if s is not Step.LOGOUT}
+    assert all(png.startswith(b"\x89PNG") for _, png in outcome.result.screenshots)
 
 
 def test_already_authorized_saves_nothing(engine: BrowserEngine, sandbox: Any) -> None:
@@ -177,6 +188,14 @@ def test_already_authorized_saves_nothing(engine: BrowserEngine, sandbox: Any) -
     statuses = dict(outcome.statuses())
     assert statuses["save"] == "skipped" and statuses["result"] == "done"
     assert_logged_out(sandbox)
+
+
+def test_already_authorized_keeps_the_list_as_evidence(engine: BrowserEngine, sandbox: Any) -> None:
+    outcome = run(engine, sandbox, user=EXISTING, permissions="registry,sign",
+                  settings=settings_for(sandbox, screenshots=True))
+    assert outcome.result is not None and outcome.result.outcome == "already_authorized"
+    # The list decided the outcome, so its screenshot is kept.
+    assert "user_list" in {step for step, _ in outcome.result.screenshots}
 
 
 @pytest.mark.parametrize("config", [{}, {"actions": "links", "layout": "alternate"}], ids=["buttons", "links-alt"])
