@@ -211,26 +211,32 @@ class _Node:
 
 
 def _collect_text(node: _Node, parts: list[str]) -> None:
-    if node.tag in _INVISIBLE:
-        return
-    if node.tag == "input":
-        # Submit buttons show their value; include it so "Grabar Usuario" is visible text either way.
-        if node.attrs.get("type", "text").lower() in ("submit", "button", "reset"):
-            parts.append(f" {node.attrs.get('value', '')} ")
-        return
-    if node.tag == "img" and node.attrs.get("alt"):
-        parts.append(f" {node.attrs['alt']} ")
-        return
-    block = node.tag in _BLOCK
-    if block:
-        parts.append(" ")
-    for child in node.children:
-        if isinstance(child, str):
-            parts.append(child)
-        else:
-            _collect_text(child, parts)
-    if block:
-        parts.append(" ")
+    """Append the visible text of ``node``'s subtree to ``parts``.
+
+    Iterative (an explicit stack, not recursion): a hostile page nested thousands of levels deep must
+    not raise RecursionError.
+    """
+    stack: list[_Node | str] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        if item.tag in _INVISIBLE:
+            continue
+        if item.tag == "input":
+            # Submit buttons show their value; include it so "Grabar Usuario" is visible text either way.
+            if item.attrs.get("type", "text").lower() in ("submit", "button", "reset"):
+                parts.append(f" {item.attrs.get('value', '')} ")
+            continue
+        if item.tag == "img" and item.attrs.get("alt"):
+            parts.append(f" {item.attrs['alt']} ")
+            continue
+        block = item.tag in _BLOCK
+        if block:
+            parts.append(" ")
+            stack.append(" ")  # emitted after the children
+        stack.extend(reversed(item.children))
 
 
 class _TreeBuilder(HTMLParser):
