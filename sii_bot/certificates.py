@@ -252,6 +252,7 @@ def _check_pfx_structure(data: bytes) -> None:
         raise _Asn1Error("authSafe has no [0] content")
     if clen is not None and cpos + clen < len(data):
         _check_mac_iterations(data, cpos + clen)
+    _check_pbe_parameters(data)
 
 
 # Real files use 1 to 600,000 rounds (OpenSSL 2048, Windows 2000, recent tools 10,000–600,000). A file
@@ -281,6 +282,72 @@ def _check_mac_iterations(data: bytes, pos: int) -> None:
         raise _Asn1Error("macData iterations is not a small INTEGER")
     if int.from_bytes(data[ipos : ipos + ilen], "big") > MAX_MAC_ITERATIONS:
         raise _Asn1Error("macData asks for an unreasonable number of iterations")
+
+
+# Password-based encryption schemes whose parameters name a work factor: PKCS#12's own PBEs
+# (pbeWithSHAAnd*, 1.2.840.113549.1.12.1.x: salt, iterations), PBKDF2 inside PBES2 (salt,
+# iterationCount) and scrypt (salt, costParameter N). Real files stay far below these caps.
+_OID_PKCS12_PBE_PREFIX = "1.2.840.113549.1.12.1."
+_OID_PBKDF2 = "1.2.840.113549.1.5.12"
+_OID_SCRYPT = "1.3.6.1.4.1.11591.4.11"
+MAX_SCRYPT_COST = 1 << 20
+_MAX_DER_ELEMENTS = 20_000
+
+
+def _check_pbe_parameters(data: bytes) -> None:
+    """Raise ``_Asn1Error`` if any key-derivation parameters visible in the file ask for more work than
+    real files do (``MAX_MAC_ITERATIONS`` rounds, scrypt cost ``MAX_SCRYPT_COST``).
+
+    Walks the whole DER tree, also into OCTET STRINGs that hold DER (the authSafe and its unencrypted
+    SafeContents, where shrouded key bags and EncryptedData name their schemes), with explicit stacks
+    and an element budget. Bags inside an *encrypted* SafeContents are out of sight until decryption;
+    OpenSSL derives that outer key first, with parameters this check has already capped.
+    """
+    # (tag, primitive content), each element's primitives before its children's, then a -1 marker.
+    tokens: list[tuple[int, bytes]] = []
+    ranges = [(0, len(data))]
+    seen = 0
+    while ranges:
+        start, end = ranges.pop()
+        pos = start
+        children: list[tuple[int, int]] = []
+        while pos < end:
+            seen += 1
+            if seen > _MAX_DER_ELEMENTS:
+                raise _Asn1Error("too many ASN.1 elements")
+            try:
+                tag, cpos, clen = _read_tlv(data, pos)
+            except _Asn1Error:
+                break  # not DER after all (an OCTET STRING of ciphertext, say): nothing to see here
+            if clen is None or cpos + clen > end:
+                break  # BER indefinite lengths or garbage: left to the real parser
+            if tag & 0x20:
+                children.append((cpos, cpos + clen))
+            else:
+                tokens.append((tag, data[cpos : cpos + clen]))
+                if tag == 0x04 and clen > 2 and data[cpos] == 0x30:
+                    children.append((cpos, cpos + clen))  # an OCTET STRING that may wrap DER
+            pos = cpos + clen
+        ranges.extend(reversed(children))
+        tokens.append((-1, b""))
+    for index, (tag, value) in enumerate(tokens):
+        if tag != 0x06:
+            continue
+        try:
+            oid = _decode_oid(value)
+        except _Asn1Error:
+            continue
+        if not (oid.startswith(_OID_PKCS12_PBE_PREFIX) or oid in (_OID_PBKDF2, _OID_SCRYPT)):
+            continue
+        # params: SEQUENCE { salt OCTET STRING, work INTEGER, ... } -> the salt then the first INTEGER.
+        following = [t for t in tokens[index + 1 : index + 6] if t[0] != -1]
+        if len(following) < 2 or following[0][0] != 0x04 or following[1][0] != 0x02:
+            continue
+        raw = following[1][1]
+        work = int.from_bytes(raw, "big") if len(raw) <= 8 else 1 << 64
+        limit = MAX_SCRYPT_COST if oid == _OID_SCRYPT else MAX_MAC_ITERATIONS
+        if work > limit:
+            raise _Asn1Error(f"encryption parameters ask for an unreasonable amount of work ({oid})")
 
 
 def _looks_like_pem(data: bytes) -> bool:

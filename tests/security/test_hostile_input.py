@@ -14,6 +14,7 @@ import gzip
 import io
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -413,3 +414,35 @@ def test_a_certificate_from_a_foreign_ca_never_gets_past_the_sii_handshake(  # t
     sessions = sandbox.state()["sessions"].get(foreign.holder_rut, {"logins": 0})
     assert sessions["logins"] == 0
     assert sandbox.users(owner.company_a.rut) == users_before
+
+
+@pytest.mark.parametrize("algorithm", ["PBESv1SHA1And3KeyTripleDESCBC", "PBESv2SHA256AndAES256CBC"])
+def test_a_pfx_whose_key_bags_demand_millions_of_rounds_is_refused_fast(algorithm: str) -> None:
+    """The MAC's count is capped on its own; here only the key and certificate encryption ask for the work."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from sii_bot.certificates import CertificateError, open_pkcs12
+    from tests.sii_bot.bot_pfx_factory import CertSpec, make_cert
+
+    key, cert, ca = make_cert(CertSpec())
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(65536)
+        .key_cert_algorithm(getattr(pkcs12.PBES, algorithm))
+        .hmac_hash(hashes.SHA256())
+        .build(b"p")
+    )
+    honest = pkcs12.serialize_key_and_certificates(b"t", key, cert, [ca], encryption)
+    assert open_pkcs12(honest, "p").holder_rut == "13322924-8"  # untouched, it opens
+    # 65,536 is INTEGER 02 03 01 00 00; 0x7fffff (8,388,607) has the same length, so the counts of the
+    # key bag and of the certificates' EncryptedData can be raised in place (the MAC keeps its 2,048).
+    needle, raised = b"\x02\x03\x01\x00\x00", b"\x02\x03\x7f\xff\xff"
+    assert honest.count(needle) == 2 and honest.endswith(b"\x02\x02\x08\x00")
+    hostile = honest.replace(needle, raised)
+    started = time.monotonic()
+    with pytest.raises(CertificateError) as refused:
+        open_pkcs12(hostile, "p")
+    # Refused by the structure check, before any key derivation (a wrong MAC would say wrong_password).
+    assert refused.value.code == "not_pkcs12" and "work" in refused.value.detail
+    assert time.monotonic() - started < 1
