@@ -17,9 +17,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from onboarding import services
 from onboarding.models import ClientCompany, CompanyStage, EnrollmentJob, JobStatus
+from onboarding.views import staff as staff_views
 from onboarding.views.staff import csv_safe
-from tests.onboarding.staff_factories import company_make, job_make
+from tests.onboarding.staff_factories import company_make, invitation_make, job_make
 
 pytestmark = pytest.mark.django_db
 
@@ -327,20 +329,26 @@ PAGES = [
 ]
 
 
-def measure(client, params: dict[str, str]) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
-    """(queries, seconds, rows) of one dashboard page."""
+def own_queries(queries: CaptureQueriesContext) -> list[str]:
+    """The queries of the dashboard itself: those on companies and jobs (not session, user, membership)."""
+    return [q["sql"] for q in queries if "onboarding_clientcompany" in q["sql"] or "onboarding_enrollmentjob" in q["sql"]]
+
+
+def measure(client, params: dict[str, str]) -> tuple[int, float, int, int]:  # type: ignore[no-untyped-def]
+    """(queries, seconds, rows, the dashboard's own queries) of one dashboard page."""
     start = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
         response = dashboard(client, **params)
     elapsed = time.perf_counter() - start
     assert response.status_code == 200
-    return len(queries), elapsed, len(response.context["rows"])
+    return len(queries), elapsed, len(response.context["rows"]), len(own_queries(queries))
 
 
 def test_dashboard_queries_do_not_grow_with_10000_companies_and_export_streams_them(client, cast, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.admin_a)
     dashboard(client)  # warm caches (content types, templates)
     populate(cast.tenant_a, 10)
+    dashboard(client)  # the counts by stage changed: counted once, then cached
     small = {repr(p): measure(client, p) for p in PAGES}
 
     ClientCompany.objects.filter(tenant=cast.tenant_a).exclude(pk=cast.company_a.pk).delete()
@@ -348,12 +356,20 @@ def test_dashboard_queries_do_not_grow_with_10000_companies_and_export_streams_t
     populate(cast.tenant_a, 10_000)
     print(f"\n  inserted 10,000 companies (+ jobs) in {time.perf_counter() - start:.2f} s")
     assert ClientCompany.objects.filter(tenant=cast.tenant_a).count() == 10_001
+    with CaptureQueriesContext(connection) as queries:
+        dashboard(client)
+    # After a change: the latest change, the counts by stage (GROUP BY), the page, its latest jobs.
+    assert len(own_queries(queries)) == 4, own_queries(queries)
     large = {repr(p): measure(client, p) for p in PAGES}
 
     for key in small:
-        (q_small, t_small, _), (q_large, t_large, n_large) = small[key], large[key]
-        print(f"  {key:45} queries 10: {q_small}  10,000: {q_large}   time 10: {t_small * 1000:.0f} ms  10,000: {t_large * 1000:.0f} ms  rows: {n_large}")
+        (q_small, t_small, _, _), (q_large, t_large, n_large, own) = small[key], large[key]
+        print(f"  {key:45} queries 10: {q_small}  10,000: {q_large} (own {own})   time 10: {t_small * 1000:.0f} ms  10,000: {t_large * 1000:.0f} ms  rows: {n_large}")
         assert q_large == q_small, f"{key}: {q_small} queries with 10 companies, {q_large} with 10,000"
+        # The latest stage change (index lookup; the counts come from the cache), the page and its
+        # latest jobs; a search or a date range also needs a COUNT (the counts by stage can't tell).
+        searched = "q" in key or "desde" in key or "hasta" in key
+        assert own == (4 if searched else 3), f"{key}: {own} queries on companies and jobs"
     assert large[repr({})][2] == 50
     with django_assert_max_num_queries(small[repr({})][0]):
         dashboard(client, pagina="100")
@@ -373,3 +389,91 @@ def test_dashboard_queries_do_not_grow_with_10000_companies_and_export_streams_t
     print(f"  CSV of 10,001 companies: {len(queries)} queries, {time.perf_counter() - start:.2f} s, {len(lines)} lines")
     assert len(lines) == 1 + 10_001
     assert len(queries) <= 4 + 2 * 6  # session, user, membership + (companies, latest jobs) × 6 chunks
+
+
+# --- Counts by stage from the cache; rows built without a template per row -------------------------
+
+
+def test_stage_counts_come_from_the_cache_until_a_company_changes_stage(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    dashboard(client)
+    with CaptureQueriesContext(connection) as queries:
+        response = dashboard(client)
+    assert not any("GROUP BY" in sql for sql in own_queries(queries))  # served from the cache
+    assert response.context["total"] == 7 and response.context["page"].paginator.count == 7
+
+    # A worker claims the queued job (what moves a company to RUNNING): the next view counts again.
+    services.enrollment_job_claim(job_id=str(EnrollmentJob.objects.get(company=firm["queued"]).pk), worker="prueba")
+    with CaptureQueriesContext(connection) as queries:
+        response = dashboard(client)
+    assert any("GROUP BY" in sql for sql in own_queries(queries))
+    counts = {card["stage"]: card["count"] for card in response.context["stage_cards"]}
+    assert counts["queued"] == 0 and counts["running"] == 2
+    assert len(row_names(dashboard(client, estado="running"))) == 2
+
+    # A new client (an invitation) is counted at once too, in the total and in the pagination.
+    invitation_make(cast.tenant_a, "12531909-2", "Nueva Invitada SpA")
+    response = dashboard(client)
+    assert response.context["total"] == 8 and response.context["page"].paginator.count == 8
+    assert dashboard(client, estado="invited").context["page"].paginator.count == 2
+
+
+def test_cached_stage_counts_never_mix_tenants(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert dashboard(client).context["total"] == 7
+    client.force_login(cast.staff_b)
+    response = client.get(reverse("staff:dashboard", kwargs={"tenant_slug": "otro"}))
+    assert response.context["total"] == 1 and response.context["page"].paginator.count == 1
+    assert row_names(response) == ["Ferretería B Ltda."]
+
+
+def test_rows_escape_truncate_and_format_like_the_templates_did(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    """The rows are built in Python (onboarding.views.staff._rows_html): everything from the database
+    is escaped, long failure messages are cut at 160 characters, dates are local (Santiago) and Spanish."""
+    hostile = "<script>alert('x')</script> & \"Hijos\""
+    company = company_make(cast.tenant_a, rut_for(33_333_333), hostile, owner_name="O'Brien <b>", stage=CompanyStage.FAILED)
+    job = job_make(company, status=JobStatus.FAILED, failure_code="código<1>", failure_message="<b>falló</b> " + "x" * 200)
+    when = dt.datetime(2031, 1, 1, 12, 5, 9, tzinfo=dt.UTC)  # 09:05 in Santiago (UTC-3 in summer)
+    ClientCompany.objects.filter(pk=company.pk).update(stage_changed_at=when)
+    client.force_login(cast.admin_a)
+    body = dashboard(client, estado="failed").content.decode()
+    row = re.search(rf'<tr id="company-{company.pk}" class="stage-failed">.*?</tr>', body, re.DOTALL).group(0)
+
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;Hijos&quot;"
+    assert "<script>" not in row and "<b>" not in row
+    assert f'<span class="company-name">{escaped}</span>' in row
+    assert f"Seleccionar {escaped} para re-ejecutar" in row  # the checkbox's label (admins)
+    assert f'<span class="visually-hidden"> de {escaped}</span>' in row  # the detail link's text
+    assert '<span class="muted small contact">O&#x27;Brien &lt;b&gt;</span>' in row
+    assert f'value="{job.pk}"' in row and f'href="/estudio/pyme/trabajos/{job.pk}/"' in row
+    failure = re.search(r'<span class="row-failure">(.*?) <code>', row).group(1)
+    assert failure.startswith("&lt;b&gt;falló&lt;/b&gt; xxx") and failure.endswith("x…")
+    assert len(html.unescape(failure)) == 160
+    assert "<code>código&lt;1&gt;</code>" in row
+    assert '<time datetime="2031-01-01T09:05:09-03:00">1 Ene 2031 09:05</time>' in row
+    assert '<td class="nowrap" data-label="RUT">33.333.333-3</td>' in row
+    assert '<span class="badge failed">Con error</span> <span class="muted small nowrap">intento 1</span>' in row
+
+    # A short message is shown whole, a company without attempts says so, staff get no checkbox.
+    client.force_login(cast.staff_a)
+    body = dashboard(client).content.decode()
+    assert "El SII no respondió." in body and "rerun-pick" not in body and '<td class="select">' not in body
+    waiting = re.search(rf'<tr id="company-{firm["waiting"].pk}".*?</tr>', body, re.DOTALL).group(0)
+    assert '<span class="muted small">Sin intentos</span>' in waiting and 'nowrap">intento' not in waiting
+
+
+def test_filter_form_is_rendered_per_filters_and_remembered_within_bounds(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    assert '<option value="failed" selected>' in dashboard(client, estado="failed").content.decode()
+    assert '<option value="failed" selected>' not in dashboard(client, estado="running").content.decode()
+    assert '<option value="failed" selected>' in dashboard(client, estado="failed", pagina="2").content.decode()
+    invalid = html.unescape(dashboard(client, estado="hackeado").content.decode())
+    assert 'aria-invalid="true"' in invalid and "hackeado no es una de las opciones" in invalid
+    assert 'value="bodega"' in dashboard(client, q="bodega").content.decode()
+    # Only short keys are remembered, and never more than the bound: the values come from the URL.
+    long_query = "a" * 2000
+    assert f'value="{long_query}"' in dashboard(client, q=long_query).content.decode()
+    assert not any(long_query in key[-1] for key in staff_views._FILTER_FORMS)
+    for n in range(staff_views._FILTER_FORMS_MAX + 5):
+        dashboard(client, q=f"busqueda {n}")
+    assert len(staff_views._FILTER_FORMS) <= staff_views._FILTER_FORMS_MAX
