@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, OuterRef, Subquery
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Max
+from django.utils import timezone
 
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
@@ -34,6 +39,7 @@ __all__ = [
     "FailureAdvice",
     "JOB_STEPS",
     "JobResultView",
+    "JobStatusPoll",
     "JobTimeline",
     "TimelineStep",
     "certificate_in_active_job",
@@ -45,6 +51,8 @@ __all__ = [
     "job_failure_advice",
     "job_result_view",
     "job_status_etag",
+    "job_status_etag_for_owner",
+    "job_status_poll_get",
     "job_timeline",
     "representative_active",
     "rut_display",
@@ -377,21 +385,87 @@ def job_status_etag(*, job: EnrollmentJob) -> str:
     return _status_etag(job.pk, job.status, job.retry_count, job.heartbeat_at, job.finished_at, last_event_id)
 
 
-def job_status_etag_for_owner(*, user: AbstractBaseUser, job_id: object) -> str | None:
-    """`job_status_etag` of a job of a company `user` owns, in one query that loads no model; None
-    when it is not theirs or does not exist (the same rule as `access.client_job_or_404`). This is
-    all a poll that finds nothing new costs."""
-    pk = parse_uuid(job_id)
-    if pk is None or not user.is_authenticated:
+def job_status_etag_for_owner(*, user: AbstractBaseUser | AnonymousUser, job_id: object) -> str | None:
+    """`job_status_etag` of a job of a company `user` owns, in one statement that loads no model; None
+    when it is not theirs or does not exist (the same rule as `access.client_job_or_404`)."""
+    if not user.is_authenticated:
         return None
-    last_event = JobEvent.objects.filter(job_id=OuterRef("pk")).order_by("-id").values("id")[:1]
-    row = (
-        EnrollmentJob.objects.filter(pk=pk, company__owner=user)
-        .annotate(last_event_id=Subquery(last_event))
-        .values_list("status", "retry_count", "heartbeat_at", "finished_at", "last_event_id")
-        .first()
+    poll = job_status_poll_get(job_id=job_id, owner_id=user.pk)
+    return None if poll is None else poll.etag
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatusPoll:
+    """A status poll's answer, before the poller's session is trusted: the ETag, and the owner's
+    password hash and active flag, which `onboarding.session_auth` checks the session against."""
+
+    etag: str
+    owner_password: str
+    owner_is_active: bool
+
+
+# The poll's statement, one per database vendor (quoting differs), built on first use: the ORM would
+# build and compile it on every poll, which costs several times what running it does.
+_POLL_SQL: dict[str, str] = {}
+
+
+def _poll_sql(connection: BaseDatabaseWrapper) -> str:
+    sql = _POLL_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        job, company, event = EnrollmentJob._meta, ClientCompany._meta, JobEvent._meta
+        owner = get_user_model()._meta
+
+        def col(meta: Any, name: str) -> str:
+            return qn(meta.get_field(name).column)
+
+        sql = (
+            f"SELECT j.{col(job, 'status')}, j.{col(job, 'retry_count')}, j.{col(job, 'heartbeat_at')}, "
+            f"j.{col(job, 'finished_at')}, "
+            f"(SELECT e.{col(event, 'id')} FROM {qn(event.db_table)} e WHERE e.{col(event, 'job')} = j.{col(job, 'id')} "
+            f"ORDER BY e.{col(event, 'id')} DESC LIMIT 1), "
+            f"u.{col(owner, 'password')}, u.{col(owner, 'is_active')} "
+            f"FROM {qn(job.db_table)} j "
+            f"INNER JOIN {qn(company.db_table)} c ON c.{col(company, 'id')} = j.{col(job, 'company')} "
+            f"INNER JOIN {qn(owner.db_table)} u ON u.{qn(owner.pk.column)} = c.{col(company, 'owner')} "
+            f"WHERE j.{col(job, 'id')} = %s AND c.{col(company, 'owner')} = %s"
+        )
+        _POLL_SQL[connection.vendor] = sql
+    return sql
+
+
+def _aware(value: datetime | None, connection: BaseDatabaseWrapper) -> datetime | None:
+    """A datetime as the ORM returns it (SQLite gives naive UTC), so the ETag matches `job_status_etag`."""
+    if value is not None and settings.USE_TZ and timezone.is_naive(value):
+        return timezone.make_aware(value, connection.timezone)
+    return value
+
+
+def job_status_poll_get(*, job_id: object, owner_id: object) -> JobStatusPoll | None:
+    """The status ETag of job `job_id` if its company is owned by the user whose primary key is
+    `owner_id`, with that user's password hash and active flag; None when there is no such job (not
+    theirs, or none, or a malformed id). One precompiled statement, no model.
+
+    The ownership rule is `access.client_job_or_404`'s; the caller must still verify that the request
+    really is that user's (`onboarding.session_auth.session_claim_verified`) before answering."""
+    pk = parse_uuid(job_id)
+    if pk is None or owner_id is None:
+        return None
+    connection = connections[router.db_for_read(EnrollmentJob)]
+    params = [
+        EnrollmentJob._meta.pk.get_db_prep_value(pk, connection),
+        get_user_model()._meta.pk.get_db_prep_value(owner_id, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_poll_sql(connection), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status, retry_count, heartbeat_at, finished_at, last_event_id, password, is_active = row
+    etag = _status_etag(
+        pk, status, retry_count, _aware(heartbeat_at, connection), _aware(finished_at, connection), last_event_id
     )
-    return None if row is None else _status_etag(pk, *row)
+    return JobStatusPoll(etag=etag, owner_password=password, owner_is_active=bool(is_active))
 
 
 # --- The result and what to do after a failure ------------------------------------------------------

@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from onboarding import access, services, throttle
+from onboarding import access, services, session_auth, throttle
 from onboarding.forms.client import (
     CertificateUploadForm,
     ClientSetPasswordForm,
@@ -408,9 +408,11 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 @require_GET
 @_not_found_page
 def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
-    """The status partial htmx polls: 304 Not Modified while nothing changed (a few cheap queries:
-    the job, its latest event id), else the re-rendered timeline/result."""
-    etag = client_selectors.job_status_etag_for_owner(user=request.user, job_id=job_id)
+    """The status partial htmx polls: 304 Not Modified while nothing changed, else the timeline/result
+    (rendered once per ETag and cached). A poll by the job's owner costs at most two statements — the
+    session (none when sessions are cached) and the job's ETag with the owner's credentials — and
+    never loads the user (see `_job_status_etag`)."""
+    etag = _job_status_etag(request, job_id)
     if etag is None:
         raise Http404
     not_modified = get_conditional_response(request, etag=etag)
@@ -427,6 +429,24 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
         body = render_to_string("client/_job_status.html", context, request)
         cache.set(f"job-status:{etag}", body, JOB_STATUS_CACHE_SECONDS)
     return _no_store_revalidate(HttpResponse(body), etag)
+
+
+def _job_status_etag(request: HttpRequest, job_id: str) -> str | None:
+    """The job's status ETag if the request's user owns it, else None (→ 404).
+
+    The owner's poll is answered from one statement that also returns the owner's password hash and
+    active flag, checked against the session with Django's own rules (`session_auth`): the same
+    verdict `request.user` would give, without its user query. Whatever that check cannot confirm —
+    anonymous, another user's job, a stale session hash that Django must flush or rotate — goes
+    through `request.user`, exactly as any other view."""
+    claim = session_auth.session_claim(request)
+    if claim is not None:
+        poll = client_selectors.job_status_poll_get(job_id=job_id, owner_id=claim.user_id)
+        if poll is not None and session_auth.session_claim_verified(
+            claim, password=poll.owner_password, is_active=poll.owner_is_active
+        ):
+            return poll.etag
+    return client_selectors.job_status_etag_for_owner(user=request.user, job_id=job_id)
 
 
 # --- Password reset (Django's views, our templates and URL names) ---------------------------------

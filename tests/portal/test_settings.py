@@ -82,3 +82,28 @@ def test_missing_or_wrong_secrets_fail_loudly_at_start(tmp_path: Path, override:
     result = run(["manage.py", "check"], {**PRODUCTION, **override}, tmp_path)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "engine", "cache_backend"),
+    [
+        ("", "onboarding.sessions.db", "django.core.cache.backends.filebased.FileBasedCache"),
+        ("redis://cache:6379/0", "onboarding.sessions.cached_db", "onboarding.cache.RedisCache"),
+    ],
+    ids=["embedded", "redis"],
+)
+def test_sessions_and_cache_follow_redis_url(tmp_path: Path, redis_url: str, engine: str, cache_backend: str) -> None:
+    """Sessions are read from the cache only when the cache is Redis (with the file cache it was no
+    faster); both engines keep Django's session table, and the Redis backend is Django's."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "from importlib import import_module; import_module(s.SESSION_ENGINE).SessionStore; "
+        "from django.core.cache import caches; cache = caches['default']; "
+        "print(json.dumps({'engine': s.SESSION_ENGINE, 'cache': s.CACHES['default']['BACKEND'], "
+        "'cache_class': type(cache).__module__ + '.' + type(cache).__name__}))"
+    )
+    result = run(["-c", code], {**PRODUCTION, "DATABASE_URL": "", "REDIS_URL": redis_url}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["engine"] == engine
+    assert values["cache"] == values["cache_class"] == cache_backend
