@@ -24,6 +24,7 @@ How certificates and trust work (measured with Playwright 1.65 and Debian's Chro
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import tempfile
@@ -100,6 +101,11 @@ def verified_origins(settings: SiiSettings) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 @contextlib.contextmanager
 def driver_environment(settings: SiiSettings) -> Iterator[None]:
     """Set ``NODE_EXTRA_CA_CERTS`` and ``NODE_OPTIONS`` for the Playwright driver about to be started,
@@ -121,6 +127,8 @@ def driver_environment(settings: SiiSettings) -> Iterator[None]:
                 fd, path = tempfile.mkstemp(prefix="sii-bot-ca-", suffix=".pem")
                 with os.fdopen(fd, "wb") as out:
                     out.write(Path(previous).read_bytes().rstrip(b"\n") + b"\n" + bundle.read_bytes())
+                # Node reads it lazily (at its first TLS connection), so it stays until this process ends.
+                atexit.register(_unlink_quietly, path)
             os.environ["NODE_EXTRA_CA_CERTS"] = path
         # Playwright's client-certificate proxy connects to the SII with Nagle's algorithm on: the body
         # of every POST then waits for the server's delayed ACK (40 ms on Linux, more on real links).
@@ -138,8 +146,7 @@ def driver_environment(settings: SiiSettings) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-    # The driver has read the file by now; a combined temporary copy can go only when the driver stops,
-    # so it is left in /tmp (a few KB of public CA certificates, no secret).
+    # A combined temporary copy (public CA certificates, no secret) is removed when this process exits.
 
 
 def launch_browser(playwright: Playwright, settings: SiiSettings) -> Browser:
