@@ -7,6 +7,7 @@ of it. Running it again reuses the database, the sandbox state and its PKI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -57,12 +58,18 @@ class Command(BaseCommand):
             for _name, proc in reversed(children):
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 30
             for _name, proc in children:
                 try:
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    pass
+                # Each child leads its own process group: this also ends what it started (Celery's pool
+                # and beat processes, Playwright's driver, Chromium), which would otherwise outlive a
+                # killed parent and keep running (and holding our terminal's output open).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
         signal.signal(signal.SIGTERM, _interrupt)
         env_file = sandbox_dir / "sandbox.env"
@@ -73,18 +80,18 @@ class Command(BaseCommand):
                 "--pki", str(sandbox_dir / "pki"), "--state", str(sandbox_dir / "state.json"),
                 "--env-file", str(env_file), "--latency-ms", str(options["sandbox_latency_ms"]),
                 "--jitter-ms", str(options["sandbox_latency_ms"] // 2),
-            ], stdout=subprocess.DEVNULL)))
+            ], stdout=subprocess.DEVNULL, start_new_session=True)))
             sandbox_env = _wait_for_env_file(env_file, children[0][1])
             child_env = {**os.environ, **sandbox_env}
             children.append(("worker", subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "portal", "worker", "-B",
                 "--schedule", str(var / "celerybeat-schedule"),
                 "-Q", "browser,default", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
-            ], env=child_env)))
+            ], env=child_env, start_new_session=True)))
             children.append(("web", subprocess.Popen([
                 sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"{host}:{port}",
                 "-w", "2", "--threads", "4", "--access-logfile", "-",
-            ], env=child_env)))
+            ], env=child_env, start_new_session=True)))
             _wait_for_port(host, port, children[-1][1])
             self._banner(host, port, tenant, sandbox_env)
             started = time.monotonic()
