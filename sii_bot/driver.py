@@ -100,10 +100,9 @@ _MAX_LIST_VISITS = 2
 # Everything a wait needs to decide, in one round trip per frame: the markup, the readiness, the names
 # of the non-hidden inputs and the labels of the visible controls (found as _JS_MARK_CONTROL finds
 # them). Separate lookups cost a Python -> driver -> browser round trip each, several per poll.
-_JS_SNAPSHOT = r"""
-() => {
-  const root = document.documentElement;
-  if (!root) return ['', document.readyState, [], []];
+# The page scripts' shared helpers: how a label is folded (no accents, lower case, one space), what
+# counts as visible, a control's label, and which elements are controls (links and buttons).
+_JS_LABEL_HELPERS = r"""
   const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
       .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
   const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
@@ -113,14 +112,24 @@ _JS_SNAPSHOT = r"""
     if (!text) { const img = el.querySelector('img'); text = fold((img && (img.alt || img.title)) || el.title); }
     return text;
   };
+  const CONTROLS = 'a, button, input[type="submit" i], input[type="button" i], input[type="image" i]';
+"""
+
+_JS_SNAPSHOT = (
+    r"""
+() => {
+  const root = document.documentElement;
+  if (!root) return ['', document.readyState, [], []];
+"""
+    + _JS_LABEL_HELPERS
+    + r"""
   const fields = Array.from(document.querySelectorAll('input[name]:not([type="hidden" i])'))
       .map(i => i.name.toUpperCase());
-  const controls = Array.from(document.querySelectorAll(
-      'a, button, input[type="submit" i], input[type="button" i], input[type="image" i]'))
-      .filter(visible).map(labelOf);
+  const controls = Array.from(document.querySelectorAll(CONTROLS)).filter(visible).map(labelOf);
   return [root.outerHTML, document.readyState, fields, controls];
 }
 """
+)
 
 # Controls: exact labels first, most specific first.
 _SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
@@ -133,17 +142,12 @@ _DELETE_USER = ("Eliminar Usuario", "Eliminar", "Borrar Usuario", "Borrar")
 _CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
 
 # JavaScript run in the page to find a control by its visible label and tag it for a locator.
-_JS_MARK_CONTROL = r"""
+_JS_MARK_CONTROL = (
+    r"""
 ([labels, token, rowRut, exactOnly, click]) => {
-  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
-  const visible = el => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-  const labelOf = el => {
-    if (el.tagName === 'INPUT') return fold(el.value || el.alt || el.title);
-    let text = fold(el.innerText || el.textContent);
-    if (!text) { const img = el.querySelector('img'); text = fold((img && (img.alt || img.title)) || el.title); }
-    return text;
-  };
+"""
+    + _JS_LABEL_HELPERS
+    + r"""
   const normRut = s => (s || '').replace(/\./g, '').replace(/\s/g, '').toUpperCase();
   let scope = document;
   if (rowRut) {
@@ -164,8 +168,7 @@ _JS_MARK_CONTROL = r"""
     if (!match) return null;
     scope = match;
   }
-  const els = Array.from(scope.querySelectorAll(
-      'a, button, input[type="submit" i], input[type="button" i], input[type="image" i]')).filter(visible);
+  const els = Array.from(scope.querySelectorAll(CONTROLS)).filter(visible);
   const wanted = labels.map(fold);
   const pick = (test) => {
     for (const w of wanted) for (const el of els) if (test(labelOf(el), w)) return el;
@@ -183,27 +186,37 @@ _JS_MARK_CONTROL = r"""
   return label;
 }
 """
+)
 
-# Finds a checkbox by name, else by the label text in its row; tags it for a locator.
-_JS_MARK_CHECKBOX = r"""
-([name, label, token]) => {
-  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
-  const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
-  let box = boxes.find(b => (b.name || '').toUpperCase() === name.toUpperCase());
-  if (!box) {
+# Finds a checkbox by name (any case), else by the label text around it (its <label>, row or parent).
+_JS_FIND_CHECKBOX = r"""
+  const findBox = (boxes, name, label) => {
+    const byName = boxes.find(b => (b.name || '').toUpperCase() === name.toUpperCase());
+    if (byName) return byName;
     const want = fold(label);
-    box = boxes.find(b => {
+    return boxes.find(b => {
       const holder = b.closest('label') || b.closest('tr') || b.parentElement;
       const text = fold(holder ? (holder.innerText || holder.textContent) : '');
       return text === want || text.includes(want);
     });
-  }
+  };
+"""
+
+# Finds a checkbox (as above) and tags it for a locator.
+_JS_MARK_CHECKBOX = (
+    r"""
+([name, label, token]) => {
+"""
+    + _JS_LABEL_HELPERS
+    + _JS_FIND_CHECKBOX
+    + r"""
+  const box = findBox(Array.from(document.querySelectorAll('input[type="checkbox" i]')), name, label);
   if (!box) return null;
   box.setAttribute('data-siibot', token);
   return box.name || '';
 }
 """
+)
 
 # Fills non-hidden inputs by name (any case) like a user typing would end: focus, value, then the
 # input and change events the page's scripts listen to. Returns the names it did not find.
@@ -223,13 +236,15 @@ _JS_FILL = r"""
 }
 """
 
-# Sets checkboxes found by name, else by the label text in their row (as _JS_MARK_CHECKBOX), with a
-# click when the state must change (so the page's own handlers run), then every other checkbox off.
-# Returns [names not found, names whose state did not stick].
-_JS_SET_CHECKBOXES = r"""
+# Sets checkboxes (found as above) with a click when the state must change, so the page's own
+# handlers run, then every other checkbox off. Returns [names not found, names whose state did not stick].
+_JS_SET_CHECKBOXES = (
+    r"""
 ([wanted, othersOff]) => {
-  const fold = s => (s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-      .replace(/[-_\u00a0]/g, ' ').replace(/\s+/g, ' ').trim();
+"""
+    + _JS_LABEL_HELPERS
+    + _JS_FIND_CHECKBOX
+    + r"""
   const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
   const used = new Set();
   const missing = [], stuck = [];
@@ -238,15 +253,7 @@ _JS_SET_CHECKBOXES = r"""
     if (box.checked !== value) stuck.push(name);
   };
   for (const [name, label, value] of wanted) {
-    let box = boxes.find(b => (b.name || '').toUpperCase() === name.toUpperCase());
-    if (!box) {
-      const want = fold(label);
-      box = boxes.find(b => {
-        const holder = b.closest('label') || b.closest('tr') || b.parentElement;
-        const text = fold(holder ? (holder.innerText || holder.textContent) : '');
-        return text === want || text.includes(want);
-      });
-    }
+    const box = findBox(boxes, name, label);
     if (!box) { missing.push(name); continue; }
     used.add(box);
     set(box, value, name);
@@ -255,6 +262,8 @@ _JS_SET_CHECKBOXES = r"""
   return [missing, stuck];
 }
 """
+)
+
 
 def _fold_label(text: str) -> str:
     """The same folding as the page scripts' ``fold``: no accents, lower case, one space."""

@@ -30,7 +30,7 @@ def run_demo(var_dir: Path, port: int) -> tuple[str, int, dict[str, int]]:
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--port", str(port), "--sandbox-latency-ms", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     statuses: dict[str, int] = {}
     deadline = time.monotonic() + 180
@@ -42,7 +42,14 @@ def run_demo(var_dir: Path, port: int) -> tuple[str, int, dict[str, int]]:
                 time.sleep(0.3)
     time.sleep(2)  # let the worker finish starting, so its "ready" line is in the output
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=90)
+    try:
+        output, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        # Show what it printed, and leave nothing running behind (its whole process group).
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=30)
+        alive = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
+        pytest.fail(f"the demo did not stop within 90 s of Ctrl-C:\n{output[-6000:]}\n--- processes:\n{alive[-4000:]}")
     return output, proc.returncode, statuses
 
 

@@ -71,7 +71,11 @@ class Command(BaseCommand):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+        # Ctrl-C and SIGTERM both stop everything. SIGINT gets an explicit handler too: a process
+        # started in the background by a non-interactive shell inherits SIGINT *ignored*, and Python
+        # then never installs its own KeyboardInterrupt handler.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         env_file = sandbox_dir / "sandbox.env"
         env_file.unlink(missing_ok=True)
         try:
@@ -132,7 +136,7 @@ class Command(BaseCommand):
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (e.g. from a process manager) stops the demo like Ctrl-C does."""
+    """SIGINT (Ctrl-C) and SIGTERM (e.g. from a process manager) stop the demo."""
     raise KeyboardInterrupt
 
 
