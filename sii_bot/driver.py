@@ -603,9 +603,11 @@ class _Flow:
                 label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only, True])
             except Exception as exc:  # noqa: BLE001
                 if self.navigations != navigations or len(self.dialogs) != dialogs:
-                    return labels[0]
-                if not _is_playwright_error(exc) or "detached" in str(exc) or "navigat" in str(exc):
-                    continue
+                    return labels[0]  # the click went through and the page moved on before answering
+                if not _is_playwright_error(exc):
+                    raise  # a bug of ours: the stage reports it as an internal error
+                if "detached" in str(exc) or "navigat" in str(exc):
+                    continue  # this frame went away: try the others
                 raise self._playwright_failure(exc, what) from None
             if label is not None:
                 return label
@@ -833,7 +835,7 @@ class _Flow:
         """From the company RUT form (one or two screens) to the user list."""
         body, dv = split_rut(self.company_rut)
         form = self._wait_for(lambda s: s if s.has_field("RUT_EMP") else None, "the company RUT form")
-        for screen in range(3):
+        for _screen in range(3):
             if form.has_field("DV_EMP"):
                 self._fill({"RUT_EMP": body, "DV_EMP": dv})
             else:

@@ -320,8 +320,9 @@ _FLOWS: dict[str, tuple[Step, ...]] = {
 class ProgressEvent:
     """One progress report: ``step`` reached ``status``; ``message`` is Spanish and safe to show.
 
-    ``screenshot`` (PNG) accompanies "done"/"failed" events when screenshots are enabled; it may show
-    personal data, so the caller encrypts it before storing.
+    ``screenshot`` (PNG), when screenshots are enabled, accompanies "failed" events and the "done"
+    events of evidence pages (or of every step with ``screenshot_every_step``); it may show personal
+    data, so the caller encrypts it before storing.
     """
 
     step: Step
@@ -439,7 +440,7 @@ class ReplacementResult:
     ``outcome`` is always "replaced"; the parts say what was actually done:
     ``addition`` (an ``EnrollmentResult``: "created" | "updated" | "already_authorized") and
     ``removal`` (a ``RevocationResult``: "revoked" | "not_present"). ``final_entries``: the last list
-    read, for both RUTs (``{new: SiiUser, old: None}``). ``screenshots`` hold every step's PNG (the
+    read, for both RUTs (``{new: SiiUser, old: None}``). ``screenshots`` hold the job's evidence PNGs (the
     parts carry none); ``duration_seconds`` is the whole job.
     """
 

@@ -400,7 +400,8 @@ class JobStatusPoll:
     password hash and active flag, which `onboarding.session_auth` checks the session against."""
 
     etag: str
-    owner_password: str
+    # The owner's password hash: kept out of reprs, so a traceback or a log line never shows it.
+    owner_password: str = field(repr=False)
     owner_is_active: bool
 
 

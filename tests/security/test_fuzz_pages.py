@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import re
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
