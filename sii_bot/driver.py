@@ -98,7 +98,7 @@ _POLL_SECONDS = 0.01
 _MAX_LIST_VISITS = 2
 
 # Everything a wait needs to decide, in one round trip per frame: the markup, the readiness, the names
-# of the non-hidden inputs and the labels of the visible controls (found as _JS_MARK_CONTROL finds
+# of the non-hidden inputs and the labels of the visible controls (found as _JS_CLICK_CONTROL finds
 # them). Separate lookups cost a Python -> driver -> browser round trip each, several per poll.
 # The page scripts' shared helpers: how a label is folded (no accents, lower case, one space), what
 # counts as visible, a control's label, and which elements are controls (links and buttons).
@@ -141,10 +141,10 @@ _EDIT_USER = ("Modificar", "Modificar Usuario", "Editar", "Ver")
 _DELETE_USER = ("Eliminar Usuario", "Eliminar", "Borrar Usuario", "Borrar")
 _CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
 
-# JavaScript run in the page to find a control by its visible label and tag it for a locator.
-_JS_MARK_CONTROL = (
+# JavaScript run in the page to find a control by its visible label and click it.
+_JS_CLICK_CONTROL = (
     r"""
-([labels, token, rowRut, exactOnly, click]) => {
+([labels, rowRut, exactOnly]) => {
 """
     + _JS_LABEL_HELPERS
     + r"""
@@ -178,11 +178,10 @@ _JS_MARK_CONTROL = (
   if (!el && !exactOnly) el = pick((l, w) => l.startsWith(w + ' ') || l.endsWith(' ' + w));
   if (!el && rowRut && els.length === 1) el = els[0];
   if (!el) return null;
-  el.setAttribute('data-siibot', token);
   const label = labelOf(el);
   // The element's own activation (onclick handlers, the submit button's name=value in the form data,
   // the link's href), without Playwright's pointer machinery: ~20 ms less per click, no scrolling.
-  if (click) el.click();
+  el.click();
   return label;
 }
 """
@@ -289,7 +288,7 @@ class _Snapshot:
         return name.upper() in self.fields
 
     def has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
-        """True when a visible link/button is labelled ``labels`` (as ``_Flow._mark_control`` finds it)."""
+        """True when a visible link/button is labelled ``labels`` (as ``_Flow._click_control`` finds it)."""
         wanted = [_fold_label(label) for label in labels]
         if any(w == c for w in wanted for c in self.controls):
             return True
@@ -574,20 +573,6 @@ class _Flow:
 
     # -- actions -------------------------------------------------------------------------------------
 
-    def _mark_control(
-        self, labels: tuple[str, ...], *, row_rut: str | None = None, exact_only: bool = False
-    ) -> tuple[Frame, str, str] | None:
-        """Find a link/button by visible label in any frame; returns (frame, css selector, label)."""
-        token = secrets.token_hex(6)
-        for frame in self._frames():
-            try:
-                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only, False])
-            except Exception:  # noqa: BLE001 - frame detached or navigating
-                continue
-            if label is not None:
-                return frame, f'[data-siibot="{token}"]', label
-        return None
-
     def _click_control(
         self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None, exact_only: bool = False
     ) -> str | None:
@@ -596,11 +581,10 @@ class _Flow:
         Returns its label, or None when no frame has it. A frame that navigates or opens a dialog
         while being clicked counts as clicked (the page went on before answering).
         """
-        token = secrets.token_hex(6)
         navigations, dialogs = self.navigations, len(self.dialogs)
         for frame in self._frames():
             try:
-                label = frame.evaluate(_JS_MARK_CONTROL, [list(labels), token, row_rut, exact_only, True])
+                label = frame.evaluate(_JS_CLICK_CONTROL, [list(labels), row_rut, exact_only])
             except Exception as exc:  # noqa: BLE001
                 if self.navigations != navigations or len(self.dialogs) != dialogs:
                     return labels[0]  # the click went through and the page moved on before answering
@@ -800,7 +784,7 @@ class _Flow:
 
         def other(snap: _Snapshot) -> bool:
             # The "IDENTIFICACIÓN DE CONTRIBUYENTES" entry: follow its certificate link (once).
-            if len(clicked) < 2 and self._mark_control(_CERT_LOGIN, exact_only=False) is not None:
+            if len(clicked) < 2 and snap.has_control(_CERT_LOGIN, exact_only=False):
                 clicked.append(self._click(_CERT_LOGIN, "the certificate login link"))
                 return True
             if origin_of(snap.url) != enroll_origin:
