@@ -60,8 +60,8 @@ class _RequestCounter:
 
         original = driver.new_job_context
 
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            context = original(*args, **kwargs)
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            context = await original(*args, **kwargs)
             if self.active:
                 context.on("request", self._on_request)
             return context

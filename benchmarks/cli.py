@@ -48,6 +48,15 @@ TARGET_DASHBOARD_P99_MS = 150.0
 TARGET_MB_PER_SLOT = 400.0
 
 
+def _memory_parts(breakdown: dict[str, float]) -> str:
+    """``python 98, node 120, chromium 240 (renderer 2×80, …)`` from a sampler's peak breakdown."""
+    groups: dict[str, float] = {}
+    for kind, mb in breakdown.items():
+        group = "chromium" if kind.startswith("chromium") else kind
+        groups[group] = groups.get(group, 0.0) + mb
+    return ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(groups.items(), key=lambda kv: -kv[1]) if mb >= 1)
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
@@ -177,8 +186,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                          + f"); failures {v['failures']}"),
                          f">= {TARGET_PER_MINUTE:g}/min, 0 failures", _yes(ok_rate)))
             rows.append(("memory", f"worker tree peak PSS, {v['slots']} slot{'s' if v['slots'] > 1 else ''}{shots}",
-                         (f"{v['peak_tree_per_slot_mb']:.0f} MB/slot (tree {v['peak_tree_mb']:.0f} MB, "
-                         f"largest slot {v['peak_child_mb']:.0f} MB)"),
+                         (f"{v['peak_tree_per_slot_mb']:.0f} MB/slot (tree {v['peak_tree_mb']:.0f} MB: "
+                         f"{_memory_parts(v['peak_breakdown_mb'])})"),
                          f"< {TARGET_MB_PER_SLOT:g} MB/slot", _yes(v["peak_tree_per_slot_mb"] < TARGET_MB_PER_SLOT)))
         for v in tp["variants"]:
             shots = "" if v["screenshots"] else ", screenshots off"

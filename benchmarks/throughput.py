@@ -1,7 +1,8 @@
 """Enrollment throughput through the real path, per number of browser slots.
 
 Per variant (slots K, screenshots on/off): a fresh `celery -A portal worker -Q <queue> -c K`
-(prefork: K pool processes, each with its own Playwright driver and Chromium, as in production) on a
+(the threads pool of portal/settings.py, as in production: K slots in one process sharing one Playwright
+driver and one Chromium, a browser context per job) on a
 throwaway database and broker, the sandbox at 0 ms in its own process, and N jobs created through
 `services.enrollment_job_create` (tenant in the *sandbox* SII environment, one company per job whose
 certificate was stored with `services.certificate_store` from the sandbox's demo .pfx opened with
@@ -11,7 +12,7 @@ queued or running, so the worker never starves and created→finished is a job's
 
 Measured: enrollments per minute (N / first created → last finished, Chromium launches included),
 p50/p95 of created→finished and started→finished, failures (FAILED, or retried), the peak PSS of the
-worker's process tree (parent, pool children, Playwright drivers, Chromium) per slot, CPU use of the
+worker's process tree (the worker, its Playwright driver, Chromium's processes) per slot, CPU use of the
 machine and of the sandbox, and per-step medians from the job events.
 """
 from __future__ import annotations

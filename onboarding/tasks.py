@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_shutdown, worker_ready
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from onboarding import services
 
@@ -55,9 +55,11 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
         logger.warning("re-queued %s job(s) left running by a dead worker", count)
 
 
+@worker_shutdown.connect
 @worker_process_shutdown.connect
 def _close_browser(**kwargs: object) -> None:
-    """Close the worker process's Chromium (kept across jobs) when the process exits."""
+    """Close the worker's Chromium (kept across jobs, shared by its slots) when the worker stops, or
+    a prefork pool process's own when that process exits."""
     import sii_bot
 
     sii_bot.close_default_engine()

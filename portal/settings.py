@@ -208,6 +208,14 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker's slots (--concurrency) are threads of one process that share one Playwright driver and
+# one Chromium, each job in a browser context of its own (sii_bot.BrowserEngine): a slot then costs a
+# renderer, not a driver + browser + Python process each (docs/performance.md). Threads get no hard
+# time limits from Celery; the engine's own job budget (SII_JOB_TIMEOUT) cancels a job that runs over,
+# and the reaper fails a job whose worker vanished. "prefork" (a driver and a browser per slot) is
+# still accepted here; set it here, not with `--pool prefork`, which Celery reads as "the default"
+# and overrides with this setting.
+CELERY_WORKER_POOL = env.str("AUTORIZA_WORKER_POOL", default="threads")
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("AUTORIZA_JOB_SOFT_TIME_LIMIT", default=270)
 CELERY_TASK_TIME_LIMIT = env.int("AUTORIZA_JOB_TIME_LIMIT", default=300)
 # Queue names are settings so the reliability suite can run a real scheduler (beat) and real workers

@@ -16,7 +16,7 @@ How certificates and trust work (measured with Playwright 1.65 and Debian's Chro
    the certificate is only *sent* to servers that ask for one in the TLS handshake. Documents and
    scripts from any other origin are blocked by a route (they would not be verified).
 4. With ``SII_CA_BUNDLE`` set (the sandbox), ``NODE_EXTRA_CA_CERTS`` must point to it *before*
-   ``sync_playwright().start()`` spawns the driver: see ``driver_environment``. The bundle must hold
+   ``async_playwright().start()`` spawns the driver: see ``driver_environment``. The bundle must hold
    the CA certificates (root and/or intermediates, PEM) that issued the servers' certificates; server
    leaf certificates are not needed (Node does not accept a leaf as a trust anchor anyway).
    ``ignore_https_errors`` is never used, for the sandbox or production.
@@ -39,7 +39,7 @@ from .errors import BrowserUnavailable
 from .settings import SiiSettings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Playwright, Route
+    from playwright.async_api import Browser, BrowserContext, Playwright, Route
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -111,7 +111,7 @@ def driver_environment(settings: SiiSettings) -> Iterator[None]:
     """Set ``NODE_EXTRA_CA_CERTS`` and ``NODE_OPTIONS`` for the Playwright driver about to be started,
     then restore them.
 
-    Must wrap ``sync_playwright().start()``: Node reads the variable once, at process start. When
+    Must wrap ``async_playwright().start()``: Node reads the variable once, at process start. When
     the operator already set one, both bundles are concatenated into a temporary file (Node takes a
     single file). Raises ``BrowserUnavailable`` when the configured bundle does not exist.
     """
@@ -149,12 +149,12 @@ def driver_environment(settings: SiiSettings) -> Iterator[None]:
     # A combined temporary copy (public CA certificates, no secret) is removed when this process exits.
 
 
-def launch_browser(playwright: Playwright, settings: SiiSettings) -> Browser:
+async def launch_browser(playwright: Playwright, settings: SiiSettings) -> Browser:
     """Launch Chromium with ``CHROMIUM_ARGS`` from ``settings.chromium_path`` (or Playwright's own).
 
     Raises ``BrowserUnavailable`` with installation instructions when no Chromium can start.
     """
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.async_api import Error as PlaywrightError
 
     executable = settings.chromium_path
     if executable and not os.path.exists(executable):
@@ -163,13 +163,13 @@ def launch_browser(playwright: Playwright, settings: SiiSettings) -> Browser:
     if executable:
         kwargs["executable_path"] = executable
     try:
-        return playwright.chromium.launch(**kwargs)
+        return await playwright.chromium.launch(**kwargs)
     except PlaywrightError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BrowserUnavailable(f"{_INSTALL_HINT} Launch failed: {first_line}") from None
 
 
-def new_job_context(
+async def new_job_context(
     browser: Browser,
     settings: SiiSettings,
     certificate: CertificateMaterial,
@@ -183,7 +183,7 @@ def new_job_context(
     """
     origins = verified_origins(settings)
     cert_pem = certificate.full_chain_pem
-    context = browser.new_context(
+    context = await browser.new_context(
         client_certificates=[{"origin": origin, "cert": cert_pem, "key": certificate.key_pem} for origin in origins],
         locale="es-CL",
         timezone_id="America/Santiago",
@@ -196,14 +196,14 @@ def new_job_context(
     def outside(url: str) -> bool:
         return url.startswith(("http://", "https://")) and origin_of(url) not in allowed
 
-    def guard(route: Route) -> None:
+    async def guard(route: Route) -> None:
         request = route.request
         if request.resource_type in ("document", "script", "xhr", "fetch", "websocket", "eventsource"):
             if on_blocked is not None:
                 on_blocked(request.url)
-            route.abort("blockedbyclient")
+            await route.abort("blockedbyclient")
         else:
-            route.continue_()
+            await route.continue_()
 
-    context.route(outside, guard)
+    await context.route(outside, guard)
     return context

@@ -1,6 +1,7 @@
 """The enrolment flow in the browser: SII's guide, step by step, on any page that matches the reference.
 
-Runs in the engine's browser thread (Playwright's sync API). The flow follows each page's forms,
+Runs in the engine's browser thread, on its event loop (Playwright's async API: one Chromium serves
+several jobs at once, each in a context of its own). The flow follows each page's forms,
 field names and visible labels, never hard-coded intermediate URLs, and at every step it:
 
 - records every JavaScript dialog (SII reports errors with ``alert()`` + ``history.back()``) and
@@ -30,8 +31,8 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -79,9 +80,9 @@ from .rut import is_person_rut, split_rut
 from .settings import SiiSettings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Dialog, Frame, Page, Request
+    from playwright.async_api import Browser, BrowserContext, Dialog, Frame, Page, Request
 
-__all__ = ["run_job", "run_enrollment"]
+__all__ = ["run_job"]
 
 JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest
 JobResult = EnrollmentResult | RevocationResult | ReplacementResult
@@ -368,7 +369,7 @@ class _Flow:
     def _in_login(self) -> bool:
         return self.step in (None, Step.OPEN_PAGE, Step.LOGIN)
 
-    def _on_dialog(self, dialog: Dialog) -> None:
+    async def _on_dialog(self, dialog: Dialog) -> None:
         kind, message = dialog.type, dialog.message
         # A confirm() about deleting is accepted only during the bot's own delete action (revocations);
         # anywhere else (e.g. while changing permissions) it is dismissed.
@@ -386,7 +387,7 @@ class _Flow:
         self.dialogs.append(_Dialog(kind, message, accept))
         log.info("SII dialog (%s, %s): %s", kind, "accepted" if accept else "dismissed", message[:200])
         try:
-            dialog.accept() if accept else dialog.dismiss()
+            await (dialog.accept() if accept else dialog.dismiss())
         except Exception:  # noqa: BLE001 - the page may already be gone
             pass
 
@@ -434,9 +435,9 @@ class _Flow:
         return errors.StepTimeout(f"{what} (step timeout {self.settings.step_timeout_seconds:.0f} s)",
                                   page_html=page_html)
 
-    def _sleep(self) -> None:
+    async def _sleep(self) -> None:
         # wait_for_timeout keeps Playwright's event loop turning (dialogs, navigations).
-        self.page.wait_for_timeout(_POLL_SECONDS * 1000)
+        await self.page.wait_for_timeout(_POLL_SECONDS * 1000)
 
     # -- page access ---------------------------------------------------------------------------------
 
@@ -444,7 +445,7 @@ class _Flow:
         main = self.page.main_frame
         return [main] + [f for f in self.page.frames if f is not main]
 
-    def _snapshot(self) -> _Snapshot | None:
+    async def _snapshot(self) -> _Snapshot | None:
         """URL + HTML (all frames) of the current page, or None while it is being replaced."""
         try:
             url = self.page.url
@@ -453,7 +454,7 @@ class _Flow:
             controls: list[str] = []
             ready = True
             for frame in self._frames():
-                html, state, frame_fields, frame_controls = frame.evaluate(_JS_SNAPSHOT)
+                html, state, frame_fields, frame_controls = await frame.evaluate(_JS_SNAPSHOT)
                 parts.append(html)
                 fields.update(frame_fields)
                 controls.extend(frame_controls)
@@ -462,16 +463,16 @@ class _Flow:
         except Exception:  # noqa: BLE001 - "page is navigating", context destroyed, ...
             return None
 
-    def screenshot(self) -> bytes | None:
+    async def screenshot(self) -> bytes | None:
         """PNG of the page when screenshots are enabled; None on any problem (never fails the job)."""
         if not self.settings.screenshots:
             return None
         try:
-            return self.page.screenshot(type="png", full_page=True, timeout=self._timeout_ms(cap=10))
+            return await self.page.screenshot(type="png", full_page=True, timeout=self._timeout_ms(cap=10))
         except Exception:  # noqa: BLE001
             return None
 
-    def _evidence(self, failure: errors.EnrollmentFailure) -> errors.EnrollmentFailure:
+    async def _evidence(self, failure: errors.EnrollmentFailure) -> errors.EnrollmentFailure:
         if failure.step is None and self.step is not None:
             failure.step = self.step.value
         if self.pending and failure.page_html is None:
@@ -479,10 +480,10 @@ class _Flow:
             # it commits, and what it shows is the previous page anyway.
             return failure
         if failure.page_html is None:
-            snap = self._snapshot()
+            snap = await self._snapshot()
             failure.page_html = snap.html if snap else None
         if failure.screenshot is None:
-            failure.screenshot = self.screenshot()
+            failure.screenshot = await self.screenshot()
         return failure
 
     def _unexpected(self, what: str, snap: _Snapshot | None = None) -> errors.UnexpectedPage:
@@ -524,13 +525,13 @@ class _Flow:
         if not login_allowed and is_login_page(snap.html, snap.url):
             raise errors.SessionExpired(f"SII asked to log in again at {snap.url}", page_html=snap.html)
 
-    def _wait_for(
+    async def _wait_for(
         self,
         check: Callable[[_Snapshot], T | None],
         what: str,
         *,
         login_allowed: bool = False,
-        on_other: Callable[[_Snapshot], bool] | None = None,
+        on_other: Callable[[_Snapshot], Awaitable[bool]] | None = None,
     ) -> T:
         """Poll the page until ``check`` returns a value.
 
@@ -544,7 +545,7 @@ class _Flow:
         quiet_since = time.monotonic()
         while True:
             self._check_cancelled()
-            snap = self._snapshot()
+            snap = await self._snapshot()
             if snap is not None:
                 self._raise_for_page(snap, login_allowed=login_allowed)
                 result = check(snap)
@@ -555,7 +556,7 @@ class _Flow:
                     last_html = snap.html
                     quiet_since = now
                 elif now - quiet_since >= _QUIET_SECONDS:
-                    if on_other is not None and on_other(snap):
+                    if on_other is not None and await on_other(snap):
                         last_html = None
                         quiet_since = time.monotonic()
                         deadline = self._step_deadline()
@@ -563,7 +564,7 @@ class _Flow:
                         raise self._unexpected(f"expected {what}", snap)
             if time.monotonic() >= deadline:
                 raise self._timeout(f"waiting for {what} (at {self.page.url})", snap.html if snap else None)
-            self._sleep()
+            await self._sleep()
 
     def _check_cancelled(self) -> None:
         if self.job.cancelled.is_set():
@@ -573,7 +574,7 @@ class _Flow:
 
     # -- actions -------------------------------------------------------------------------------------
 
-    def _click_control(
+    async def _click_control(
         self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None, exact_only: bool = False
     ) -> str | None:
         """Find a link/button by visible label in any frame and click it in the same round trip.
@@ -584,7 +585,7 @@ class _Flow:
         navigations, dialogs = self.navigations, len(self.dialogs)
         for frame in self._frames():
             try:
-                label = frame.evaluate(_JS_CLICK_CONTROL, [list(labels), row_rut, exact_only])
+                label = await frame.evaluate(_JS_CLICK_CONTROL, [list(labels), row_rut, exact_only])
             except Exception as exc:  # noqa: BLE001
                 if self.navigations != navigations or len(self.dialogs) != dialogs:
                     return labels[0]  # the click went through and the page moved on before answering
@@ -597,7 +598,7 @@ class _Flow:
                 return label
         return None
 
-    def _await_effect(self, navigations: int, dialogs: int, what: str) -> None:
+    async def _await_effect(self, navigations: int, dialogs: int, what: str) -> None:
         """Wait until the page navigates (commits) or shows a dialog, counting from the given marks."""
         deadline = self._step_deadline()
         # Wait for the navigation to *commit* (or a dialog): while a request is merely in flight the
@@ -605,39 +606,39 @@ class _Flow:
         while self.navigations == navigations and len(self.dialogs) == dialogs:
             if time.monotonic() >= deadline:
                 raise self._timeout(f"{what} did not load a page")
-            self._sleep()
+            await self._sleep()
 
-    def _click(self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None,
+    async def _click(self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None,
                exact_only: bool = False) -> str:
         """Click the control labelled ``labels`` and wait until the page navigates or shows a dialog."""
         navigations, dialogs = self.navigations, len(self.dialogs)
-        label = self._click_control(labels, what, row_rut=row_rut, exact_only=exact_only)
+        label = await self._click_control(labels, what, row_rut=row_rut, exact_only=exact_only)
         if label is None:
-            raise self._unexpected(f"no control labelled {' / '.join(labels)!r} for {what}", self._snapshot())
-        self._await_effect(navigations, dialogs, what)
+            raise self._unexpected(f"no control labelled {' / '.join(labels)!r} for {what}", await self._snapshot())
+        await self._await_effect(navigations, dialogs, what)
         if any(d.kind == "alert" for d in self.dialogs[dialogs:]):
             # The page's own validation refused the form (alert, maybe history.back()): report it in
             # this step, with the page it left behind.
-            self.page.wait_for_timeout(200)
-            snap = self._snapshot() or _Snapshot(self.page.url, "", True)
+            await self.page.wait_for_timeout(200)
+            snap = await self._snapshot() or _Snapshot(self.page.url, "", True)
             self._raise_for_page(snap, login_allowed=self._in_login())
         return label
 
-    def _fill(self, values: dict[str, str]) -> None:
+    async def _fill(self, values: dict[str, str]) -> None:
         """Fill the non-hidden inputs named by ``values`` (any case), in whichever frame has them, in
         one round trip per frame; ``UnexpectedPage`` when one is on no frame."""
         missing = dict(values)
         for frame in self._frames():
             try:
-                absent = frame.evaluate(_JS_FILL, missing)
+                absent = await frame.evaluate(_JS_FILL, missing)
             except Exception:  # noqa: BLE001 - frame detached or navigating
                 continue
             missing = {name: missing[name] for name in absent}
             if not missing:
                 return
-        raise self._unexpected(f"no input field {', '.join(missing)}", self._snapshot())
+        raise self._unexpected(f"no input field {', '.join(missing)}", await self._snapshot())
 
-    def _set_permissions(self) -> None:
+    async def _set_permissions(self) -> None:
         """Check exactly the requested permissions; every other checkbox (ELIMINAR, OBTENER...) off.
 
         One round trip per frame; boxes are clicked (not just flipped) so the page's handlers run,
@@ -645,26 +646,26 @@ class _Flow:
         wanted = [[p.field_name, p.label, p in self.request.permissions] for p in Permission]
         for frame in self._frames():
             try:
-                missing, stuck = frame.evaluate(_JS_SET_CHECKBOXES, [wanted, True])
+                missing, stuck = await frame.evaluate(_JS_SET_CHECKBOXES, [wanted, True])
             except Exception:  # noqa: BLE001 - frame detached or navigating
                 continue
             if stuck:
                 raise self._unexpected(f"checkbox {', '.join(stuck)} did not keep the state the bot set",
-                                       self._snapshot())
+                                       await self._snapshot())
             wanted = [w for w in wanted if w[0] in missing]
         if wanted:
             absent = ", ".join(f"{name} ({label!r})" for name, label, _ in wanted)
-            raise self._unexpected(f"no checkbox {absent}", self._snapshot())
+            raise self._unexpected(f"no checkbox {absent}", await self._snapshot())
 
-    def _goto(self, url: str, what: str) -> None:
+    async def _goto(self, url: str, what: str) -> None:
         try:
-            self.page.goto(url, wait_until="commit", timeout=self._timeout_ms())
+            await self.page.goto(url, wait_until="commit", timeout=self._timeout_ms())
         except Exception as exc:  # noqa: BLE001
             raise self._playwright_failure(exc, what) from None
 
     def _playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
         """Map a Playwright exception to a typed failure."""
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, PlaywrightTimeout):
@@ -686,8 +687,8 @@ class _Flow:
     def emit(self, step: Step, status: StepStatus, message: str, screenshot: bytes | None = None) -> None:
         self.job.emit(ProgressEvent(step=step, status=status, message=message, screenshot=screenshot))
 
-    @contextmanager
-    def stage(self, step: Step, started: str, *, evidence: bool = False) -> Iterator[_Done]:
+    @asynccontextmanager
+    async def stage(self, step: Step, started: str, *, evidence: bool = False) -> AsyncIterator[_Done]:
         """Report ``step`` started/done or failed; yields a list for the done message.
 
         A failed step always carries a screenshot (when enabled); a step that succeeded carries one
@@ -701,19 +702,19 @@ class _Flow:
         try:
             yield done
         except errors.EnrollmentFailure as failure:
-            self._evidence(failure)
+            await self._evidence(failure)
             self.emit(step, "failed", failure.user_message, failure.screenshot)
             raise
         except Exception as exc:  # noqa: BLE001 - Playwright errors become typed failures here
             failure = self._playwright_failure(exc, f"step {step.value}")
             if isinstance(failure, errors.UnexpectedPage) and not _is_playwright_error(exc):
                 failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
-            self._evidence(failure)
+            await self._evidence(failure)
             self.emit(step, "failed", failure.user_message, failure.screenshot)
             raise failure from exc
         if done.evidence is not None:
             evidence = done.evidence
-        shot = self.screenshot() if evidence or self.settings.screenshot_every_step else None
+        shot = await self.screenshot() if evidence or self.settings.screenshot_every_step else None
         if shot is not None:
             self.job.screenshots.append((step.value, shot))
         self.emit(step, "done", done[0] if done else f"{step.label}: listo.", shot)
@@ -723,51 +724,51 @@ class _Flow:
 
     # -- the flow ------------------------------------------------------------------------------------
 
-    def run(self) -> JobResult:
+    async def run(self) -> JobResult:
         try:
             request = self.job.request
             if isinstance(request, RevocationRequest):
-                return self._run_revocation(request)
+                return await self._run_revocation(request)
             if isinstance(request, ReplacementRequest):
-                return self._run_replacement(request)
-            return self._run()
+                return await self._run_replacement(request)
+            return await self._run()
         finally:
-            self._logout()
+            await self._logout()
 
-    def _start(self) -> None:
+    async def _start(self) -> None:
         """Open the enrolment page and log in with the certificate."""
-        with self.stage(Step.OPEN_PAGE, "Abriendo la página Mantención de usuarios autorizados del SII.") as done:
-            self._goto(self.settings.enroll_url, "opening the enrolment page")
+        async with self.stage(Step.OPEN_PAGE, "Abriendo la página Mantención de usuarios autorizados del SII.") as done:
+            await self._goto(self.settings.enroll_url, "opening the enrolment page")
             done.append("Página del SII abierta.")
-        with self.stage(Step.LOGIN, "Identificándose en el SII con el certificado digital.") as done:
+        async with self.stage(Step.LOGIN, "Identificándose en el SII con el certificado digital.") as done:
             self.logged_in = True  # from here on cookies may exist: always log out
-            self._login()
+            await self._login()
             done.append("Identificación con certificado digital aceptada por el SII.")
 
-    def _run(self) -> EnrollmentResult:
-        self._start()
-        return self._authorize(self._company_and_list())
+    async def _run(self) -> EnrollmentResult:
+        await self._start()
+        return await self._authorize(await self._company_and_list())
 
-    def _authorize(self, listed: tuple[list[SiiUser], str], named: tuple[str, ...] = ()) -> EnrollmentResult:
+    async def _authorize(self, listed: tuple[list[SiiUser], str], named: tuple[str, ...] = ()) -> EnrollmentResult:
         """Create or update ``self.request``'s user, starting from the list just read."""
         request = self.request
         assert request is not None
         for visit in range(_MAX_LIST_VISITS):
             if visit:
                 # A user-exists race: read the list again from the start (the session is still valid).
-                self._goto(self.settings.enroll_url, "reopening the enrolment page")
-                listed = self._company_and_list(named)
+                await self._goto(self.settings.enroll_url, "reopening the enrolment page")
+                listed = await self._company_and_list(named)
             users, company_name = listed
             existing = next((u for u in users if u.rut == request.user_rut), None)
             if existing is None:
-                outcome = self._create(company_name)
+                outcome = await self._create(company_name)
             else:
-                outcome = self._update(existing, company_name)
+                outcome = await self._update(existing, company_name)
             if outcome is not None:
                 return outcome
         raise errors.UnexpectedPage("SII kept saying the user already exists but it was not in the list")
 
-    def _login(self) -> None:
+    async def _login(self) -> None:
         """From wherever ``enroll_url`` landed, through the certificate login, back to the company form."""
         enroll_origin = origin_of(self.settings.enroll_url)
         clicked: list[str] = []
@@ -782,10 +783,10 @@ class _Flow:
                 return None
             return True if snap.has_field("RUT_EMP") else None
 
-        def other(snap: _Snapshot) -> bool:
+        async def other(snap: _Snapshot) -> bool:
             # The "IDENTIFICACIÓN DE CONTRIBUYENTES" entry: follow its certificate link (once).
             if len(clicked) < 2 and snap.has_control(_CERT_LOGIN, exact_only=False):
-                clicked.append(self._click(_CERT_LOGIN, "the certificate login link"))
+                clicked.append(await self._click(_CERT_LOGIN, "the certificate login link"))
                 return True
             if origin_of(snap.url) != enroll_origin:
                 raise errors.CertificateRejected(
@@ -794,20 +795,20 @@ class _Flow:
                 )
             return False
 
-        self._wait_for(arrived, "the company RUT form after the certificate login", login_allowed=True,
+        await self._wait_for(arrived, "the company RUT form after the certificate login", login_allowed=True,
                        on_other=other)
 
-    def _company_and_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str]:
+    async def _company_and_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str]:
         """Submit the company RUT (one or two screens) and return the user list and company name.
 
         ``named``: RUTs the job is about; a list page that names one of them without the parser
         reading it as an entry stops the job (never conclude "not there" from a misread page).
         """
-        with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.company_rut}.") as done:
-            self._submit_company()
+        async with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.company_rut}.") as done:
+            await self._submit_company()
             done.append(f"Empresa {self.company_rut} seleccionada.")
-        with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.", evidence=True) as done:
-            users, company_name, _ = self._read_list(named)
+        async with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.", evidence=True) as done:
+            users, company_name, _ = await self._read_list(named)
             done.append(f"La empresa tiene {len(users)} usuario(s) autorizado(s).")
             # The list is evidence when it decides the outcome: always for removals, and for an
             # enrolment whose user is already on it. A new user's proof is the confirmation and result.
@@ -815,16 +816,16 @@ class _Flow:
                 done.evidence = any(u.rut == self.request.user_rut for u in users)
         return users, company_name
 
-    def _submit_company(self) -> None:
+    async def _submit_company(self) -> None:
         """From the company RUT form (one or two screens) to the user list."""
         body, dv = split_rut(self.company_rut)
-        form = self._wait_for(lambda s: s if s.has_field("RUT_EMP") else None, "the company RUT form")
+        form = await self._wait_for(lambda s: s if s.has_field("RUT_EMP") else None, "the company RUT form")
         for _screen in range(3):
             if form.has_field("DV_EMP"):
-                self._fill({"RUT_EMP": body, "DV_EMP": dv})
+                await self._fill({"RUT_EMP": body, "DV_EMP": dv})
             else:
-                self._fill({"RUT_EMP": f"{body}-{dv}"})
-            self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
+                await self._fill({"RUT_EMP": f"{body}-{dv}"})
+            await self._click(_SUBMIT_COMPANY, "submitting the company RUT", exact_only=True)
 
             def next_page(snap: _Snapshot) -> tuple[str, _Snapshot] | None:
                 # The list first: it may carry its own company field (e.g. to switch companies).
@@ -834,14 +835,14 @@ class _Flow:
                     return "again", snap
                 return None
 
-            where, form = self._wait_for(next_page, "the user list or the company form")
+            where, form = await self._wait_for(next_page, "the user list or the company form")
             if where == "list":
                 return
-        raise self._unexpected("the company RUT form kept coming back", self._snapshot())
+        raise self._unexpected("the company RUT form kept coming back", await self._snapshot())
 
-    def _read_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
+    async def _read_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
         """Parse the user list on screen: users, company name and the page."""
-        snap = self._wait_for(lambda s: s if self._is_user_list(s) else None, "the authorized-user list")
+        snap = await self._wait_for(lambda s: s if self._is_user_list(s) else None, "the authorized-user list")
         users = parse_user_list(snap.html)
         header = company_header(snap.html)
         company_name = header[0] if header else ""
@@ -861,34 +862,34 @@ class _Flow:
         self.saved_since_list = False
         return users, company_name, snap
 
-    def _reopen_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
+    async def _reopen_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, _Snapshot]:
         """Read the user list again from the start (same session): enrolment page, company, list."""
-        self._goto(self.settings.enroll_url, "reopening the enrolment page")
-        self._submit_company()
-        return self._read_list(named)
+        await self._goto(self.settings.enroll_url, "reopening the enrolment page")
+        await self._submit_company()
+        return await self._read_list(named)
 
     def _is_user_list(self, snap: _Snapshot) -> bool:
         return snap.has_control(_NEW_USER, exact_only=False) and not snap.has_field("RUT_USU")
 
     # -- new user --------------------------------------------------------------------------------------
 
-    def _create(self, company_name: str) -> EnrollmentResult | None:
+    async def _create(self, company_name: str) -> EnrollmentResult | None:
         request = self.request
         assert request is not None
         body, dv = split_rut(request.user_rut)
-        with self.stage(Step.NEW_USER, "Abriendo «Ingresar Nuevo Usuario».") as done:
-            self._click(_NEW_USER, "opening the new-user form", exact_only=False)
-            self._wait_for(lambda s: True if s.has_field("RUT_USU") and s.has_field("DV_USU") else None,
+        async with self.stage(Step.NEW_USER, "Abriendo «Ingresar Nuevo Usuario».") as done:
+            await self._click(_NEW_USER, "opening the new-user form", exact_only=False)
+            await self._wait_for(lambda s: True if s.has_field("RUT_USU") and s.has_field("DV_USU") else None,
                            "the new-user form (RUT_USU, DV_USU)")
             done.append("Formulario de nuevo usuario abierto.")
-        with self.stage(Step.FILL_FORM, f"Ingresando el RUT {request.user_rut} y los permisos solicitados.") as done:
-            self._fill({"RUT_USU": body, "DV_USU": dv})
-            self._set_permissions()
-            self._click(_ACCEPT_FORM, "accepting the new-user form")
+        async with self.stage(Step.FILL_FORM, f"Ingresando el RUT {request.user_rut} y los permisos solicitados.") as done:
+            await self._fill({"RUT_USU": body, "DV_USU": dv})
+            await self._set_permissions()
+            await self._click(_ACCEPT_FORM, "accepting the new-user form")
             done.append("Datos del usuario enviados.")
 
-        with self.stage(Step.CONFIRM, "Revisando la confirmación del SII.", evidence=True) as done:
-            snap = self._wait_for(self._confirmation_or_exists, "the confirmation page")
+        async with self.stage(Step.CONFIRM, "Revisando la confirmación del SII.", evidence=True) as done:
+            snap = await self._wait_for(self._confirmation_or_exists, "the confirmation page")
             if snap == "exists":
                 self._exists_detour(Step.CONFIRM, done)
                 return None
@@ -899,12 +900,12 @@ class _Flow:
                 raise self._unexpected("the confirmation page has no «Grabar Usuario» control", snap)
             done.append("La confirmación coincide exactamente con lo solicitado.")
 
-        with self.stage(Step.SAVE, "Grabando el usuario en el SII.") as done:
+        async with self.stage(Step.SAVE, "Grabando el usuario en el SII.") as done:
             self._mark_saved()
-            self._click(_SAVE, "saving the user", exact_only=False)
+            await self._click(_SAVE, "saving the user", exact_only=False)
             done.append("Solicitud de grabación enviada.")
-        with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
-            result = self._wait_for(self._result_or_exists, "the result page", on_other=None)
+        async with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
+            result = await self._wait_for(self._result_or_exists, "the result page", on_other=None)
             if result == "exists":
                 self._exists_detour(Step.RESULT, done)
                 return None
@@ -953,7 +954,7 @@ class _Flow:
 
     # -- existing user ---------------------------------------------------------------------------------
 
-    def _update(self, existing: SiiUser, company_name: str) -> EnrollmentResult | None:
+    async def _update(self, existing: SiiUser, company_name: str) -> EnrollmentResult | None:
         request = self.request
         assert request is not None
         wanted = request.flags()
@@ -961,25 +962,25 @@ class _Flow:
         if all(v is not None for v in shown.values()) and shown == wanted:
             return self._already(existing, company_name)
 
-        with self.stage(Step.NEW_USER, f"El usuario {request.user_rut} ya existe: abriendo su modificación.") as done:
-            self._open_edit_screen(request.user_rut)
+        async with self.stage(Step.NEW_USER, f"El usuario {request.user_rut} ya existe: abriendo su modificación.") as done:
+            await self._open_edit_screen(request.user_rut)
             done.append("Pantalla de modificación del usuario abierta; muestra exactamente la empresa y el "
                         "usuario solicitados.")
 
-        current = self._current_checkboxes()
+        current = await self._current_checkboxes()
         if current is not None and current == wanted:
             # The list did not show the permissions, but the edit screen does: nothing to change.
             return self._already(existing, company_name, from_edit=True)
 
-        with self.stage(Step.FILL_FORM, "Marcando exactamente los permisos solicitados.", evidence=True) as done:
-            self._set_permissions()
+        async with self.stage(Step.FILL_FORM, "Marcando exactamente los permisos solicitados.", evidence=True) as done:
+            await self._set_permissions()
             done.append("Permisos marcados.")
         self.skip(Step.CONFIRM, "La modificación de un usuario existente no tiene página de confirmación.")
-        with self.stage(Step.SAVE, "Guardando los cambios en el SII.") as done:
+        async with self.stage(Step.SAVE, "Guardando los cambios en el SII.") as done:
             self._mark_saved()
-            self._click(_SAVE_CHANGES, "saving the changes", exact_only=False)
+            await self._click(_SAVE_CHANGES, "saving the changes", exact_only=False)
             done.append("Solicitud de modificación enviada.")
-        with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
+        async with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
             def result(snap: _Snapshot) -> tuple[SiiUserRecord, _Snapshot] | None:
                 if result_kind(snap.html) == "eliminated":
                     # Never expected (the delete option is unticked): stop and report loudly.
@@ -992,12 +993,12 @@ class _Flow:
                 except ParseError:
                     return None
 
-            record, snap = self._wait_for(result, "the result page")
+            record, snap = await self._wait_for(result, "the result page")
             self._verify(record, snap, saved=True)
             done.append(f"El SII actualizó los permisos del usuario {record.user_rut}.")
         return self._result("updated", record)
 
-    def _current_checkboxes(self) -> dict[str, bool] | None:
+    async def _current_checkboxes(self) -> dict[str, bool] | None:
         """Checked state of SUP_USU/FIRMAR/CONSULTAR on the current form, or None if one is missing."""
         state: dict[str, bool] = {}
         for permission in Permission:
@@ -1005,8 +1006,8 @@ class _Flow:
             for frame in self._frames():
                 locator = frame.locator(f'input[type="checkbox" i][name="{permission.field_name}" i]')
                 try:
-                    if locator.count():
-                        found = locator.first.is_checked()
+                    if await locator.count():
+                        found = await locator.first.is_checked()
                         break
                 except Exception:  # noqa: BLE001
                     continue
@@ -1052,10 +1053,10 @@ class _Flow:
 
     # -- edit screen -----------------------------------------------------------------------------------
 
-    def _open_edit_screen(self, user_rut: str) -> tuple[_Snapshot, SiiEditScreen]:
+    async def _open_edit_screen(self, user_rut: str) -> tuple[_Snapshot, SiiEditScreen]:
         """Click the user's "Modificar" on the list; return the edit screen once it is proven to be the
         one of exactly this company and user (``EditScreenMismatch`` otherwise, nothing saved)."""
-        self._click(_EDIT_USER, "opening the user's edit screen", row_rut=user_rut, exact_only=True)
+        await self._click(_EDIT_USER, "opening the user's edit screen", row_rut=user_rut, exact_only=True)
 
         def edit_form(snap: _Snapshot) -> tuple[_Snapshot, SiiEditScreen] | None:
             if not snap.has_control(_SAVE_CHANGES, exact_only=False):
@@ -1065,7 +1066,7 @@ class _Flow:
             except ParseError:
                 return None
 
-        snap, screen = self._wait_for(edit_form, "the edit screen («Guardar Cambios»)")
+        snap, screen = await self._wait_for(edit_form, "the edit screen («Guardar Cambios»)")
         problems = []
         if not screen.user_ruts:
             problems.append("it names no user")
@@ -1082,7 +1083,7 @@ class _Flow:
 
     # -- removal ---------------------------------------------------------------------------------------
 
-    def _remove(self, user_rut: str, users: list[SiiUser], company_name: str, *, reopen: bool,
+    async def _remove(self, user_rut: str, users: list[SiiUser], company_name: str, *, reopen: bool,
                 named: tuple[str, ...]) -> _Removal:
         """Delete ``user_rut`` through its edit screen (OPEN_EDIT, DELETE); VERIFY is separate.
 
@@ -1096,13 +1097,13 @@ class _Flow:
             self.skip(Step.DELETE, absent)
             return _Removal("not_present", company_name)
 
-        with self.stage(Step.OPEN_EDIT, f"Abriendo la ficha del usuario {user_rut}.") as done:
+        async with self.stage(Step.OPEN_EDIT, f"Abriendo la ficha del usuario {user_rut}.") as done:
             if reopen:
-                users, shown_name, _ = self._reopen_list(named)
+                users, shown_name, _ = await self._reopen_list(named)
                 company_name = shown_name or company_name
                 existing = next((u for u in users if u.rut == user_rut), None)
             if existing is not None:
-                snap, screen = self._open_edit_screen(user_rut)
+                snap, screen = await self._open_edit_screen(user_rut)
                 if screen.delete_kind is None:
                     raise errors.DeleteUnavailable(
                         f"the edit screen of {user_rut} has no delete option (checkbox or control)",
@@ -1116,22 +1117,22 @@ class _Flow:
             self.skip(Step.DELETE, absent)
             return _Removal("not_present", company_name)
 
-        with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.",
+        async with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.",
                         evidence=True) as done:
             confirms = len(self.delete_confirms)
             self.delete_armed = True
             try:
                 self._mark_saved()
                 if screen.delete_kind == "checkbox":
-                    self._tick_delete(screen.delete_name)
+                    await self._tick_delete(screen.delete_name)
                     navigations = self.navigations
-                    self._click(_SAVE_CHANGES, "saving the deletion («Guardar Cambios»)", exact_only=False)
+                    await self._click(_SAVE_CHANGES, "saving the deletion («Guardar Cambios»)", exact_only=False)
                 else:
                     labels = tuple(dict.fromkeys((screen.delete_name, *_DELETE_USER)))
                     navigations = self.navigations
-                    self._click(labels, "deleting the user", exact_only=False)
-                self._await_navigation(navigations)
-                sii_result, snap = self._removal_answer(user_rut)
+                    await self._click(labels, "deleting the user", exact_only=False)
+                await self._await_navigation(navigations)
+                sii_result, snap = await self._removal_answer(user_rut)
             finally:
                 self.delete_armed = False
             confirm_text = next(iter(self.delete_confirms[confirms:]), None)
@@ -1141,7 +1142,7 @@ class _Flow:
                 done.append("El SII no mostró un mensaje de eliminación reconocible; se verificará en la lista.")
         return _Removal("revoked", company_name, existing, sii_result, confirm_text)
 
-    def _await_navigation(self, since: int) -> None:
+    async def _await_navigation(self, since: int) -> None:
         """After a click answered by a confirm(), wait until the page actually navigates (or an alert
         shows, or the step time runs out): until then the old page is still on screen."""
         deadline = self._step_deadline()
@@ -1149,24 +1150,24 @@ class _Flow:
             if any(d.kind == "alert" for d in self.dialogs[self.dialogs_seen:]):
                 return
             self._check_cancelled()
-            self._sleep()
+            await self._sleep()
 
-    def _tick_delete(self, name: str) -> None:
+    async def _tick_delete(self, name: str) -> None:
         token = secrets.token_hex(6)
         for frame in self._frames():
             try:
-                found = frame.evaluate(_JS_MARK_CHECKBOX, [name, "Eliminar usuario", token])
+                found = await frame.evaluate(_JS_MARK_CHECKBOX, [name, "Eliminar usuario", token])
             except Exception:  # noqa: BLE001
                 continue
             if found is not None:
                 box = frame.locator(f'[data-siibot="{token}"]').first
-                box.set_checked(True, timeout=self._timeout_ms())
-                if not box.is_checked():
-                    raise self._unexpected("the delete option could not be ticked", self._snapshot())
+                await box.set_checked(True, timeout=self._timeout_ms())
+                if not await box.is_checked():
+                    raise self._unexpected("the delete option could not be ticked", await self._snapshot())
                 return
-        raise self._unexpected(f"no delete checkbox {name!r}", self._snapshot())
+        raise self._unexpected(f"no delete checkbox {name!r}", await self._snapshot())
 
-    def _removal_answer(self, user_rut: str) -> tuple[SiiRemovalRecord | None, _Snapshot]:
+    async def _removal_answer(self, user_rut: str) -> tuple[SiiRemovalRecord | None, _Snapshot]:
         """Wait for SII's answer to the deletion: its elimination page (parsed), or any other page that
         reports no error (then only the list can tell: None). A modification page means SII saved the
         user instead of deleting it (``UserStillPresent``); the edit screen still there means the
@@ -1187,7 +1188,7 @@ class _Flow:
                 )
             return None
 
-        def other(snap: _Snapshot) -> bool:
+        async def other(snap: _Snapshot) -> bool:
             if snap.has_control(_SAVE_CHANGES, exact_only=False) and mentions_user(snap.html, user_rut):
                 try:
                     parse_edit_screen(snap.html)
@@ -1198,19 +1199,19 @@ class _Flow:
             raise _Other(snap)
 
         try:
-            return self._wait_for(answer, "SII's answer to the deletion", on_other=other)
+            return await self._wait_for(answer, "SII's answer to the deletion", on_other=other)
         except _Other as unknown:
             log.info("SII answered the deletion with an unrecognized page (%s); the list will tell", unknown.snap.url)
             return None, unknown.snap
 
-    def _verify_final(self, *, before: list[SiiUser], removed: str, added: EnrollmentRequest | None,
+    async def _verify_final(self, *, before: list[SiiUser], removed: str, added: EnrollmentRequest | None,
                       named: tuple[str, ...]) -> dict[str, SiiUser | None]:
         """VERIFY: read the list again (if anything was submitted since it was last read) and check that
         ``removed`` is gone, ``added`` is there with its permissions and nobody else vanished or changed."""
-        with self.stage(Step.VERIFY, "Revisando nuevamente la lista de usuarios autorizados.", evidence=True) as done:
+        async with self.stage(Step.VERIFY, "Revisando nuevamente la lista de usuarios autorizados.", evidence=True) as done:
             snap: _Snapshot | None = None
             if self.saved_since_list:
-                users, _, snap = self._reopen_list(named)
+                users, _, snap = await self._reopen_list(named)
             else:
                 users = self.last_users
             now = {u.rut: u for u in users}
@@ -1247,43 +1248,43 @@ class _Flow:
                 done.append(f"{shows}ya no incluye al usuario {removed}; los demás usuarios no cambiaron.")
         return {rut: now.get(rut) for rut in named}
 
-    def _run_revocation(self, request: RevocationRequest) -> RevocationResult:
-        self._start()
+    async def _run_revocation(self, request: RevocationRequest) -> RevocationResult:
+        await self._start()
         named = (request.user_rut,)
-        users, company_name = self._company_and_list(named)
-        removal = self._remove(request.user_rut, users, company_name, reopen=False, named=named)
-        final = self._verify_final(before=users, removed=request.user_rut, added=None, named=named)
+        users, company_name = await self._company_and_list(named)
+        removal = await self._remove(request.user_rut, users, company_name, reopen=False, named=named)
+        final = await self._verify_final(before=users, removed=request.user_rut, added=None, named=named)
         return removal.result(self, request.user_rut, final, screenshots=self.job.screenshots,
                               duration=time.monotonic() - self.job.started)
 
-    def _run_replacement(self, request: ReplacementRequest) -> ReplacementResult:
-        self._start()
+    async def _run_replacement(self, request: ReplacementRequest) -> ReplacementResult:
+        await self._start()
         named = (request.new_user_rut, request.old_user_rut)
-        before, company_name = listed = self._company_and_list(named)
+        before, company_name = listed = await self._company_and_list(named)
         try:
-            added = self._authorize(listed, named)
+            added = await self._authorize(listed, named)
         except errors.EnrollmentFailure as failure:
             failure.phase = "add"  # nothing was removed
             raise
         addition = EnrollmentResult(outcome=added.outcome, record=added.record,
                                     duration_seconds=time.monotonic() - self.job.started)
         try:
-            snap = self._snapshot()
+            snap = await self._snapshot()
             on_list = added.outcome == "already_authorized" and snap is not None and self._is_user_list(snap)
-            removal = self._remove(request.old_user_rut, self.last_users, company_name, reopen=not on_list,
+            removal = await self._remove(request.old_user_rut, self.last_users, company_name, reopen=not on_list,
                                    named=named)
-            final = self._verify_final(before=before, removed=request.old_user_rut, added=request.addition,
+            final = await self._verify_final(before=before, removed=request.old_user_rut, added=request.addition,
                                        named=named)
         except errors.VerificationFailed as failure:
             failure.phase = "verify"
             failure.addition = addition
             raise
         except errors.EnrollmentFailure as failure:
-            self._evidence(failure)
+            await self._evidence(failure)
             raise errors.ReplacementIncomplete.after(failure, addition, request.old_user_rut) from failure
         except Exception as exc:  # a bug after the addition: still say the new one is in place
             failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
-            self._evidence(failure)
+            await self._evidence(failure)
             raise errors.ReplacementIncomplete.after(failure, addition, request.old_user_rut) from exc
         duration = time.monotonic() - self.job.started
         return ReplacementResult(
@@ -1298,7 +1299,7 @@ class _Flow:
 
     # -- logout ----------------------------------------------------------------------------------------
 
-    def _logout(self) -> None:
+    async def _logout(self) -> None:
         """Close the SII session (SII limits sessions per person); never raises."""
         if not self.logged_in:
             self.skip(Step.LOGOUT, "No se alcanzó a iniciar sesión en el SII.")
@@ -1309,7 +1310,7 @@ class _Flow:
         timeout = min(10.0, self.settings.step_timeout_seconds) * 1000
         for attempt in (1, 2):
             try:
-                self.page.goto(self.settings.logout_url, wait_until="commit", timeout=timeout)
+                await self.page.goto(self.settings.logout_url, wait_until="commit", timeout=timeout)
                 self.emit(Step.LOGOUT, "done", "Sesión del SII cerrada.")
                 return
             except Exception as exc:  # noqa: BLE001
@@ -1350,7 +1351,7 @@ def _flags(user: SiiUser) -> tuple[bool | None, bool | None, bool | None]:
     return (user.admin, user.sign, user.registry)
 
 
-def run_job(
+async def run_job(
     browser: Browser,
     request: JobRequest,
     certificate: CertificateMaterial,
@@ -1370,8 +1371,8 @@ def run_job(
     context: BrowserContext | None = None
     try:
         try:
-            context = new_job_context(browser, settings, certificate, on_blocked=blocked.append)
-            page = context.new_page()
+            context = await new_job_context(browser, settings, certificate, on_blocked=blocked.append)
+            page = await context.new_page()
         except errors.EnrollmentFailure:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -1385,35 +1386,21 @@ def run_job(
         flow = _Flow(page, job)
         flow.blocked = blocked
         try:
-            return flow.run()
+            return await flow.run()
         except errors.EnrollmentFailure as failure:
-            flow._evidence(failure)
+            await flow._evidence(failure)
             raise
         except Exception as exc:  # noqa: BLE001 - turn Playwright/bot errors into typed failures
             failure = flow._playwright_failure(exc, f"step {flow.step.value if flow.step else '?'}")
             if isinstance(failure, errors.UnexpectedPage) and not _is_playwright_error(exc):
                 failure = errors.InternalError(f"{type(exc).__name__}: {_first_line(exc)}")
-            raise flow._evidence(failure) from exc
+            raise await flow._evidence(failure) from exc
     finally:
         if context is not None:
             try:
-                context.close()
+                await context.close()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def run_enrollment(
-    browser: Browser,
-    request: EnrollmentRequest,
-    certificate: CertificateMaterial,
-    settings: SiiSettings,
-    emit: Callable[[ProgressEvent], None],
-    cancelled: threading.Event | None = None,
-) -> EnrollmentResult:
-    """Run one enrolment (``run_job`` with an ``EnrollmentRequest``); kept for existing callers."""
-    result = run_job(browser, request, certificate, settings, emit, cancelled)
-    assert isinstance(result, EnrollmentResult)
-    return result
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1422,6 +1409,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _is_playwright_error(exc: BaseException) -> bool:
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.async_api import Error as PlaywrightError
 
     return isinstance(exc, PlaywrightError)

@@ -1,15 +1,20 @@
 """A long-lived browser in its own thread, shared by enrolment, revocation and replacement jobs.
 
-Playwright's sync API runs an asyncio loop in the thread that started it, and Django's ORM refuses
-to run in a thread with a running loop. So Playwright and Chromium live in a dedicated thread owned
-by ``BrowserEngine``; callers (e.g. a Celery task writing progress to the database) submit jobs and
-receive progress callbacks and the result *in their own thread*. Chromium is launched once (~0.5 s)
-and reused; each job gets a fresh context (cookies, certificate) that is closed afterwards.
+Playwright runs on an asyncio loop, and Django's ORM refuses to run in a thread with a running loop.
+So Playwright and Chromium live in a dedicated thread owned by ``BrowserEngine``, on an event loop of
+their own; callers (e.g. Celery tasks writing progress to the database, one thread each) submit jobs
+and receive progress callbacks and the result *in their own thread*. One Playwright driver and one
+Chromium, launched once (~0.5 s) and reused, serve up to ``max_jobs`` jobs at the same time: each job
+gets a fresh browser context (cookies, storage, client certificate) that is closed afterwards. That
+is what keeps a worker with several slots small: the driver and the browser process are paid once,
+and each further job only adds a renderer (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -32,7 +37,7 @@ from .models import (
 from .settings import SiiSettings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Playwright
+    from playwright.async_api import Browser, Playwright
 
 __all__ = ["BrowserEngine", "enroll", "revoke", "replace", "default_engine", "close_default_engine"]
 
@@ -40,9 +45,11 @@ _Request = EnrollmentRequest | RevocationRequest | ReplacementRequest
 
 log = logging.getLogger(__name__)
 
-# Extra time the caller waits beyond the job budget before declaring the browser thread stuck
-# (logout and context teardown happen after the budget).
+# Extra time the caller waits beyond the job budget before declaring the job stuck (logout and
+# context teardown happen after the budget).
 _GRACE_SECONDS = 30.0
+# How long a caller gives the browser thread's loop to answer before deciding the thread is stuck.
+_LOOP_RESPONSE_SECONDS = 5.0
 
 
 @dataclass
@@ -52,32 +59,38 @@ class _Job:
     settings: SiiSettings
     outbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    # Set by the browser thread when it takes the job (jobs queue up behind each other).
+    # Set by the browser thread when the job gets a slot (jobs beyond max_jobs wait for one).
     taken: threading.Event = field(default_factory=threading.Event)
+    # The job's task on the browser thread's loop (set and read only there).
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
 class _Runtime:
-    """What the browser thread owns; only that thread touches it."""
+    """What the browser thread owns; only that thread's loop touches it."""
 
     key: tuple[Any, ...] | None = None
-    manager: Any = None  # the started sync_playwright() object
     playwright: Playwright | None = None
     browser: Browser | None = None
+    # Jobs currently holding the browser.
+    active: int = 0
 
 
 class BrowserEngine:
     """Runs SII jobs in one background thread that owns Playwright and a reusable Chromium.
 
-    Thread-safe: any number of threads may call ``enroll``/``revoke``/``replace``; jobs run one at a time in the browser
-    thread (Chromium contexts are cheap, but SII throttles parallel logins of a holder anyway).
-    Use as a context manager or call ``close()``.
+    Thread-safe: any number of threads may call ``enroll``/``revoke``/``replace``. Up to ``max_jobs``
+    jobs run at the same time, each in its own browser context of the one Chromium (``None``: no
+    limit, the callers bound it, e.g. a Celery worker's slots); further jobs wait for a slot. Use as
+    a context manager or call ``close()``.
     """
 
-    def __init__(self, name: str = "sii-bot-browser") -> None:
+    def __init__(self, name: str = "sii-bot-browser", *, max_jobs: int | None = 1) -> None:
+        if max_jobs is not None and max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1 (or None for no limit)")
         self._name = name
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._max_jobs = max_jobs
+        self._thread: _BrowserThread | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -149,9 +162,9 @@ class BrowserEngine:
         on_progress: Callable[[ProgressEvent], None] | None,
     ) -> EnrollmentResult | RevocationResult | ReplacementResult:
         job = _Job(request=request, certificate=certificate, settings=settings)
-        self._submit(job)
+        thread = self._submit(job)
         try:
-            return self._await(job, on_progress)
+            return self._await(thread, job, on_progress)
         except BaseException:
             # Also for KeyboardInterrupt or Celery's SoftTimeLimitExceeded raised in this thread: stop
             # the browser-side job at its next step boundary (it logs out) instead of letting it run on.
@@ -159,13 +172,13 @@ class BrowserEngine:
             raise
 
     def _await(
-        self, job: _Job, on_progress: Callable[[ProgressEvent], None] | None
+        self, thread: _BrowserThread, job: _Job, on_progress: Callable[[ProgressEvent], None] | None
     ) -> EnrollmentResult | RevocationResult | ReplacementResult:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
         callback_error: BaseException | None = None
         budget = settings.job_timeout_seconds + _GRACE_SECONDS
-        # Time spent queued behind other jobs does not count against this job, within reason.
+        # Time spent waiting for a slot does not count against this job, within reason.
         queued_until = time.monotonic() + 3 * budget
         deadline: float | None = None
         while True:
@@ -174,10 +187,16 @@ class BrowserEngine:
             remaining = (deadline if deadline is not None else queued_until) - time.monotonic()
             if remaining <= 0:
                 job.cancelled.set()
-                self._abandon_thread()
+                if thread.cancel(job):
+                    detail = "it was cancelled"
+                else:
+                    # The loop itself does not answer: every job on it is stuck. Leave the thread
+                    # behind (a daemon) and let the next job start a fresh one.
+                    self._abandon_thread(thread)
+                    detail = "the browser thread did not answer; it was abandoned and a new one will be started"
                 raise errors.JobTimeout(
-                    f"the browser thread did not finish the job within {settings.job_timeout_seconds:.0f} s "
-                    f"+ {_GRACE_SECONDS:.0f} s; it was abandoned and a new one will be started"
+                    f"the job did not finish within {settings.job_timeout_seconds:.0f} s "
+                    f"+ {_GRACE_SECONDS:.0f} s; {detail}"
                 )
             try:
                 kind, payload = job.outbox.get(timeout=min(remaining, 1.0))
@@ -198,15 +217,15 @@ class BrowserEngine:
             raise payload
 
     def close(self) -> None:
-        """Stop the browser thread (closing Chromium and Playwright's driver); idempotent."""
+        """Stop the browser thread once its jobs are done (closing Chromium and Playwright's driver);
+        idempotent."""
         with self._lock:
             self._closed = True
-            thread = self._thread
-            self._thread = None
-            if thread is not None:
-                self._jobs.put(None)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=30)
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
+            if thread.thread is not threading.current_thread():
+                thread.thread.join(timeout=30)
 
     def __enter__(self) -> BrowserEngine:
         return self
@@ -216,43 +235,109 @@ class BrowserEngine:
 
     # -- caller side ---------------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: _Job) -> _BrowserThread:
         with self._lock:
             if self._closed:
                 raise errors.BrowserUnavailable("the BrowserEngine is closed")
-            if self._thread is None or not self._thread.is_alive():
-                self._jobs = queue.Queue()
-                self._thread = threading.Thread(target=self._serve, args=(self._jobs,), name=self._name,
-                                                daemon=True)
-                self._thread.start()
-            self._jobs.put(job)
+            if self._thread is None or not self._thread.thread.is_alive():
+                self._thread = _BrowserThread(self._name, self._max_jobs)
+            self._thread.submit(job)
+            return self._thread
 
-    def _abandon_thread(self) -> None:
-        """Forget a stuck browser thread: the next job starts a fresh one (the old one is a daemon)."""
+    def _abandon_thread(self, thread: _BrowserThread) -> None:
+        """Forget a stuck browser thread: the next job starts a fresh one (the old one is a daemon and
+        stops, if it ever wakes up, once its jobs are done)."""
         with self._lock:
-            if self._thread is not None:
-                self._jobs.put(None)  # if it ever wakes up, it stops
+            if self._thread is thread:
                 self._thread = None
+        thread.stop()
 
-    # -- browser thread ------------------------------------------------------------------------------
 
-    def _serve(self, jobs: queue.Queue[_Job | None]) -> None:
-        runtime = _Runtime()
+class _BrowserThread:
+    """A thread running the event loop that owns Playwright, Chromium and the jobs' tasks.
+
+    ``submit``, ``cancel`` and ``stop`` may be called from any thread; everything else runs on the loop.
+    """
+
+    def __init__(self, name: str, max_jobs: int | None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.runtime = _Runtime()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Created here, bound to the loop when first used on it.
+        self._slots = asyncio.Semaphore(max_jobs) if max_jobs is not None else None
+        self._browser_change = asyncio.Condition()
+        self._stop = asyncio.Event()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+
+    # -- any thread ----------------------------------------------------------------------------------
+
+    def submit(self, job: _Job) -> None:
+        self.loop.call_soon_threadsafe(self._start, job)
+
+    def stop(self) -> None:
+        """Finish the jobs already submitted, then close the browser and end the thread."""
         try:
-            while True:
-                job = jobs.get()
-                if job is None:
-                    break
-                self._process(runtime, job)
-        finally:
-            _shutdown(runtime)
+            self.loop.call_soon_threadsafe(self._stop.set)
+        except RuntimeError:  # the loop is already closed
+            pass
 
-    def _process(self, runtime: _Runtime, job: _Job) -> None:
+    def cancel(self, job: _Job) -> bool:
+        """Cancel ``job``'s task; False when the loop did not answer within a few seconds (stuck)."""
+        done = concurrent.futures.Future[None]()
+
+        def cancel_task() -> None:
+            if job.task is not None:
+                job.task.cancel()
+            done.set_result(None)
+
+        try:
+            self.loop.call_soon_threadsafe(cancel_task)
+            done.result(timeout=_LOOP_RESPONSE_SECONDS)
+        except (RuntimeError, concurrent.futures.TimeoutError):
+            return False
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        try:
+            await self._stop.wait()
+            # Jobs submitted before the stop (running, or waiting for a slot) still run.
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            await _shutdown(self.runtime)
+
+    def _start(self, job: _Job) -> None:
+        job.task = self.loop.create_task(self._run(job))
+        self._tasks.add(job.task)
+        job.task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            if self._slots is None:
+                await self._process(job)
+            else:
+                async with self._slots:
+                    await self._process(job)
+        except asyncio.CancelledError:
+            # Cancelled by its caller (time budget spent): the caller has already given up on it.
+            job.outbox.put(("failure", errors.JobCancelled("cancelled by the caller")))
+
+    async def _process(self, job: _Job) -> None:
         from .driver import run_job
 
         job.taken.set()
         if job.cancelled.is_set():
-            # The caller gave up while the job was queued: never start it.
+            # The caller gave up while the job waited for a slot: never start it.
             job.outbox.put(("failure", errors.JobCancelled("cancelled before it started")))
             return
         emitted: list[ProgressEvent] = []
@@ -263,26 +348,52 @@ class BrowserEngine:
 
         try:
             for attempt in (1, 2):
-                browser = _ensure_browser(runtime, job.settings)
+                browser = await self._acquire_browser(job.settings)
                 try:
-                    result = run_job(browser, job.request, job.certificate, job.settings, emit, job.cancelled)
+                    result = await run_job(browser, job.request, job.certificate, job.settings, emit, job.cancelled)
                     break
                 except errors.BrowserCrashed:
                     # A browser that died while idle is only noticed when the next job uses it. Nothing
-                    # was sent to SII yet (no step started), so relaunch and run the job once more.
-                    _shutdown(runtime)
+                    # was sent to SII yet (no step started), so run the job once more: the next
+                    # acquisition relaunches a browser that is no longer connected. (A crashed page
+                    # alone leaves the browser, and the other jobs on it, as they are.)
                     if emitted or attempt == 2:
                         raise
                     log.warning("Chromium was gone; relaunching it for this job")
+                finally:
+                    await self._release_browser()
             job.outbox.put(("result", result))
         except errors.EnrollmentFailure as failure:
-            if isinstance(failure, errors.BrowserCrashed):
-                _shutdown(runtime)  # the next job relaunches everything
             job.outbox.put(("failure", failure))
-        except BaseException as exc:  # noqa: BLE001 - never let the browser thread die silently
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - never let a job end without an answer
             log.exception("unexpected error in the SII browser thread")
-            _shutdown(runtime)
             job.outbox.put(("failure", errors.InternalError(f"{type(exc).__name__}: {exc}")))
+
+    async def _acquire_browser(self, settings: SiiSettings) -> Browser:
+        """A connected browser for ``settings``, (re)starting Playwright and Chromium when needed
+        (``_release_browser`` when done). A job with other launch settings waits until the jobs on the
+        current browser are done; a browser that is no longer connected is replaced at once (the jobs
+        still on it have lost it anyway)."""
+        runtime = self.runtime
+        key = _launch_key(settings)
+        async with self._browser_change:
+            while runtime.active and runtime.key != key:
+                await self._browser_change.wait()
+            browser = runtime.browser
+            if runtime.key != key or browser is None or not browser.is_connected():
+                await _shutdown(runtime)
+                await _launch(runtime, settings)
+                runtime.key = key
+            runtime.active += 1
+            assert runtime.browser is not None
+            return runtime.browser
+
+    async def _release_browser(self) -> None:
+        async with self._browser_change:
+            self.runtime.active -= 1
+            self._browser_change.notify_all()
 
 
 def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
@@ -291,45 +402,36 @@ def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
     return (settings.ca_bundle, settings.chromium_path, settings.headless)
 
 
-def _ensure_browser(runtime: _Runtime, settings: SiiSettings) -> Browser:
-    """Return a connected browser for ``settings``, (re)starting Playwright/Chromium when needed."""
-    from playwright.sync_api import sync_playwright
+async def _launch(runtime: _Runtime, settings: SiiSettings) -> None:
+    """Start Playwright's driver and Chromium for ``settings`` into ``runtime``."""
+    from playwright.async_api import async_playwright
 
     from .browser import driver_environment, launch_browser
 
-    key = _launch_key(settings)
-    if runtime.key != key or runtime.browser is None or not runtime.browser.is_connected():
-        _shutdown(runtime)
-        try:
-            with driver_environment(settings):
-                manager = sync_playwright()
-                runtime.playwright = manager.start()
-            runtime.manager = manager
-        except errors.EnrollmentFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise errors.BrowserUnavailable(f"Playwright's driver could not start: {exc}") from None
-        runtime.browser = launch_browser(runtime.playwright, settings)
-        runtime.key = key
-    assert runtime.browser is not None
-    return runtime.browser
+    try:
+        with driver_environment(settings):
+            runtime.playwright = await async_playwright().start()
+    except errors.EnrollmentFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise errors.BrowserUnavailable(f"Playwright's driver could not start: {exc}") from None
+    runtime.browser = await launch_browser(runtime.playwright, settings)
 
 
-def _shutdown(runtime: _Runtime) -> None:
+async def _shutdown(runtime: _Runtime) -> None:
     """Close Chromium and stop Playwright's driver; never raises."""
     if runtime.browser is not None:
         try:
-            runtime.browser.close()
+            await runtime.browser.close()
         except Exception:  # noqa: BLE001
             pass
     if runtime.playwright is not None:
         try:
-            runtime.playwright.stop()
+            await runtime.playwright.stop()
         except Exception:  # noqa: BLE001
             pass
     runtime.browser = None
     runtime.playwright = None
-    runtime.manager = None
     runtime.key = None
 
 
@@ -338,17 +440,21 @@ _default_lock = threading.Lock()
 
 
 def default_engine() -> BrowserEngine:
-    """The process-wide engine, created on first use and closed at interpreter exit."""
+    """The process-wide engine, created on first use and closed at interpreter exit.
+
+    It runs as many jobs at once as its callers submit (a Celery worker's slots bound them): they
+    share one Playwright driver and one Chromium, each in its own browser context.
+    """
     global _default
     with _default_lock:
         if _default is None:
-            _default = BrowserEngine()
+            _default = BrowserEngine(max_jobs=None)
             atexit.register(close_default_engine)
         return _default
 
 
 def close_default_engine() -> None:
-    """Close the process-wide engine (e.g. in a Celery ``worker_process_shutdown`` handler)."""
+    """Close the process-wide engine (e.g. in a Celery ``worker_shutdown`` handler)."""
     global _default
     with _default_lock:
         engine, _default = _default, None

@@ -45,6 +45,16 @@ def test_browser_worker_has_its_own_queue_prefetch_one_init_and_shared_memory() 
     assert worker["shm_size"] in ("1gb", "2gb") or worker.get("ipc") == "host"
 
 
+def test_browser_worker_slots_are_threads_sharing_one_browser(settings) -> None:  # type: ignore[no-untyped-def]
+    # The worker's --concurrency slots share one Playwright driver and one Chromium only as threads of
+    # one process: compose must not ask for another pool (Celery would ignore --pool prefork anyway).
+    from portal.celery import app
+
+    assert settings.CELERY_WORKER_POOL == "threads" and app.conf.worker_pool == "threads"
+    assert not any(part.startswith(("-P", "--pool")) for part in command("worker"))
+    assert "AUTORIZA_WORKER_POOL" not in (SERVICES["worker"].get("environment") or {})
+
+
 def test_periodic_tasks_are_scheduled_and_consumed(settings) -> None:  # type: ignore[no-untyped-def]
     args = command("scheduler")
     assert "-B" in args and args[args.index("-Q") + 1] == "default"

@@ -75,7 +75,9 @@ def private_broker(routed_broker, settings, tmp_path):  # type: ignore[no-untype
 def _start_jobs(sandbox, demo_bundle, slug: str, first_body: int):  # type: ignore[no-untyped-def]
     ruts = company_ruts(JOBS, first_body)
     sandbox.add_companies([{"rut": r, "name": f"EMPRESA {r}", "admins": [sandbox.pki["demo"].holder_rut]} for r in ruts])
-    sandbox.configure(latency_ms=150)  # each job takes a few seconds: the others wait in the broker
+    # Each job takes ~4 s, so the running one outlasts the checks around a kill (wait for it, 1.5 s for
+    # the fsync, LLEN): at 150 ms a job could end inside that window and its slot take the next message.
+    sandbox.configure(latency_ms=400)
     return ruts, jobs_create(firm_create(slug), ruts, demo_bundle)
 
 

@@ -278,14 +278,15 @@ class _FakeDialog:
     def __init__(self, kind: str, message: str) -> None:
         self.type, self.message, self.answer = kind, message, ""
 
-    def accept(self) -> None:
+    async def accept(self) -> None:
         self.answer = "accepted"
 
-    def dismiss(self) -> None:
+    async def dismiss(self) -> None:
         self.answer = "dismissed"
 
 
 def test_delete_confirm_is_accepted_only_while_deleting() -> None:
+    import asyncio
     import threading
 
     from sii_bot.driver import _Flow, _Job
@@ -297,15 +298,15 @@ def test_delete_confirm_is_accepted_only_while_deleting() -> None:
     flow.step = Step.OPEN_EDIT
     question = "¿Está seguro que desea eliminar este usuario de la empresa?"
     dialog = _FakeDialog("confirm", question)
-    flow._on_dialog(dialog)  # type: ignore[arg-type]
+    asyncio.run(flow._on_dialog(dialog))  # type: ignore[arg-type]
     assert dialog.answer == "dismissed" and flow.delete_confirms == []
     flow.delete_armed = True
     flow.step = Step.DELETE
     dialog = _FakeDialog("confirm", question)
-    flow._on_dialog(dialog)  # type: ignore[arg-type]
+    asyncio.run(flow._on_dialog(dialog))  # type: ignore[arg-type]
     assert dialog.answer == "accepted" and flow.delete_confirms == [question]
     # Even while deleting, a login confirm() after the login means the session died: refused.
     relogin = _FakeDialog("confirm", "Para ingresar con su Certificado Digital, éste debe estar instalado. "
                                      "¿Desea continuar?")
-    flow._on_dialog(relogin)  # type: ignore[arg-type]
+    asyncio.run(flow._on_dialog(relogin))  # type: ignore[arg-type]
     assert relogin.answer == "dismissed" and flow.session_lost and flow.delete_confirms == [question]

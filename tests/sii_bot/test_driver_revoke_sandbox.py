@@ -264,7 +264,10 @@ def test_delete_that_sii_saves_as_a_modification_is_caught(engine: BrowserEngine
     # The delete option does not take (here: never ticked): SII saves the user instead of deleting it.
     from sii_bot import driver
 
-    monkeypatch.setattr(driver._Flow, "_tick_delete", lambda self, name: None)
+    async def never_ticked(self: Any, name: str) -> None:
+        return None
+
+    monkeypatch.setattr(driver._Flow, "_tick_delete", never_ticked)
     sandbox.add_user(DEMO_COMPANY, OLD, sign=True)
     before = users(sandbox)
     outcome = revoke(engine, sandbox, certificate)
@@ -450,16 +453,16 @@ def rewrite_pages(monkeypatch: pytest.MonkeyPatch, url_glob: str, transform: Any
     real = driver.new_job_context
     rewritten: list[str] = []
 
-    def with_rewritten_pages(*args: Any, **kwargs: Any) -> Any:
-        context = real(*args, **kwargs)
+    async def with_rewritten_pages(*args: Any, **kwargs: Any) -> Any:
+        context = await real(*args, **kwargs)
 
-        def rewrite(route: Any) -> None:
-            response = route.fetch()
-            page_html = transform(response.body().decode("latin-1"))
+        async def rewrite(route: Any) -> None:
+            response = await route.fetch()
+            page_html = transform((await response.body()).decode("latin-1"))
             rewritten.append(route.request.url)
-            route.fulfill(response=response, body=page_html.encode("latin-1"))
+            await route.fulfill(response=response, body=page_html.encode("latin-1"))
 
-        context.route(url_glob, rewrite)
+        await context.route(url_glob, rewrite)
         return context
 
     monkeypatch.setattr(driver, "new_job_context", with_rewritten_pages)

@@ -409,8 +409,9 @@ def test_list_without_permission_columns_uses_edit_screen(engine: BrowserEngine,
     assert_logged_out(sandbox)
 
 
-def _chromium_descendants() -> set[int]:
-    """PIDs of Chromium processes started (indirectly) by this test process."""
+def _descendants(prefix: str, *, leaders_only: bool = False) -> set[int]:
+    """PIDs of processes started (indirectly) by this test process whose name starts with ``prefix``;
+    with ``leaders_only``, not those whose parent has such a name too (one per browser or driver)."""
     import os
 
     parents: dict[int, list[int]] = {}
@@ -427,11 +428,13 @@ def _chromium_descendants() -> set[int]:
         parents.setdefault(ppid, []).append(int(entry.name))
         names[int(entry.name)] = name
     found: set[int] = set()
-    stack = [os.getpid()]
+    stack = [(os.getpid(), "")]
     while stack:
-        for child in parents.get(stack.pop(), []):
-            stack.append(child)
-            if names.get(child, "").startswith("chrom"):
+        pid, parent_name = stack.pop()
+        for child in parents.get(pid, []):
+            name = names.get(child, "")
+            stack.append((child, name))
+            if name.startswith(prefix) and not (leaders_only and parent_name.startswith(prefix)):
                 found.add(child)
     return found
 
@@ -441,9 +444,9 @@ def test_engine_relaunches_a_dead_browser(sandbox: Any) -> None:
     import signal
 
     with BrowserEngine() as engine:
-        before = _chromium_descendants()
+        before = _descendants("chrom")
         assert run(engine, sandbox, company=SPARE_COMPANY).result is not None
-        ours = _chromium_descendants() - before
+        ours = _descendants("chrom") - before
         # The browser's main process is the one whose parent is not itself a Chromium process.
         main = min(ours)
         os.kill(main, signal.SIGKILL)
@@ -477,4 +480,46 @@ def test_progress_runs_in_caller_thread_and_jobs_from_two_threads_queue(engine: 
         assert results[company].outcome == "created"
         assert callback_threads[company] == {results[company + ":thread"]}
         assert users_by_rut(sandbox, company) == {USER: (False, True, False)}
+    assert_logged_out(sandbox)
+
+
+@pytest.mark.parametrize("max_jobs", [1, 2])
+def test_one_browser_serves_as_many_jobs_at_once_as_allowed(sandbox: Any, max_jobs: int) -> None:
+    import threading
+    import time
+
+    sandbox.configure(latency_ms=120)  # ~1 s per job: long enough to see two of them overlap
+    companies = (SPARE_COMPANY, "76222222-1")
+    spans: dict[str, tuple[float, float]] = {}
+    results: dict[str, Any] = {}
+    drivers_before, browsers_before = _descendants("node", leaders_only=True), _descendants("chrom", leaders_only=True)
+    with BrowserEngine(max_jobs=max_jobs) as engine:
+        seen: dict[str, list[float]] = {c: [] for c in companies}
+        processes: list[tuple[set[int], set[int]]] = []
+
+        def worker(company: str) -> None:
+            request = EnrollmentRequest(company, USER, Permission.parse_list("sign"))
+
+            def progress(event: Any) -> None:
+                seen[company].append(time.monotonic())
+                if event.step is Step.USER_LIST:
+                    processes.append((_descendants("node", leaders_only=True) - drivers_before,
+                                      _descendants("chrom", leaders_only=True) - browsers_before))
+
+            results[company] = engine.enroll(request, material(sandbox), settings_for(sandbox), on_progress=progress)
+            spans[company] = (seen[company][0], seen[company][-1])
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in companies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    for company in companies:
+        assert results[company].outcome == "created"
+        assert users_by_rut(sandbox, company) == {USER: (False, True, False)}
+    (start_a, end_a), (start_b, end_b) = spans[companies[0]], spans[companies[1]]
+    overlapped = start_a < end_b and start_b < end_a
+    assert overlapped is (max_jobs == 2), spans
+    # Whether one after the other or side by side: one Playwright driver and one Chromium for both.
+    assert processes and all(len(drivers) == 1 and len(browsers) == 1 for drivers, browsers in processes), processes
     assert_logged_out(sandbox)
