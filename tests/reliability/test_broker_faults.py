@@ -75,10 +75,23 @@ def private_broker(routed_broker, settings, tmp_path):  # type: ignore[no-untype
 def _start_jobs(sandbox, demo_bundle, slug: str, first_body: int):  # type: ignore[no-untyped-def]
     ruts = company_ruts(JOBS, first_body)
     sandbox.add_companies([{"rut": r, "name": f"EMPRESA {r}", "admins": [sandbox.pki["demo"].holder_rut]} for r in ruts])
-    # Each job takes ~4 s, so the running one outlasts the checks around a kill (wait for it, 1.5 s for
-    # the fsync, LLEN): at 150 ms a job could end inside that window and its slot take the next message.
-    sandbox.configure(latency_ms=400)
+    sandbox.configure(latency_ms=150)  # each job takes a couple of seconds: the others wait in the broker
     return ruts, jobs_create(firm_create(slug), ruts, demo_bundle)
+
+
+# While the test counts the queue and crashes Redis, the running job must not end: its slot would take
+# the next message and the count would change under the test (seen in CI with any fixed latency that
+# was merely long enough most of the time). Its remaining pages (at least four after its third event)
+# are held HOLD_MS each, then it goes on at the normal pace once Redis is back.
+HOLD_MS = 4000
+
+
+def _hold_running_job(sandbox) -> None:  # type: ignore[no-untyped-def]
+    sandbox.configure(latency_ms=HOLD_MS)
+
+
+def _release_running_job(sandbox) -> None:  # type: ignore[no-untyped-def]
+    sandbox.configure(latency_ms=150)
 
 
 def _one_running_others_queued(job_ids: list[object]) -> bool:
@@ -106,12 +119,14 @@ def test_redis_crash_without_persistence_loses_messages_and_the_dispatcher_sends
     ids = [j.pk for j in jobs]
     worker = start_worker(env={**worker_env, "REDIS_URL": redis.url})
     wait_for(lambda: _one_running_others_queued(ids), timeout=90, interval=0.05, what="one job running, others queued")
+    _hold_running_job(sandbox)
     queued_at_crash = EnrollmentJob.objects.filter(pk__in=ids, status=JobStatus.QUEUED).count()
     assert int(redis.cli("llen", routed_broker["queue"]) or 0) == JOBS - 1
 
     redis.crash_without_saving()
     redis.start()  # same port, empty
     assert int(redis.cli("llen", routed_broker["queue"]) or 0) == 0  # the queued messages are gone
+    _release_running_job(sandbox)
 
     # The job that was running finishes (the worker reconnects); the queued ones do not move: lost.
     wait_for(lambda: EnrollmentJob.objects.filter(pk__in=ids, status=JobStatus.RUNNING).count() == 0
@@ -143,13 +158,15 @@ def test_redis_killed_with_production_persistence_keeps_every_queued_job(  # typ
     ids = [j.pk for j in jobs]
     worker = start_worker(env={**worker_env, "REDIS_URL": redis.url})
     wait_for(lambda: _one_running_others_queued(ids), timeout=90, interval=0.05, what="one job running, others queued")
+    _hold_running_job(sandbox)
     time.sleep(1.5)  # appendfsync everysec: what was written more than a second ago is on disk
     queued_before = int(redis.cli("llen", routed_broker["queue"]) or 0)
-    assert queued_before >= 1
+    assert queued_before == JOBS - 1
 
     redis.kill()  # SIGKILL: no chance to save anything more
     redis.start()  # same port, same directory: the append-only file is replayed
     assert int(redis.cli("llen", routed_broker["queue"]) or 0) == queued_before
+    _release_running_job(sandbox)
 
     elapsed = jobs_drain(ids, timeout=150, dispatch=False, workers=[worker])  # no dispatcher: nothing was lost
     _assert_each_once(ids, ruts, sandbox)
