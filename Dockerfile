@@ -27,4 +27,5 @@ RUN DJANGO_SECRET_KEY=build-only AUTORIZA_MASTER_KEYS=build:AAAAAAAAAAAAAAAAAAAA
 
 USER autoriza
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+# gunicorn.conf.py: (2 × cores) + 1 synchronous workers on :8000 (WEB_CONCURRENCY to change), access log on stdout.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "portal.wsgi"]

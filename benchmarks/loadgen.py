@@ -182,3 +182,164 @@ def run_python(base_url: str, requests: list[Request], *, connections: int, dura
         "statuses": statuses,
         "connections": connections,
     }
+
+
+# --- Open loop: a fixed arrival rate, latency from the moment each request was due -----------------
+#
+# The closed-loop generators above send the next request only when the previous one is answered, so
+# they measure capacity (the server saturated) and the latency at saturation. A latency target at a
+# given rate ("400 requests/s with p99 under 100 ms") needs the other model: requests arrive on a
+# fixed schedule whatever the server does, and each latency is counted from the moment the request
+# was due, not from when a free connection sent it, so a stall delays every request behind it and
+# shows in the percentiles (wrk2's correction for coordinated omission). wrk2 is not packaged by
+# Debian; this is a small asyncio client with keep-alive connections, run in its own process.
+
+
+def run_open_loop(base_url: str, requests: list[Request], *, rate: float, duration: float, connections: int,
+                  work: Path, cpu: str | None = None) -> dict[str, Any]:
+    """Send `rate` requests/s for `duration` s over up to `connections` keep-alive connections.
+
+    Returns the same figures as `run_wrk` plus `offered_rps` and `max_dispatch_lag_ms` (how late the
+    generator itself was in sending a due request; large values mean the generator, not the server,
+    was the bottleneck). Runs `python -m benchmarks.loadgen` in a child process, on core `cpu` if given.
+    """
+    import sys
+
+    listing = work / f"open-loop-{time.monotonic_ns()}.json"
+    listing.write_text(json.dumps({"base_url": base_url, "requests": requests, "rate": rate, "duration": duration,
+                                   "connections": connections}))
+    command = [sys.executable, "-m", "benchmarks.loadgen", str(listing)]
+    if cpu is not None:
+        command = ["taskset", "-c", cpu, *command]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False,
+                         cwd=Path(__file__).resolve().parent.parent)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("OPENLOOPJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"the open-loop generator failed ({out.returncode}): {out.stderr[-2000:]}")
+    return json.loads(line[len("OPENLOOPJSON "):])
+
+
+async def _read_response(reader: Any) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response; (status, whether the connection may be reused)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length: int | None = None
+    chunked = False
+    keep_alive = True
+    for raw in lines[1:]:
+        name, _, value = raw.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            keep_alive = False
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)  # the chunk and its CRLF (the last one: just CRLF)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    elif length is None and status not in (204, 304) and status >= 200:
+        await reader.read()  # no length: the body ends when the server closes
+        keep_alive = False
+    return status, keep_alive
+
+
+async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(spec["base_url"])
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    rate, duration, connections = float(spec["rate"]), float(spec["duration"]), int(spec["connections"])
+    payloads = []
+    for path, headers in spec["requests"]:
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", *(f"{k}: {v}" for k, v in headers.items())]
+        payloads.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = {"connect": 0, "read": 0, "status": 0, "timeout": 0}
+    lag = [0.0]
+    last_done = [0.0]
+
+    async def connection() -> None:
+        reader = writer = None
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            due, payload = item
+            try:
+                if writer is None:
+                    try:
+                        reader, writer = await asyncio.open_connection(host, port)
+                    except OSError:
+                        errors["connect"] += 1
+                        continue
+                    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                writer.write(payload)
+                status, keep_alive = await asyncio.wait_for(_read_response(reader), 5.0)
+            except TimeoutError:  # before OSError, of which it is a subclass
+                errors["timeout"] += 1
+                keep_alive, status = False, 0
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+                errors["read"] += 1
+                keep_alive, status = False, 0
+            if status:
+                latencies.append((loop.time() - due) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status >= 400:
+                    errors["status"] += 1
+                last_done[0] = loop.time()
+            if not keep_alive and writer is not None:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    tasks = [asyncio.create_task(connection()) for _ in range(connections)]
+    start = loop.time() + 0.05
+    total = int(rate * duration)
+    for i in range(total):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lag[0] = max(lag[0], loop.time() - due)
+        queue.put_nowait((due, payloads[(i * 7919) % len(payloads)]))
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    seconds = max(last_done[0], start + duration) - start
+    return {
+        "tool": "open loop (asyncio)",
+        "offered_rps": rate,
+        "requests": len(latencies),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": percentile(latencies, 50),
+        "p90_ms": percentile(latencies, 90),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
+        "errors": sum(errors.values()),
+        "error_detail": errors,
+        "statuses": statuses,
+        "connections": connections,
+        "max_dispatch_lag_ms": lag[0] * 1000,
+    }
+
+
+if __name__ == "__main__":
+    import asyncio
+    import sys
+
+    figures = asyncio.run(_open_loop(json.loads(Path(sys.argv[1]).read_text())))
+    print("OPENLOOPJSON " + json.dumps(figures), flush=True)

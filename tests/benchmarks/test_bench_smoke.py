@@ -2,6 +2,7 @@
 tiny loads runs every part against throwaway state and prints its table and summary line."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,11 +34,15 @@ def test_harness_runs_every_part_and_prints_a_table(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--n", "2", "--variants", "1", "--bot-runs", "1",
          "--latencies", "0", "--screenshots", "on", "--companies", "60", "--owners", "4", "--dashboard-k", "2",
-         "--portal-k", "4", "--duration", "1", "--json", str(result_path)],
+         "--portal-k", "4", "--status-rate", "50", "--duration", "1", "--json", str(result_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=540, check=False,
     )
     out = completed.stdout
     assert completed.returncode == 0, out[-3000:] + completed.stderr[-5000:]
     assert "| part" in out and "| bot " in out and "| throughput " in out and "| portal " in out, out
     assert out.strip().splitlines()[-1].startswith("SUMMARY: "), out
-    assert result_path.exists()
+    scenarios = json.loads(result_path.read_text())["portal"]["scenarios"]
+    assert set(scenarios) == {"status_200", "status_304", "status_200_at_rate", "status_304_at_rate", "dashboard"}
+    assert scenarios["status_304_at_rate"]["offered_rps"] == 50 and scenarios["status_304_at_rate"]["requests"] >= 45
+    assert scenarios["status_304_at_rate"]["statuses"] == {"304": scenarios["status_304_at_rate"]["requests"]}
+    assert "open loop at 50/s" in out

@@ -3,7 +3,11 @@ structure, that every command it runs exists and parses, and that every setting 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,7 +71,8 @@ def test_periodic_tasks_are_scheduled_and_consumed(settings) -> None:  # type: i
 def test_the_commands_name_things_that_exist() -> None:
     import portal.celery
 
-    assert command("web")[:2] == ["gunicorn", "portal.wsgi"]
+    assert command("web") == ["gunicorn", "-c", "gunicorn.conf.py", "portal.wsgi"]
+    assert f'CMD {json.dumps(command("web"))}' in DOCKERFILE  # the image runs what compose runs
     importlib.import_module("portal.wsgi")
     assert portal.celery.app.main == "autoriza"
     from sii_sandbox.__main__ import _build_parser
@@ -95,3 +100,32 @@ def test_every_variable_compose_sets_is_read_by_the_code() -> None:
 )
 def test_dockerfile_builds_what_compose_runs(fragment: str) -> None:
     assert fragment in DOCKERFILE
+
+
+_GUNICORN_VARIABLES = ("WEB_CONCURRENCY", "GUNICORN_BIND", "GUNICORN_TIMEOUT")
+
+
+def _gunicorn_config(env: dict[str, str]) -> dict[str, str]:
+    """The settings gunicorn resolves from gunicorn.conf.py (`--print-config`) with only `env`'s
+    gunicorn variables set, as name → text."""
+    base = {k: v for k, v in os.environ.items() if k not in _GUNICORN_VARIABLES}
+    completed = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--print-config", "portal.wsgi"],
+        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    pairs = (line.split("=", 1) for line in completed.stdout.splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def test_web_runs_synchronous_workers_two_per_core_plus_one_unless_told() -> None:
+    # Synchronous workers take a connection only when idle, so load spreads over the processes (see
+    # gunicorn.conf.py); the worker count follows the cores this process may use.
+    config = _gunicorn_config({})
+    assert config["worker_class"] == "sync" and config["threads"] == "1"
+    assert config["workers"] == str(2 * len(os.sched_getaffinity(0)) + 1)
+    assert config["bind"] == "['0.0.0.0:8000']" and config["accesslog"] == "-" and config["timeout"] == "30"
+    assert str(SERVICES["web"]["ports"][0]).endswith(":8000")
+
+    told = _gunicorn_config({"WEB_CONCURRENCY": "7", "GUNICORN_BIND": "127.0.0.1:9000", "GUNICORN_TIMEOUT": "45"})
+    assert (told["workers"], told["bind"], told["timeout"]) == ("7", "['127.0.0.1:9000']", "45")

@@ -92,9 +92,11 @@ class Command(BaseCommand):
                 "--schedule", str(var / "celerybeat-schedule"),
                 "-Q", "browser,default", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
             ], env=child_env, start_new_session=True)))
+            # Threaded workers here, unlike production's gunicorn.conf.py: the demo's browser talks to
+            # gunicorn directly, with no buffering proxy in front, and keeps its connections alive.
             children.append(("web", subprocess.Popen([
                 sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"{host}:{port}",
-                "-w", "2", "--threads", "4", "--access-logfile", "-",
+                "--worker-class", "gthread", "-w", "2", "--threads", "4", "--access-logfile", "-",
             ], env=child_env, start_new_session=True)))
             _wait_for_port(host, port, children[-1][1])
             self._banner(host, port, tenant, sandbox_env)
