@@ -197,7 +197,16 @@ def _kind(pid: int) -> str:
             argv = fh.read().split(b"\0")
     except OSError:
         return "?"
-    exe = os.path.basename(argv[0].decode(errors="replace").split(" ")[0]) if argv and argv[0] else "?"
+    exe = os.path.basename(argv[0].decode(errors="replace").split(" ")[0]) if argv and argv[0] else ""
+    if not exe:
+        # An empty command line: a Chromium child between the zygote's fork and its rewriting of its
+        # command line (seen in 4-slot runs: a renderer being born), or a zombie. Its name still tells.
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            return "?"
+        return "chromium (starting)" if "chrom" in comm or "headless" in comm else (comm or "?")
     if "chrom" in exe or "headless" in exe:
         # Chromium rewrites its command line (one string with spaces) in its child processes.
         for arg in b" ".join(argv).split():
