@@ -1,6 +1,7 @@
-"""HTTP load generators: wrk (with a Lua script that rotates over per-user requests) or, when wrk
-is missing and cannot be installed, a closed-loop Python generator (threads, keep-alive
-`http.client` connections). Both report requests/s, latency percentiles and errors.
+"""HTTP load generators. Closed loop (capacity): wrk (with a Lua script that rotates over per-user
+requests) or, when wrk is missing and cannot be installed, a Python generator (threads, keep-alive
+`http.client` connections). Open loop (latency at a fixed rate): `run_open_loop`, an asyncio client
+run as `python -m benchmarks.loadgen`. All report requests/s, latency percentiles and errors.
 
 A request is `(path, headers)`; each connection cycles through the list from its own offset, so
 K connections act as K clients among many users (sessions, jobs).
