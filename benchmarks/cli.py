@@ -225,9 +225,11 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 target = f">= {TARGET_STATUS_RPS:g}/s"
                 met = _yes(s["rps"] >= TARGET_STATUS_RPS and s["errors"] == 0)
             cpu = s.get("server_cpu_ms_per_request")
+            generator = s.get("generator_cpu_util")
             rows.append(("portal", f"{names.get(base_name, base_name)}, {how}",
                          f"{s['rps']:.0f} req/s; p50 {fmt_ms(s['p50_ms'])} p99 {fmt_ms(s['p99_ms'])}; "
-                         f"errors {s['errors']}" + (f"; {cpu:.1f} ms CPU/req in gunicorn" if cpu else ""),
+                         f"errors {s['errors']}" + (f"; {cpu:.1f} ms CPU/req in gunicorn" if cpu else "")
+                         + (f"; generator {generator * 100:.0f}% of a core" if generator is not None else ""),
                          target, met))
     elif isinstance(portal, dict) and "error" in portal:
         rows.append(("portal", "ERROR", portal["error"][:200], "", "NO"))

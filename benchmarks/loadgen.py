@@ -200,9 +200,9 @@ def run_open_loop(base_url: str, requests: list[Request], *, rate: float, durati
                   work: Path, cpu: str | None = None) -> dict[str, Any]:
     """Send `rate` requests/s for `duration` s over up to `connections` keep-alive connections.
 
-    Returns the same figures as `run_wrk` plus `offered_rps` and `max_dispatch_lag_ms` (how late the
+    Returns the same figures as `run_wrk` plus `offered_rps`, `max_dispatch_lag_ms` (how late the
     generator itself was in sending a due request; large values mean the generator, not the server,
-    was the bottleneck). Runs `python -m benchmarks.loadgen` in a child process, on core `cpu` if given.
+    was the bottleneck) and `generator_cpu_util` (the generator's CPU time / the run's duration). Runs `python -m benchmarks.loadgen` in a child process, on core `cpu` if given.
     """
     import sys
 
@@ -307,6 +307,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
             writer.close()
 
     tasks = [asyncio.create_task(connection()) for _ in range(connections)]
+    cpu_start = time.process_time()
     start = loop.time() + 0.05
     total = int(rate * duration)
     for i in range(total):
@@ -320,6 +321,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
         queue.put_nowait(None)
     await asyncio.gather(*tasks)
     seconds = max(last_done[0], start + duration) - start
+    generator_cpu = time.process_time() - cpu_start
     return {
         "tool": "open loop (asyncio)",
         "offered_rps": rate,
@@ -335,6 +337,8 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
         "statuses": statuses,
         "connections": connections,
         "max_dispatch_lag_ms": lag[0] * 1000,
+        # The generator's own share of a core, to say how the machine was split between it and the server.
+        "generator_cpu_util": generator_cpu / seconds if seconds else None,
     }
 
 

@@ -83,6 +83,7 @@ def test_open_loop_reads_every_kind_of_answer_at_the_offered_rate(fast_server: s
     assert figures["errors"] == 20
     assert 90 <= figures["rps"] <= 101
     assert figures["p50_ms"] < 50 and figures["offered_rps"] == 100
+    assert 0 < figures["generator_cpu_util"] < 1
 
 
 def test_a_server_slower_than_the_rate_shows_in_the_latency_not_in_a_lower_rate(slow_server: str,
