@@ -66,6 +66,19 @@ end
 """
 
 
+def _latency_figures(latencies_ms: list[float], seconds: float) -> dict[str, Any]:
+    """Requests, duration, requests/s and latency percentiles of answered requests (ms)."""
+    return {
+        "requests": len(latencies_ms),
+        "seconds": seconds,
+        "rps": len(latencies_ms) / seconds if seconds else 0.0,
+        "p50_ms": percentile(latencies_ms, 50),
+        "p90_ms": percentile(latencies_ms, 90),
+        "p99_ms": percentile(latencies_ms, 99),
+        "max_ms": max(latencies_ms) if latencies_ms else float("nan"),
+    }
+
+
 def ensure_wrk() -> str | None:
     """Path of wrk, installing it with apt-get when running as root; None if unavailable."""
     found = shutil.which("wrk")
@@ -172,13 +185,7 @@ def run_python(base_url: str, requests: list[Request], *, connections: int, dura
     flat = [x for xs in latencies for x in xs]
     return {
         "tool": "python",
-        "requests": len(flat),
-        "seconds": seconds,
-        "rps": len(flat) / seconds if seconds else 0.0,
-        "p50_ms": percentile(flat, 50),
-        "p90_ms": percentile(flat, 90),
-        "p99_ms": percentile(flat, 99),
-        "max_ms": max(flat) if flat else float("nan"),
+        **_latency_figures(flat, seconds),
         "errors": sum(errors),
         "statuses": statuses,
         "connections": connections,
@@ -325,13 +332,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "tool": "open loop (asyncio)",
         "offered_rps": rate,
-        "requests": len(latencies),
-        "seconds": seconds,
-        "rps": len(latencies) / seconds if seconds else 0.0,
-        "p50_ms": percentile(latencies, 50),
-        "p90_ms": percentile(latencies, 90),
-        "p99_ms": percentile(latencies, 99),
-        "max_ms": max(latencies) if latencies else float("nan"),
+        **_latency_figures(latencies, seconds),
         "errors": sum(errors.values()),
         "error_detail": errors,
         "statuses": statuses,
