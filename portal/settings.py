@@ -190,7 +190,8 @@ if REDIS_URL:
 else:
     # Embedded default: a broker made of folders, shared by the web process and a real worker
     # process. Not a production transport; REDIS_URL replaces it.
-    CELERY_BROKER_URL = "filesystem://"
+    # The host part means nothing to this transport; naming one keeps kombu from warning at every start.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

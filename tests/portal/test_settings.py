@@ -50,7 +50,7 @@ def test_embedded_default_needs_no_server(tmp_path: Path) -> None:
     options = values["db_options"]
     assert "journal_mode=WAL" in options["init_command"]
     assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] >= 5
-    assert values["broker"] == "filesystem://"
+    assert values["broker"] == "filesystem://localhost/"
     assert values["acks_late"] and values["reject_lost"] and values["prefetch"] == 1
 
 
