@@ -5,6 +5,7 @@ Labels, help texts and errors are Spanish (es-CL); field names that travel in UR
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -42,6 +43,35 @@ class RutFormField(forms.CharField):
             raise ValidationError(exc.message, code="invalid_rut") from None
 
 
+class FilterDateField(forms.DateField):
+    """A date to filter by, within years a filter can mean (2000–2199).
+
+    The bounds keep the selectors' date arithmetic (the day after "hasta") inside Python's dates: a
+    shared link with hasta=9999-12-31 is reported like any other bad date, never a 500. The browser's
+    date picker gets the same bounds.
+    """
+
+    earliest = dt.date(2000, 1, 1)
+    latest = dt.date(2199, 12, 31)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "widget",
+            forms.DateInput(attrs={"type": "date", "min": self.earliest.isoformat(), "max": self.latest.isoformat()}),
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> dt.date | None:
+        day = super().clean(value)
+        if day is not None and not (self.earliest <= day <= self.latest):
+            raise ValidationError(
+                f"Ingrese una fecha entre el {self.earliest:%d-%m-%Y} y el {self.latest:%d-%m-%Y}.",
+                code="out_of_range",
+            )
+        return day
+
+
 class DashboardFilterForm(forms.Form):
     """The dashboard's GET filters. Invalid values are reported and ignored, never a 500."""
 
@@ -54,8 +84,8 @@ class DashboardFilterForm(forms.Form):
         required=False,
         choices=[("cambio", "Último cambio"), ("creado", "Creación")],
     )
-    desde = forms.DateField(label="Desde", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    hasta = forms.DateField(label="Hasta", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    desde = FilterDateField(label="Desde")
+    hasta = FilterDateField(label="Hasta")
     orden = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean_orden(self) -> str:

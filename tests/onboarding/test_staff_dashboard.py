@@ -135,6 +135,23 @@ def test_date_range_on_created_and_on_stage_changed(client, cast, firm) -> None:
     assert response.status_code == 200 and "posterior" in html.unescape(response.content.decode())
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"hasta": "9999-12-31"}, "hasta"), ({"desde": "0001-01-01"}, "desde"), ({"desde": "1999-12-31"}, "desde"),
+     ({"hasta": "2200-01-01"}, "hasta")],
+)
+def test_dates_outside_the_filterable_years_are_reported_not_a_500(client, cast, firm, params, field) -> None:  # type: ignore[no-untyped-def]
+    """hasta=9999-12-31 used to overflow the day-after arithmetic (a 500 on the page and the export)."""
+    client.force_login(cast.staff_a)
+    response = dashboard(client, **params)
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == ["Ingrese una fecha entre el 01-01-2000 y el 31-12-2199."]
+    # The bad date is ignored: every client is still listed.
+    assert len(row_names(response)) == len(row_names(dashboard(client)))
+    export = client.get(reverse("staff:dashboard_export", kwargs={"tenant_slug": "pyme"}), params)
+    assert export.status_code == 200 and b"".join(export.streaming_content).count(b"\n") > 1
+
+
 def test_sorting_by_each_column(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.staff_a)
     names = row_names(dashboard(client, orden="nombre"))
