@@ -9,14 +9,13 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-
-from onboarding.validators import validate_visible_text
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
 from onboarding.models import AuditAction, CompanyStage, Role, SiiEnvironment, Tenant
 from onboarding.selectors.firm import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.firm import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
+from onboarding.validators import validate_visible_text
 from sii_bot.rut import InvalidRut, normalize_rut
 
 PAGE_SIZE = 50
