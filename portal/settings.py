@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "onboarding.middleware.HtmxSessionEndedMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
 
@@ -149,6 +150,8 @@ AUTORIZA_MAX_CERTIFICATE_BYTES: int = env.int("AUTORIZA_MAX_CERTIFICATE_BYTES", 
 HTTPS: bool = env.bool("AUTORIZA_HTTPS", default=not DEBUG)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
+# A Spanish page that says nothing was saved, instead of Django's technical 403.
+CSRF_FAILURE_VIEW = "onboarding.views.common.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 8

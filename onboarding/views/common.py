@@ -9,9 +9,11 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
 
 from onboarding import selectors, throttle
+from onboarding.forms.common import LoginForm
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -37,6 +39,7 @@ class LoginView(auth_views.LoginView):
     """Django's login, throttled: repeated failures lock the account and the address for a while."""
 
     template_name = "common/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
     locked_message = "Demasiados intentos fallidos. Por seguridad, espere 15 minutos antes de volver a intentarlo."
 
@@ -58,10 +61,25 @@ class LoginView(auth_views.LoginView):
         return super().form_valid(form)
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
-    return redirect("login")
+    """POST logs out and sends to the login page. GET (a typed or bookmarked /salir/) asks first: a
+    link must not end a session (a prefetch or an image tag could), but it should not be a blank 405."""
+    if request.method == "POST":
+        logout(request)
+        return redirect("login")
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return render(request, "common/logout.html")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a Spanish page that says nothing was saved and links back to the form's page
+    (the Referer, when it is one of ours), instead of Django's technical 403."""
+    referer = request.META.get("HTTP_REFERER", "")
+    safe = url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    back_url = referer if referer and safe else reverse("home")
+    return render(request, "403_csrf.html", {"back_url": back_url}, status=403)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
