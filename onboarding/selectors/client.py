@@ -25,27 +25,33 @@ from onboarding.models import (
     ClientCompany,
     EnrollmentJob,
     JobEvent,
+    JobKind,
     JobStatus,
     Permission,
+    Relationship,
     Representative,
     Tenant,
 )
 from onboarding.selectors.core import parse_uuid
+from sii_bot.errors import CertificateRejected
 from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = [
     "CERTIFICATE_FAILURE_CODES",
+    "SII_REJECTED_CERTIFICATE_CODES",
     "ConsentTerms",
     "FailureAdvice",
     "JOB_STEPS",
     "JobResultView",
     "JobStatusPoll",
     "JobTimeline",
+    "JobWording",
     "TimelineStep",
     "certificate_in_active_job",
     "client_certificate_get",
     "client_certificate_current",
     "client_company_get",
+    "client_company_settled",
     "client_job_active",
     "consent_terms",
     "job_failure_advice",
@@ -54,6 +60,7 @@ __all__ = [
     "job_status_etag_for_owner",
     "job_status_poll_get",
     "job_timeline",
+    "job_wording",
     "representative_active",
     "rut_display",
     "tenant_get_by_slug",
@@ -134,6 +141,39 @@ def client_job_active(*, company: ClientCompany) -> EnrollmentJob | None:
         .order_by("-attempt")
         .first()
     )
+
+
+# Why a company needs nothing more from its owner (`client_company_settled`).
+SETTLED_AUTHORIZED = "authorized"
+SETTLED_ENDED = "ended"
+
+
+def client_company_settled(*, company: ClientCompany) -> str | None:
+    """Why `company` needs no certificate from its owner now, or None when it does.
+
+    SETTLED_ENDED: the relationship with the firm ended and the SII holds nobody of the firm there.
+    SETTLED_AUTHORIZED: the relationship is active, the SII holds the firm's active representative with
+    exactly the permissions the firm requests, and no replacement is left half done.
+    None: anything else (nothing authorized yet, a representative to remove or replace, permissions to
+    update). A job in flight is not looked at: callers send the owner to it first.
+    """
+    if company.relationship == Relationship.ENDED:
+        return SETTLED_ENDED if not company.sii_user_rut else None
+    if company.relationship != Relationship.ACTIVE or not company.sii_user_rut:
+        return None
+    tenant = company.tenant
+    representative = representative_active(tenant=tenant)
+    if representative is None or representative.rut != company.sii_user_rut:
+        return None
+    held = (company.sii_admin, company.sii_sign, company.sii_registry)
+    if held != (tenant.grant_admin, tenant.grant_sign, tenant.grant_registry):
+        return None
+    from onboarding.selectors.changes import change_consent_terms  # it imports this module
+
+    # A replacement that added the representative but did not remove the previous one is pending.
+    if change_consent_terms(company=company) is not None:
+        return None
+    return SETTLED_AUTHORIZED
 
 
 # --- Consent --------------------------------------------------------------------------------------
@@ -353,15 +393,57 @@ def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
 
 def _summary(job: EnrollmentJob, steps: list[TimelineStep], current: TimelineStep | None) -> str:
     """One sentence for screen readers (the live region announces it when it changes)."""
+    noun = job_wording(job=job).noun
     if job.status == JobStatus.SUCCEEDED:
-        return "Listo: la autorización en el SII terminó."
+        return f"Listo: {noun} en el SII terminó."
     if job.status == JobStatus.FAILED:
-        return "La autorización no se pudo completar."
+        return f"{noun[:1].upper()}{noun[1:]} no se pudo completar."
     if job.status == JobStatus.QUEUED:
-        return "En cola: la autorización comenzará en breve." if not job.retry_count else "Reintento programado."
+        return f"En cola: {noun} comenzará en breve." if not job.retry_count else "Reintento programado."
     if current is not None:
         return f"Paso {current.number} de {len(steps)}: {current.label}."
-    return "La autorización está en curso."
+    return f"{noun[:1].upper()}{noun[1:]} está en curso."
+
+
+@dataclass(frozen=True)
+class JobWording:
+    """How the client's pages name a job of one kind: an authorization, a removal (REVOKE) or a
+    replacement (REPLACE). Every page and badge about the job uses it, so a removal never reads as an
+    authorization."""
+
+    kind: str
+    title: str  # the page title: "Retiro del usuario en el SII"
+    heading: str  # "Retiro de ALEX BRITO MARDONES"
+    noun: str  # with its article, lower case: "el retiro"
+    indefinite: str  # "un retiro"
+    status_label: str  # the badge: "Retirado" once succeeded, else the status' own label
+    failure_title: str  # "No se pudo completar el retiro"
+    again: str  # what the owner does after fixing a failure: "vuelva a confirmar el retiro"
+
+
+def job_wording(*, job: EnrollmentJob) -> JobWording:
+    """The Spanish names of `job` for the client's pages (see `JobWording`); no query."""
+    kind = getattr(job, "kind", JobKind.AUTHORIZE)
+    if kind == JobKind.REVOKE:
+        title, heading = "Retiro del usuario en el SII", f"Retiro de {job.user_name}"
+        noun, indefinite, done, again = "el retiro", "un retiro", "Retirado", "vuelva a confirmar el retiro"
+    elif kind == JobKind.REPLACE:
+        old = job.old_user_name or rut_display(job.old_user_rut)
+        title, heading = "Reemplazo del representante en el SII", f"Reemplazo de {old} por {job.user_name}"
+        noun, indefinite, done, again = "el reemplazo", "un reemplazo", "Reemplazado", "vuelva a confirmar el cambio"
+    else:
+        title, heading = "Autorización en el SII", f"Autorización de {job.user_name}"
+        noun, indefinite, done, again = "la autorización", "una autorización", "Autorizado", "autorice nuevamente"
+    return JobWording(
+        kind=str(kind),
+        title=title,
+        heading=heading,
+        noun=noun,
+        indefinite=indefinite,
+        status_label=done if job.status == JobStatus.SUCCEEDED else str(job.get_status_display()),
+        failure_title=f"No se pudo completar {noun}",
+        again=again,
+    )
 
 
 def _status_etag(job_id: object, status: str, retry_count: int, heartbeat_at: datetime | None,
@@ -524,6 +606,9 @@ def job_result_view(*, job: EnrollmentJob) -> JobResultView | None:
 CERTIFICATE_FAILURE_CODES = frozenset(
     {"certificate_rejected", "certificate_missing", "certificate_unreadable", "expired", "not_yet_valid"}
 )
+# Of those, the ones where the SII refused the certificate itself: the job's certificate is destroyed
+# when it fails so (`services.core`), since offering it again could only fail the same way.
+SII_REJECTED_CERTIFICATE_CODES = frozenset({CertificateRejected.code})
 HOLDER_FAILURE_CODES = frozenset({"holder_not_administrator", "option_not_allowed"})
 
 
@@ -542,17 +627,25 @@ def job_failure_advice(*, job: EnrollmentJob) -> FailureAdvice | None:
         return None
     code = job.failure_code
     firm = job.tenant.name
+    again = job_wording(job=job).again
+    if code in SII_REJECTED_CERTIFICATE_CODES:
+        return FailureAdvice(
+            "certificate",
+            "Como el SII no acepta ese certificado, lo eliminamos de nuestros sistemas. Suba otro certificado "
+            f"digital vigente, emitido por una entidad acreditada en Chile, y {again}.",
+            upload_another=True,
+        )
     if code in CERTIFICATE_FAILURE_CODES:
         return FailureAdvice(
             "certificate",
-            "Suba otro certificado digital vigente (o vuelva a exportar el suyo) y autorice nuevamente.",
+            f"Suba otro certificado digital vigente (o vuelva a exportar el suyo) y {again}.",
             upload_another=True,
         )
     if code in HOLDER_FAILURE_CODES:
         return FailureAdvice(
             "holder",
             "Use el certificado digital de un representante legal de la empresa o de un usuario que ya sea "
-            "administrador de la empresa en el SII, y autorice nuevamente.",
+            f"administrador de la empresa en el SII, y {again}.",
             upload_another=True,
         )
     if code == "company_not_authorized":

@@ -809,6 +809,15 @@ def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
 
 
 def _job_finish_failed(job: EnrollmentJob, *, code: str, message: str, retryable: bool, detail: str) -> EnrollmentJob:
+    """Record a RUNNING job as FAILED (compare-and-set), audited, the client and firm emailed after
+    commit; returns the job as stored.
+
+    When the SII refused the certificate itself (`SII_REJECTED_CERTIFICATE_CODES`) the job's
+    certificate is destroyed too (reason "sii_rejected"): it could only fail the same way again, so
+    the owner is asked for another one instead of being offered it again.
+    """
+    from onboarding.selectors.client import SII_REJECTED_CERTIFICATE_CODES
+
     now = timezone.now()
     with transaction.atomic():
         finished = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
@@ -823,13 +832,16 @@ def _job_finish_failed(job: EnrollmentJob, *, code: str, message: str, retryable
         if finished:
             JobEvent.objects.create(tenant_id=job.tenant_id, job=job, step="finished", status="failed", message=message)
             _company_set_stage(job.company, CompanyStage.FAILED)
+            certificate_destroyed = False
+            if code in SII_REJECTED_CERTIFICATE_CODES and job.certificate is not None:
+                certificate_destroyed = certificate_destroy(certificate=job.certificate, reason="sii_rejected")
             audit_record(
                 tenant=job.tenant,
                 actor=None,
                 action=AuditAction.JOB_FINISHED,
                 company=job.company,
                 summary=f"Falló la autorización en {job.company.legal_name}: {code}",
-                details={"job": str(job.pk), "failure_code": code},
+                details={"job": str(job.pk), "failure_code": code, "certificate_destroyed": certificate_destroyed},
             )
             job.refresh_from_db()
             transaction.on_commit(lambda: _notify_finished(job))

@@ -36,6 +36,7 @@ from onboarding.forms.client import (
     InMemoryCertificateUploadHandler,
     SignupForm,
 )
+from onboarding.forms.common import ResetRequestForm
 from onboarding.models import Certificate, ClientCompany, EnrollmentJob, JobStatus
 from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
@@ -100,7 +101,7 @@ def _not_found_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 # --- Signup ---------------------------------------------------------------------------------------
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @sensitive_post_parameters("password")
 def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """The firm's public signup page; with `?invitacion=<token>` it completes an invitation."""
@@ -174,6 +175,8 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     latest = core_selectors.job_latest_for_company(company=company)
     certificate = client_selectors.client_certificate_current(company=company)
     representative = client_selectors.representative_active(tenant=company.tenant)
+    # Nothing left to do (already authorized as the firm asks, or the relationship ended)?
+    settled = client_selectors.client_company_settled(company=company)
     return render(
         request,
         "client/company.html",
@@ -181,11 +184,14 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
             "company": company,
             "company_rut": client_selectors.rut_display(company.rut),
             "latest": latest,
+            "latest_old_user_rut": client_selectors.rut_display(latest.old_user_rut) if latest is not None else "",
             "certificate": certificate,
             "representative": representative,
             "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
-            # A new attempt makes sense before the first one and after a failure, never during one.
-            "can_start": latest is None or latest.status == JobStatus.FAILED,
+            "settled": settled,
+            # A new attempt makes sense before the first one and after a failure, never during one,
+            # and never when the SII already holds what the firm asks for or the relationship ended.
+            "can_start": (latest is None or latest.status == JobStatus.FAILED) and settled is None,
             # A revocation or change of representative waiting for the client (services.changes).
             "pending_change": (
                 change_selectors.change_consent_terms(company=company)
@@ -197,6 +203,42 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
 
 
 # --- The certificate wizard -----------------------------------------------------------------------
+
+
+def _active_job_redirect(request: HttpRequest, company: ClientCompany) -> HttpResponse | None:
+    """To the page of the company's queued or running job (with a note), or None when there is none."""
+    active = client_selectors.client_job_active(company=company)
+    if active is None:
+        return None
+    wording = client_selectors.job_wording(job=active)
+    messages.info(request, f"Ya hay {wording.indefinite} en curso para esta empresa: aquí puede ver su avance.")
+    return redirect("client:job", job_id=active.pk)
+
+
+def _settled_redirect(request: HttpRequest, company: ClientCompany) -> HttpResponse | None:
+    """To the company page (with a note) when the company needs no certificate any more — the SII
+    already holds what the firm asks for, or the relationship ended — else None."""
+    settled = client_selectors.client_company_settled(company=company)
+    if settled is None:
+        return None
+    if settled == client_selectors.SETTLED_ENDED:
+        messages.info(
+            request,
+            f"La relación con {company.tenant.name} terminó y no queda nada pendiente en el SII. "
+            "No necesita subir su certificado digital.",
+        )
+    else:
+        messages.info(
+            request,
+            "La autorización de su empresa en el SII ya está lista. No necesita volver a subir su certificado digital.",
+        )
+    return redirect("client:company", company_id=company.pk)
+
+
+def _wizard_kind(company: ClientCompany) -> str:
+    """What the wizard ends in for `company`: "authorize", or "revoke"/"replace" (services.changes)."""
+    terms = change_selectors.change_consent_terms(company=company)
+    return str(terms.kind) if terms is not None else "authorize"
 
 
 @csrf_exempt
@@ -223,10 +265,9 @@ _CERTIFICATE_ERROR_FIELD = {"wrong_password": "password", "legacy_disabled": Non
 @sensitive_variables("password")
 def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
     company = client_company_or_404(user=request.user, company_id=company_id)
-    active = client_selectors.client_job_active(company=company)
-    if active is not None:
-        messages.info(request, "Ya hay una autorización en curso para esta empresa: aquí puede seguirla.")
-        return redirect("client:job", job_id=active.pk)
+    elsewhere = _active_job_redirect(request, company) or _settled_redirect(request, company)
+    if elsewhere is not None:
+        return elsewhere
     if request.method == "POST":
         form = CertificateUploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -253,6 +294,7 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
             "current": client_selectors.client_certificate_current(company=company),
             "max_kb": settings.AUTORIZA_MAX_CERTIFICATE_BYTES // 1024,
             "step": 1,
+            "wizard_kind": _wizard_kind(company),
         },
     )
 
@@ -262,6 +304,10 @@ def _usable_certificate_or_redirect(
 ) -> Certificate | HttpResponse:
     certificate = _client_certificate_or_404(company=company, certificate_id=certificate_id)
     if not certificate.is_usable:
+        # E.g. Back from the result page: the job erased it, and nothing may be left to do.
+        done = _settled_redirect(request, company)
+        if done is not None:
+            return done
         messages.warning(request, "Ese certificado ya fue eliminado de nuestros sistemas. Suba su certificado para continuar.")
         return redirect("client:certificate_upload", company_id=company.pk)
     return certificate
@@ -287,6 +333,7 @@ def certificate_review(request: HttpRequest, company_id: int, certificate_id: st
             "expires_soon": certificate.not_after - now < timedelta(days=EXPIRY_WARNING_DAYS),
             "in_active_job": client_selectors.certificate_in_active_job(certificate=certificate),
             "step": 2,
+            "wizard_kind": _wizard_kind(company),
         },
     )
 
@@ -327,10 +374,9 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
             else:
                 return redirect("client:job", job_id=job.pk)
     else:
-        active = client_selectors.client_job_active(company=company)
-        if active is not None:
-            messages.info(request, "Ya hay una autorización en curso para esta empresa: aquí puede seguirla.")
-            return redirect("client:job", job_id=active.pk)
+        elsewhere = _active_job_redirect(request, company) or _settled_redirect(request, company)
+        if elsewhere is not None:
+            return elsewhere
         form = ConsentForm(initial={"terms_version": terms.version})
     active_job = (
         client_selectors.client_job_active(company=company)
@@ -349,6 +395,7 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
             "service_error": service_error,
             "active_job": active_job,
             "step": 3,
+            "wizard_kind": change_terms.kind if change_terms is not None else "authorize",
         },
     )
 
@@ -379,10 +426,13 @@ def _job_status_context(job: EnrollmentJob, etag: str) -> dict[str, Any]:
         "job": job,
         "etag": etag,
         "timeline": timeline,
+        # Titles and badge in the job's own terms: an authorization, a removal or a replacement.
+        "wording": client_selectors.job_wording(job=job),
         "result": client_selectors.job_result_view(job=job),
         "advice": client_selectors.job_failure_advice(job=job),
         "company_rut": client_selectors.rut_display(job.company.rut),
         "user_rut": client_selectors.rut_display(job.user_rut),
+        "old_user_rut": client_selectors.rut_display(job.old_user_rut),
         "step_total": len(timeline.steps),
     }
 
@@ -456,6 +506,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     """Django's reset, throttled per address and per e-mail so nobody can flood an inbox with it."""
 
     template_name = "registration/password_reset_form.html"
+    form_class = ResetRequestForm
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     success_url = reverse_lazy("client:password_reset_done")

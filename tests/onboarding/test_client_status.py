@@ -334,3 +334,163 @@ def test_failure_email_says_what_to_do(cast, job) -> None:  # type: ignore[no-un
     assert client_mail.subject == "No se pudo completar la autorización en el SII: Comercial Demo SpA"
     assert "Motivo: El titular no administra la empresa." in client_mail.body
     assert "Qué hacer ahora: Use el certificado digital de un representante legal" in client_mail.body
+
+
+# --- Removal (REVOKE) and replacement (REPLACE) jobs speak of what they do ----------------------------
+
+NEW_RUT, NEW_NAME = "14567890-0", "MARCELA ROJAS"
+
+
+def _record(user_rut: str) -> object:
+    import sii_bot
+
+    return sii_bot.SiiUserRecord(
+        company_name="COMERCIAL DEMO SPA", company_rut="76086428-5", user_rut=user_rut, user_name="X",
+        admin=True, sign=True, registry=True, authorized_by="MARIA JOSE SOTO PEREZ",
+    )
+
+
+@pytest.fixture
+def sii(monkeypatch):  # type: ignore[no-untyped-def]
+    """Stands in for sii_bot.revoke / replace: reports a step, then succeeds or raises `failure`."""
+    import sii_bot
+
+    class Fake:
+        failure: BaseException | None = None
+
+        def _run(self, on_progress) -> None:  # type: ignore[no-untyped-def]
+            on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.LOGIN, status="started", message=""))
+            if self.failure is not None:
+                raise self.failure
+            on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.LOGIN, status="done", message=""))
+
+        def revoke(self, request, certificate, settings=None, on_progress=None):  # type: ignore[no-untyped-def]
+            self._run(on_progress)
+            return sii_bot.RevocationResult(outcome="revoked", company_rut=request.company_rut,
+                                            user_rut=request.user_rut, final_entries={request.user_rut: None})
+
+        def replace(self, request, certificate, settings=None, on_progress=None):  # type: ignore[no-untyped-def]
+            self._run(on_progress)
+            addition = sii_bot.EnrollmentResult(outcome="created", record=_record(request.new_user_rut))
+            removal = sii_bot.RevocationResult(outcome="revoked", company_rut=request.company_rut,
+                                               user_rut=request.old_user_rut)
+            return sii_bot.ReplacementResult(outcome="replaced", addition=addition, removal=removal)
+
+    fake = Fake()
+    monkeypatch.setattr(sii_bot, "revoke", fake.revoke)
+    monkeypatch.setattr(sii_bot, "replace", fake.replace)
+    return fake
+
+
+def _authorized(company) -> None:  # type: ignore[no-untyped-def]
+    """The company as a succeeded authorization of the cast's representative leaves it."""
+    from onboarding.models import ClientCompany
+
+    ClientCompany.objects.filter(pk=company.pk).update(
+        sii_user_rut="13322924-8", sii_admin=True, sii_sign=True, sii_registry=True, stage=CompanyStage.AUTHORIZED
+    )
+    company.refresh_from_db()
+
+
+def _removal_job(cast) -> EnrollmentJob:  # type: ignore[no-untyped-def]
+    """The owner ends the relationship with a stored certificate: a REVOKE job, queued."""
+    _authorized(cast.company_a)
+    store_certificate(cast.company_a, cast.client_a)
+    job = services.company_relationship_end(company=cast.company_a, actor=cast.client_a)
+    assert job is not None and job.kind == "revoke"
+    return job
+
+
+def _visible(body: str) -> str:
+    """The page's words as a text tool reads them: tags become spaces, whitespace collapses."""
+    import re
+
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_a_succeeded_removal_speaks_of_removal_on_every_page(client, cast, sii) -> None:  # type: ignore[no-untyped-def]
+    job = services.enrollment_job_execute(job_id=str(_removal_job(cast).pk))
+    assert job.status == JobStatus.SUCCEEDED
+    client.force_login(cast.client_a)
+    page_url, partial_url = status_urls(job)
+    page = text(client.get(page_url))
+    assert "<title>Retiro del usuario en el SII · Comercial Demo SpA · Autoriza</title>" in page
+    assert "<h1>Retiro de ALEX BRITO MARDONES</h1>" in page
+    for body in (page, text(client.get(partial_url))):
+        assert '<span class="badge succeeded">Retirado</span>' in body
+        assert 'data-announce="Listo: el retiro en el SII terminó."' in body
+        assert "Representante eliminado" in body and "ya no es usuario autorizado" in body
+        assert "Autorizado<" not in body and "Autorización de" not in body and "la autorización" not in body
+    company = text(client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk})))
+    words = _visible(company)
+    assert "Relación terminada" in words
+    assert "Retiramos a ALEX BRITO MARDONES de los usuarios autorizados de su empresa en el SII" in words
+    assert f'href="{page_url}">Ver la confirmación del retiro</a>' in company
+    assert "quedó registrado" not in words and "Para autorizar a" not in words and "Volver a intentarlo" not in words
+    assert "La relación con PyME Contadores terminó" not in words  # said once, by the removal itself
+
+
+def test_a_running_and_a_failed_removal_speak_of_removal(client, cast, sii) -> None:  # type: ignore[no-untyped-def]
+    from sii_bot import errors
+
+    job = _removal_job(cast)
+    client.force_login(cast.client_a)
+    company_url = reverse("client:company", kwargs={"company_id": cast.company_a.pk})
+    queued = _visible(text(client.get(company_url)))
+    assert "Autoriza está retirando a ALEX BRITO MARDONES de los usuarios autorizados" in queued
+    assert 'data-announce="En cola: el retiro comenzará en breve."' in text(client.get(status_urls(job)[1]))
+    sii.failure = errors.HolderNotAdministrator("not admin", step="login")
+    job = services.enrollment_job_execute(job_id=str(job.pk))
+    assert job.status == JobStatus.FAILED
+    for url in status_urls(job):
+        body = text(client.get(url))
+        assert "No se pudo completar el retiro" in body and "la autorización" not in body
+        assert 'data-announce="El retiro no se pudo completar."' in body
+        assert "vuelva a confirmar el retiro" in body  # the advice
+    words = _visible(text(client.get(company_url)))
+    assert "El último retiro no se pudo completar." in words
+    assert "Hay que quitar a ALEX BRITO MARDONES" in words and "Continuar con este certificado" in words
+    assert "Para autorizar a" not in words and "La última autorización" not in words
+
+
+def test_a_succeeded_replacement_names_both_people(client, cast, sii) -> None:  # type: ignore[no-untyped-def]
+    from onboarding.models import Representative
+
+    _authorized(cast.company_a)
+    store_certificate(cast.company_a, cast.client_a)
+    old = Representative.objects.get(tenant=cast.tenant_a, rut="13322924-8")
+    report = services.representative_replace(tenant=cast.tenant_a, old=old, new_rut=NEW_RUT, new_name=NEW_NAME,
+                                             actor=cast.owner_a)
+    (job,) = report.jobs
+    job = services.enrollment_job_execute(job_id=str(job.pk))
+    assert job.status == JobStatus.SUCCEEDED and job.kind == "replace"
+    client.force_login(cast.client_a)
+    page_url, partial_url = status_urls(job)
+    page = text(client.get(page_url))
+    assert "<title>Reemplazo del representante en el SII · Comercial Demo SpA · Autoriza</title>" in page
+    assert "<h1>Reemplazo de ALEX BRITO MARDONES por MARCELA ROJAS</h1>" in page
+    for body in (page, text(client.get(partial_url))):
+        assert '<span class="badge succeeded">Reemplazado</span>' in body
+        assert "Representante reemplazado" in body and "(RUT 13.322.924-8) fue eliminado" in body
+    words = _visible(text(client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk}))))
+    assert "Registramos a MARCELA ROJAS como usuario autorizado de su empresa en el SII y retiramos a" in words
+    assert "Ver la confirmación del reemplazo" in words
+
+
+def test_an_authorization_keeps_its_own_words(client, cast, job) -> None:  # type: ignore[no-untyped-def]
+    succeed(run(job))
+    client.force_login(cast.client_a)
+    page = text(client.get(status_urls(job)[0]))
+    assert "<title>Autorización en el SII · Comercial Demo SpA · Autoriza</title>" in page
+    assert "<h1>Autorización de ALEX BRITO MARDONES</h1>" in page
+    assert '<span class="badge succeeded">Autorizado</span>' in page
+
+
+def test_company_page_has_no_space_before_punctuation(client, cast) -> None:  # type: ignore[no-untyped-def]
+    certificate = store_certificate(cast.company_a, cast.client_a)
+    client.force_login(cast.client_a)
+    for url in (reverse("client:company", kwargs={"company_id": cast.company_a.pk}),
+                reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk})):
+        words = _visible(text(client.get(url)))
+        assert f"Ya subió el certificado de {certificate.holder_name} (válido hasta el" in words, url
+        assert " ," not in words, url

@@ -385,3 +385,82 @@ def test_upload_still_requires_the_csrf_token(cast) -> None:  # type: ignore[no-
     response = upload(strict, cast.company_a, make_pfx())
     assert response.status_code == 403
     assert Certificate.objects.count() == 0
+
+
+# --- After the work is done -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sii_enroll(monkeypatch):  # type: ignore[no-untyped-def]
+    """Stands in for sii_bot.enroll: the SII authorizes the requested user with the requested permissions."""
+    import sii_bot
+
+    def enroll(request, certificate, settings=None, on_progress=None):  # type: ignore[no-untyped-def]
+        record = sii_bot.SiiUserRecord(
+            company_name="COMERCIAL DEMO SPA", company_rut=request.company_rut, user_rut=request.user_rut,
+            user_name="ALEX BRITO MARDONES", admin=request.admin, sign=request.sign, registry=request.registry,
+            authorized_by="MARIA JOSE SOTO PEREZ",
+        )
+        return sii_bot.EnrollmentResult(outcome="created", record=record)
+
+    monkeypatch.setattr(sii_bot, "enroll", enroll)
+
+
+def _authorize_through_the_wizard(client, company) -> tuple[str, EnrollmentJob]:  # type: ignore[no-untyped-def]
+    """Upload, consent and run the job to success; returns the consent page's URL and the job."""
+    from onboarding import services
+
+    upload(client, company, make_pfx())
+    certificate = Certificate.objects.get()
+    url = reverse("client:consent", kwargs={"company_id": company.pk, "certificate_id": certificate.pk})
+    client.post(url, {"consent": "on", "terms_version": client.get(url).context["terms"].version})
+    job = services.enrollment_job_execute(job_id=str(EnrollmentJob.objects.get().pk))
+    assert job.status == JobStatus.SUCCEEDED
+    return url, job
+
+
+def test_back_from_the_result_goes_to_the_company_not_to_a_new_upload(client, owner, sii_enroll) -> None:  # type: ignore[no-untyped-def]
+    consent_url, job = _authorize_through_the_wizard(client, owner.company_a)
+    company_url = reverse("client:company", kwargs={"company_id": owner.company_a.pk})
+    upload_url = reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk})
+    back = client.get(consent_url)  # the browser's Back from the result page
+    assert back.status_code == 302 and back["Location"] == company_url
+    page = text(client.get(company_url))
+    assert "La autorización de su empresa en el SII ya está lista" in page
+    assert "ya fue eliminado de nuestros sistemas. Suba su certificado" not in page
+    assert "Volver a intentarlo" not in page and f'href="{upload_url}"' not in page
+    for url in (upload_url, reverse("client:certificate_review", kwargs={
+            "company_id": owner.company_a.pk, "certificate_id": job.certificate_id})):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"] == company_url, url
+    assert upload(client, owner.company_a, make_pfx())["Location"] == company_url
+    assert Certificate.objects.filter(destroyed_at__isnull=True).count() == 0  # nothing stored for nothing
+
+
+def test_the_wizard_opens_again_when_the_firm_asks_for_something_new(client, owner, sii_enroll) -> None:  # type: ignore[no-untyped-def]
+    consent_url, _ = _authorize_through_the_wizard(client, owner.company_a)
+    owner.tenant_a.grant_registry = False  # the firm now asks for other permissions
+    owner.tenant_a.save()
+    again = client.get(reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk}))
+    assert again.status_code == 200
+    assert '<span class="num" aria-hidden="true">3</span> Autorizar</li>' in text(again)
+    back = client.get(consent_url)
+    assert back["Location"] == reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk})
+
+
+def test_the_removal_wizard_names_its_last_step(client, owner) -> None:  # type: ignore[no-untyped-def]
+    from onboarding.models import ClientCompany
+
+    ClientCompany.objects.filter(pk=owner.company_a.pk).update(
+        sii_user_rut="13322924-8", sii_admin=True, sii_sign=True, sii_registry=True, relationship="ending",
+        stage=CompanyStage.AUTHORIZED,
+    )
+    upload(client, owner.company_a, make_pfx())
+    certificate = Certificate.objects.get()
+    kwargs = {"company_id": owner.company_a.pk, "certificate_id": certificate.pk}
+    for url in (reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk}),
+                reverse("client:certificate_review", kwargs=kwargs), reverse("client:consent", kwargs=kwargs)):
+        body = text(client.get(url))
+        assert 'aria-label="Pasos para retirar al representante"' in body, url
+        assert '<span class="num" aria-hidden="true">3</span> Retirar</li>' in body, url
+        assert "Autorizar</li>" not in body, url

@@ -145,6 +145,41 @@ def test_a_final_failure_keeps_the_certificate_for_a_rerun(cast, job, bot) -> No
     assert cast.company_a.stage == CompanyStage.FAILED
 
 
+def test_a_certificate_the_sii_rejected_is_destroyed_and_not_offered_again(client, cast, job, bot) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    bot.outcome = errors.CertificateRejected("tlsv1 alert unknown ca", step="login")
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert done.status == JobStatus.FAILED and done.failure_code == "certificate_rejected"
+    certificate = Certificate.objects.get(pk=job.certificate_id)
+    assert not certificate.is_usable and certificate.destroy_reason == "sii_rejected"
+    assert certificate.sealed_material is None and certificate.wrapped_key is None
+    entry = AuditEntry.objects.get(action=AuditAction.JOB_FINISHED)
+    assert entry.details["certificate_destroyed"] is True
+    with pytest.raises(services.ServiceError) as refused:  # a re-run would only be refused the same way
+        services.enrollment_job_rerun(job=done, actor=cast.admin_a)
+    assert refused.value.code == "certificate_missing"
+    client.force_login(cast.client_a)
+    page = client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk})).content.decode()
+    assert "Continuar con este certificado" not in page
+    assert reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk}) in page
+    status = client.get(reverse("client:job", kwargs={"job_id": done.pk})).content.decode()
+    assert "lo eliminamos de nuestros sistemas. Suba otro certificado" in status
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [errors.HolderNotAdministrator("not admin"), errors.SiiUnavailable("HTTP 500"), errors.UnexpectedPage("layout")],
+    ids=lambda failure: failure.code,
+)
+def test_other_final_failures_keep_the_certificate(job, bot, settings, failure) -> None:  # type: ignore[no-untyped-def]
+    settings.AUTORIZA_JOB_MAX_RETRIES = 0
+    bot.outcome = failure
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert done.status == JobStatus.FAILED and done.failure_code == failure.code
+    assert Certificate.objects.get(pk=job.certificate_id).is_usable
+
+
 def test_transient_failures_retry_with_backoff_then_fail(job, bot, settings) -> None:  # type: ignore[no-untyped-def]
     settings.AUTORIZA_JOB_MAX_RETRIES = 2
     bot.outcome = errors.SiiUnavailable("HTTP 500")
