@@ -6,17 +6,18 @@ Labels, help texts and errors are Spanish (es-CL); field names that travel in UR
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
-from onboarding.models import AuditAction, CompanyStage, Role, SiiEnvironment, Tenant
+from onboarding.models import AuditAction, CompanyStage, Representative, Role, SiiEnvironment, Tenant
 from onboarding.selectors.firm import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.firm import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
-from sii_bot.rut import InvalidRut, normalize_rut
+from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut
 
 PAGE_SIZE = 50
 # Django's Spanish says "Introduzca…"; in Chile people read "Ingrese…".
@@ -192,6 +193,72 @@ class RepresentativeForm(forms.Form):
 
     rut = RutFormField(label="RUT del representante", help_text="Debe ser una persona natural.")
     name = forms.CharField(label="Nombre completo", max_length=200)
+
+
+# The value of the "nuevo" radio button that means "another person", typed in (RUT and name).
+REPLACE_WITH_ANOTHER = "otro"
+
+
+class RepresentativeReplaceForm(forms.Form):
+    """Who replaces a representative: one of `candidates` (the firm's other active representatives;
+    `nuevo` is its id) or another person (`nuevo` = "otro", or nothing, with RUT and name).
+
+    Once valid, `new` is the chosen candidate, or None for another person, whose `nuevo_rut` is then
+    clean and canonical and `nuevo_nombre` stripped. Whether that person may replace the old one (not
+    the old one themself, not an active representative typed again) is the service's to say:
+    `services.representative_replace_check`.
+    """
+
+    nuevo = forms.CharField(required=False)
+    nuevo_rut = forms.CharField(label="RUT del nuevo representante", max_length=16, required=False)
+    nuevo_nombre = forms.CharField(label="Nombre completo", max_length=200, required=False)
+
+    def __init__(self, *args: Any, candidates: Sequence[Representative], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.candidates = list(candidates)
+        self.new: Representative | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        chosen = cleaned.get("nuevo", "")
+        if chosen and chosen != REPLACE_WITH_ANOTHER:
+            self.new = next((rep for rep in self.candidates if str(rep.pk) == chosen), None)
+            if self.new is None:
+                raise ValidationError("Elija un representante vigente.", code="not_a_candidate")
+            return cleaned
+        # A field missing from `cleaned` already has its own error (too long): nothing more to say of it.
+        rut = cleaned["nuevo_rut"].strip() if "nuevo_rut" in cleaned else None
+        name = cleaned["nuevo_nombre"].strip() if "nuevo_nombre" in cleaned else None
+        if rut == "" and name == "":
+            raise ValidationError(
+                "Elija un representante vigente o indique el RUT y el nombre del nuevo.", code="new_missing"
+            )
+        if name is not None:
+            cleaned["nuevo_nombre"] = name
+            if not name:
+                self.add_error(
+                    "nuevo_nombre",
+                    ValidationError("Ingrese el nombre completo del nuevo representante.", code="required"),
+                )
+        if rut == "":
+            self.add_error("nuevo_rut", ValidationError("Ingrese el RUT del nuevo representante.", code="required"))
+        elif rut is not None:
+            try:
+                canonical = normalize_rut(rut)
+            except InvalidRut as exc:
+                self.add_error("nuevo_rut", ValidationError(f"El RUT no es válido. {exc.message}", code="invalid_rut"))
+            else:
+                if is_person_rut(canonical):
+                    cleaned["nuevo_rut"] = canonical
+                else:
+                    self.add_error(
+                        "nuevo_rut",
+                        ValidationError(
+                            "El representante debe ser una persona natural (RUT menor a 50.000.000).",
+                            code="not_a_person",
+                        ),
+                    )
+        return cleaned
 
 
 class MemberAddForm(forms.Form):

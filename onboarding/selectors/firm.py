@@ -18,7 +18,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When, Window
-from django.db.models.functions import Length, Replace, RowNumber
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Length, Lower, Replace, RowNumber
 from django.utils import timezone
 
 from onboarding.models import (
@@ -53,13 +54,38 @@ STAGE_ORDER: tuple[str, ...] = (
 
 # Public sort keys (what the URL carries) → the model ordering they stand for.
 SORT_FIELDS: dict[str, tuple[str, ...]] = {
-    "nombre": ("legal_name",),
+    "nombre": ("legal_name_folded",),
     "rut": ("rut_length", "rut"),
     "estado": ("stage_position",),
     "cambio": ("stage_changed_at",),
     "creado": ("created_at",),
 }
 DEFAULT_SORT = "-cambio"
+
+# Spanish letters folded for search and sorting, mapped the same way in SQL and in Python. Both cases
+# are listed because SQLite's lower() folds only ASCII (PostgreSQL's folds everything).
+_FOLDED_LETTERS: tuple[tuple[str, str], ...] = tuple(
+    (accented, plain)
+    for lower, plain in (("á", "a"), ("é", "e"), ("í", "i"), ("ó", "o"), ("ú", "u"), ("ü", "u"), ("ñ", "n"))
+    for accented in (lower, lower.upper())
+)
+
+
+def fold_text(text: str) -> str:
+    """`text` as `folded()` stores it for comparison: Spanish accents and ñ dropped, lower case."""
+    for accented, plain in _FOLDED_LETTERS:
+        text = text.replace(accented, plain)
+    return text.lower()
+
+
+def folded(field: str) -> Combinable:
+    """SQL for `fold_text(field)`, the same on SQLite and PostgreSQL: "Compañía Ñandú" and
+    "COMPANIA NANDU" compare equal, so searching and sorting by name ignore case and accents."""
+    expression: Combinable = F(field)
+    for accented, plain in _FOLDED_LETTERS:
+        expression = Replace(expression, Value(accented), Value(plain))
+    return Lower(expression)
+
 
 # Characters that may appear in a RUT as people type it: digits, K, dots, dashes, spaces.
 _RUTISH = re.compile(r"^[0-9kK.\s\u2010-\u2014\u2212-]+$")
@@ -101,12 +127,17 @@ def company_search(*, queryset: QuerySet[ClientCompany], query: str) -> QuerySet
 
     A RUT-like query matches the RUT with dots and dash ignored, so "76.086.428-5", "76086428-5",
     "760864285" and a partial "086428" all find 76086428-5; a lower-case k matches K. Names match
-    case-insensitively in the legal name, the contact's name and the contact's email.
+    in the legal name, the contact's name (both ignoring case and Spanish accents: "nunoa" finds
+    "Ñuñoa") and the contact's email (ignoring case).
     """
     query = query.strip()
     if not query:
         return queryset
-    text_match = Q(legal_name__icontains=query) | Q(owner_name__icontains=query) | Q(owner_email__icontains=query)
+    needle = fold_text(query)
+    queryset = queryset.annotate(legal_name_folded=folded("legal_name"), owner_name_folded=folded("owner_name"))
+    text_match = (
+        Q(legal_name_folded__contains=needle) | Q(owner_name_folded__contains=needle) | Q(owner_email__icontains=query)
+    )
     compact = rut_search_key(query)
     if compact is None:
         return queryset.filter(text_match)
@@ -145,6 +176,9 @@ def _company_filtered(*, tenant: Tenant, filters: CompanyFilters) -> QuerySet[Cl
     sort = filters.sort if filters.sort.lstrip("-") in SORT_FIELDS else DEFAULT_SORT
     descending = sort.startswith("-")
     fields = SORT_FIELDS[sort.lstrip("-")]
+    if "legal_name_folded" in fields and "legal_name_folded" not in queryset.query.annotations:
+        # "empresa x" and "EMPRESA Y" sort together, and "Ñandú" after "Nadal", not after "Z".
+        queryset = queryset.annotate(legal_name_folded=folded("legal_name"))
     if "rut_length" in fields:
         # Canonical RUTs have no padding: ordering by length first gives numeric order (9.xxx before 76.xxx).
         queryset = queryset.annotate(rut_length=Length("rut"))
@@ -500,6 +534,11 @@ def representative_get(*, tenant: Tenant, representative_id: object) -> Represen
     return Representative.objects.filter(tenant=tenant, pk=pk).first()
 
 
+def representative_get_by_rut(*, tenant: Tenant, rut: str) -> Representative | None:
+    """The tenant's representative (active or not) with this canonical RUT, or None."""
+    return Representative.objects.filter(tenant=tenant, rut=rut).first()
+
+
 def audit_filtered(*, tenant: Tenant, action: str = "") -> QuerySet[AuditEntry]:
     """The tenant's audit log, newest first, optionally only one action; actor and company loaded."""
     queryset = AuditEntry.objects.filter(tenant=tenant).select_related("company").order_by("-created_at", "-id")
@@ -557,6 +596,7 @@ __all__ = [
     "member_list",
     "owner_count",
     "representative_get",
+    "representative_get_by_rut",
     "representative_list",
     "rut_search_key",
     "user_by_email",

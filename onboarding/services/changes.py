@@ -56,6 +56,7 @@ __all__ = [
     "company_usable_certificate",
     "permissions_sync",
     "representative_replace",
+    "representative_replace_check",
 ]
 
 
@@ -228,8 +229,8 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
     The relationship becomes ENDING (audited). If the SII holds nobody for the firm there it is ENDED
     at once (stage REVOKED). Else, with a usable stored certificate a REVOKE job is created now and
     returned; without one the client is emailed a link to upload it (None is returned) and their
-    consent creates the job. Raises ServiceError if the relationship already ended or a job is in
-    flight for this client.
+    consent creates the job. Raises ServiceError if the relationship already ended, if the client was
+    already asked for the certificate to end it, or if a job is in flight for this client.
     """
     with transaction.atomic():
         company = ClientCompany.objects.select_for_update().select_related("tenant").get(pk=company.pk)
@@ -239,6 +240,14 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
             raise ServiceError(
                 "Hay un trabajo en curso para esta empresa. Espere a que termine antes de terminar la relación.",
                 code="job_already_active",
+            )
+        if company.relationship == Relationship.ENDING and company_usable_certificate(company=company) is None:
+            # Already asked for the certificate: a second click would only email the client again.
+            # (With a usable certificate, ending again retries the removal: that path goes on.)
+            raise ServiceError(
+                "Ya le pedimos al cliente su certificado para terminar la relación. Cuando lo suba y confirme, "
+                "quitaremos al representante del SII.",
+                code="relationship_ending",
             )
         ClientCompany.objects.filter(pk=company.pk).update(relationship=Relationship.ENDING)
         company.relationship = Relationship.ENDING
@@ -278,6 +287,51 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
 # --- Changing the representative (REPLACE) ---------------------------------------------------
 
 
+def representative_replace_check(
+    *,
+    tenant: Tenant,
+    old: Representative,
+    new: Representative | None = None,
+    new_rut: str = "",
+    new_name: str = "",
+) -> None:
+    """Check, without writing, that `representative_replace` may replace `old` by `new` (or by the
+    person `new_rut`/`new_name`); returns None when it may.
+
+    Raises ServiceError (a Spanish message) when a representative is not the tenant's, the RUT or the
+    name is missing or the RUT invalid, the new one is `old` themself (`same_representative`: the
+    firm would be left with nobody in the clients' SII), or the typed RUT already belongs to another
+    ACTIVE representative (`already_representative`: choose them in the list instead; typing their
+    RUT would rename them). A typed RUT of an INACTIVE representative is allowed: they are reactivated.
+    """
+    if old.tenant_id != tenant.pk:
+        raise ServiceError("Representante no encontrado.", code="not_found")
+    if new is not None:
+        if new.tenant_id != tenant.pk:
+            raise ServiceError("Representante no encontrado.", code="not_found")
+        if new.pk == old.pk or new.rut == old.rut:
+            raise ServiceError("El nuevo representante debe ser otra persona.", code="same_representative")
+        return
+    if not new_rut.strip() or not new_name.strip():
+        raise ServiceError("Indique el RUT y el nombre del nuevo representante.", code="new_missing")
+    try:
+        canonical = normalize_rut(new_rut)
+    except ValueError as exc:
+        raise ServiceError(f"RUT inválido: {exc}", code="invalid_rut") from None
+    if canonical == old.rut:
+        raise ServiceError(
+            "Ese RUT es el del representante actual. Para reemplazarlo, ingrese el RUT de otra persona.",
+            code="same_representative",
+        )
+    existing = Representative.objects.filter(tenant=tenant, rut=canonical, is_active=True).first()
+    if existing is not None:
+        raise ServiceError(
+            f"Ese RUT ya es representante del estudio ({existing.name}): elíjalo en la lista de representantes "
+            "vigentes.",
+            code="already_representative",
+        )
+
+
 def representative_replace(
     *,
     tenant: Tenant,
@@ -293,24 +347,18 @@ def representative_replace(
     `old`): with a usable certificate and no job in flight, ONE REPLACE job (add the new, then remove
     the old); without a certificate, an email asking for it (their consent then creates the REPLACE
     job); clients with a job in flight are skipped (their next consent replaces). Returns the report.
+
+    Raises ServiceError, before any write, for everything `representative_replace_check` refuses (the
+    new one being `old` themself included).
     """
     from onboarding.selectors.changes import companies_affected_by_representative
 
-    if old.tenant_id != tenant.pk:
-        raise ServiceError("Representante no encontrado.", code="not_found")
     with transaction.atomic():
+        # Lock the tenant row: the checks below and the writes after them see the same representatives.
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        representative_replace_check(tenant=tenant, old=old, new=new, new_rut=new_rut, new_name=new_name)
         if new is None:
-            if not new_rut.strip() or not new_name.strip():
-                raise ServiceError("Indique el RUT y el nombre del nuevo representante.", code="new_missing")
-            try:
-                canonical = normalize_rut(new_rut)
-            except ValueError as exc:
-                raise ServiceError(f"RUT inválido: {exc}", code="invalid_rut") from None
-            new = representative_add(tenant=tenant, rut=canonical, name=new_name)
-        if new.tenant_id != tenant.pk:
-            raise ServiceError("Representante no encontrado.", code="not_found")
-        if new.pk == old.pk or new.rut == old.rut:
-            raise ServiceError("El nuevo representante debe ser otra persona.", code="same_representative")
+            new = representative_add(tenant=tenant, rut=normalize_rut(new_rut), name=new_name)
         if not new.is_active:
             new.is_active = True
             new.save(update_fields=["is_active"])

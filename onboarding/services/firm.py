@@ -547,10 +547,12 @@ def tenant_settings_update(
 
 
 def representative_create(*, tenant: Tenant, rut: str, name: str, actor: AbstractBaseUser) -> Representative:
-    """Add a representative (or reactivate and rename one with the same RUT), audited.
+    """Add a representative, or reactivate the firm's INACTIVE one with this RUT under the name typed
+    now (audited as "reactivado", with the name before and after); returns the saved, active one.
 
-    Raises ServiceError for an invalid RUT, a missing name, or a company RUT (the SII only accepts a
-    natural person as an authorized user).
+    Raises ServiceError for an invalid RUT, a missing name, a company RUT (the SII only accepts a
+    natural person as an authorized user), or a RUT that already is an ACTIVE representative of the
+    firm (`already_representative`: nothing changes, their name included).
     """
     from sii_bot.rut import is_person_rut
 
@@ -562,15 +564,22 @@ def representative_create(*, tenant: Tenant, rut: str, name: str, actor: Abstrac
             "Ese RUT es de una empresa: el SII solo acepta a una persona natural como usuario autorizado.",
             code="not_a_person",
         )
-    before = Representative.objects.filter(tenant=tenant, rut=canonical).values("name", "is_active").first()
     with transaction.atomic():
+        # Lock the tenant row (as `representative_deactivate` does): the check and the write go together.
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        before = Representative.objects.filter(tenant=tenant, rut=canonical).values("name", "is_active").first()
+        if before is not None and before["is_active"]:
+            raise ServiceError(
+                f"Ese RUT ya es representante del estudio ({before['name']}).", code="already_representative"
+            )
         representative = _representative_add(tenant=tenant, rut=canonical, name=name)
+        renamed = f" (antes figuraba como {before['name']})" if before and before["name"] != representative.name else ""
         audit_record(
             tenant=tenant,
             actor=actor,
             action=AuditAction.SETTINGS,
             summary=f"Representante {representative.name} ({representative.rut}) "
-            + ("agregado" if before is None else "reactivado"),
+            + ("agregado" if before is None else f"reactivado{renamed}"),
             details={
                 "representative": representative.pk,
                 "before": before,

@@ -51,3 +51,38 @@ def si_no(value: object) -> str:
     if value is None:
         return "—"
     return "SI" if value else "NO"
+
+
+# Spanish names for the keys the services put in AuditEntry.details; an unknown key shows as is.
+_AUDIT_LABELS: dict[str, str] = {
+    "after": "Después", "affected": "Clientes afectados", "before": "Antes", "certificate": "Certificado",
+    "certificate_destroyed": "Certificado eliminado", "changes": "Cambios", "email": "Correo",
+    "expires_at": "Vence", "failure_code": "Código de error", "fingerprint": "Huella", "invitation": "Invitación",
+    "is_active": "Activo", "job": "Trabajo", "kind": "Tipo", "membership": "Miembro", "new": "Nuevo",
+    "new_job": "Trabajo nuevo", "old": "Anterior", "outcome": "Resultado", "permissions": "Permisos",
+    "reason": "Motivo", "relationship": "Relación", "representative": "Representante", "revoked_at": "Revocada",
+    "role": "Rol", "rut": "RUT", "send_count": "Envíos", "sii_user_rut": "Usuario en el SII",
+}
+
+
+def _audit_value(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if value is True:
+        return "Sí"
+    if value is False:
+        return "No"
+    if isinstance(value, dict):
+        return "; ".join(f"{_AUDIT_LABELS.get(str(k), str(k))}: {_audit_value(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_audit_value(v) for v in value) or "—"
+    return rut_display(value)
+
+
+@register.filter
+def audit_details(details: object) -> list[tuple[str, str]]:
+    """An audit entry's details as (Spanish label, readable value) pairs, for a definition list:
+    booleans as Sí/No, RUTs with dots, nested values inline (was Python's repr of the dict)."""
+    if not isinstance(details, dict):
+        return [("Detalle", _audit_value(details))] if details else []
+    return [(_AUDIT_LABELS.get(str(key), str(key)), _audit_value(value)) for key, value in details.items()]

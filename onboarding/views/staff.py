@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache, wraps
@@ -44,6 +45,7 @@ from onboarding.forms.staff import (
     MemberPasswordForm,
     MemberRoleForm,
     RepresentativeForm,
+    RepresentativeReplaceForm,
     TenantSettingsForm,
 )
 from onboarding.models import ArtifactKind, ClientCompany, CompanyStage, JobStatus, Membership, Role
@@ -86,6 +88,7 @@ def _step_label(step: str) -> str:
 
 # Live refresh cadence of queued/running rows and of an active job's page.
 POLL_EVERY = "every 3s"
+_ROW_ID = re.compile(r"[0-9]{1,18}")
 LIVE_ROWS_MAX = PAGE_SIZE
 
 
@@ -324,7 +327,10 @@ def dashboard_rows(request: HttpRequest, membership: Membership) -> HttpResponse
     tenant = membership.tenant
     ids: list[int] = []
     for part in request.GET.get("ids", "").split(",")[:LIVE_ROWS_MAX]:
-        if part.strip().isdigit():
+        # ASCII digits that fit a database integer ("²" is a digit to str.isdigit, and a 30-digit id
+        # overflowed SQLite: both were 500s); each row once.
+        part = part.strip()
+        if _ROW_ID.fullmatch(part) and int(part) not in ids:
             ids.append(int(part))
     rows = selectors.company_rows_by_ids(tenant=tenant, company_ids=ids)
     counts = selectors.company_stage_counts_cached(tenant=tenant)
@@ -672,17 +678,27 @@ def tenant_settings(request: HttpRequest, membership: Membership) -> HttpRespons
 
 @staff_view(methods=("POST",), access_check=access.owner_membership_or_404)
 def representative_add(request: HttpRequest, membership: Membership) -> HttpResponse:
-    """Add (or reactivate) a representative to authorize in new jobs."""
+    """Add a representative to authorize in new jobs, or reactivate an inactive one with that RUT (the
+    message says which, and the name it had if it changes); an active one's RUT is refused."""
     form = RepresentativeForm(request.POST)
     if form.is_valid():
+        previous = selectors.representative_get_by_rut(tenant=membership.tenant, rut=form.cleaned_data["rut"])
         try:
             representative = services.representative_create(
                 tenant=membership.tenant, rut=form.cleaned_data["rut"], name=form.cleaned_data["name"], actor=request.user
             )
         except services.ServiceError as error:
-            form.add_error("rut" if error.code in ("invalid_rut", "not_a_person") else None, error.message)
+            rut_codes = ("invalid_rut", "not_a_person", "already_representative")
+            form.add_error("rut" if error.code in rut_codes else None, error.message)
         else:
-            messages.success(request, f"Representante {representative.name} agregado.")
+            if previous is None:
+                messages.success(request, f"Representante {representative.name} agregado.")
+            elif previous.name != representative.name:
+                messages.success(
+                    request, f"Representante {representative.name} reactivado (antes figuraba como {previous.name})."
+                )
+            else:
+                messages.success(request, f"Representante {representative.name} reactivado.")
             return redirect("staff:settings", tenant_slug=membership.tenant.slug)
     return _settings_page(request, membership, representative_form=form)
 
@@ -888,48 +904,49 @@ def company_end(request: HttpRequest, membership: Membership, company_id: int) -
 @staff_view(methods=("GET", "POST"), access_check=access.owner_membership_or_404)
 def representative_replace(request: HttpRequest, membership: Membership, representative_id: int) -> HttpResponse:
     """Replace a representative: choose the new one (an active one, or add one), then confirm on a
-    page listing the affected clients; confirming creates the REPLACE jobs and emails the rest."""
+    page listing the affected clients; confirming creates the REPLACE jobs and emails the rest.
+
+    The choice goes through `services.representative_replace_check` before the confirmation page is
+    shown: the old one themself (or an active representative typed instead of chosen) is refused
+    there, with the error on the RUT field."""
     tenant = membership.tenant
     old = _representative_or_404(membership, representative_id)
     candidates = [rep for rep in selectors.representative_list(tenant=tenant) if rep.is_active and rep.pk != old.pk]
-    error = ""
+    form = RepresentativeReplaceForm(request.POST if request.method == "POST" else None, candidates=candidates)
+    new_rut = str(form.data.get("nuevo_rut", "")).strip()
+    new_name = str(form.data.get("nuevo_nombre", "")).strip()
     new = None
-    new_rut = request.POST.get("nuevo_rut", "").strip()
-    new_name = request.POST.get("nuevo_nombre", "").strip()
-    if request.method == "POST":
-        chosen = request.POST.get("nuevo", "")
-        if chosen and chosen != "otro":
-            new = next((rep for rep in candidates if str(rep.pk) == chosen), None)
-            if new is None:
-                error = "Elija un representante vigente."
-        elif not (new_rut and new_name):
-            error = "Elija un representante vigente o indique el RUT y el nombre del nuevo."
-        else:
-            try:
-                from sii_bot.rut import is_person_rut, normalize_rut
-
-                new_rut = normalize_rut(new_rut)
-                if not is_person_rut(new_rut):
-                    error = "El representante debe ser una persona natural (RUT menor a 50.000.000)."
-            except ValueError:
-                error = "El RUT no es válido."
-        if not error and request.POST.get("confirmar") == "1":
-            try:
-                report = services.representative_replace(
-                    tenant=tenant, old=old, new=new, new_rut=new_rut, new_name=new_name, actor=request.user
-                )
-            except services.ServiceError as service_error:
-                error = service_error.message
+    returning = None  # an inactive representative typed as the new one: the replacement reactivates them
+    confirming = False
+    if form.is_valid():
+        new = form.new
+        if new is None:
+            new_rut, new_name = form.cleaned_data["nuevo_rut"], form.cleaned_data["nuevo_nombre"]
+        kwargs: dict[str, Any] = {"tenant": tenant, "old": old, "new": new}
+        if new is None:
+            kwargs.update(new_rut=new_rut, new_name=new_name)
+        confirmed = request.POST.get("confirmar") == "1"
+        try:
+            if confirmed:
+                report = services.representative_replace(**kwargs, actor=request.user)
             else:
+                services.representative_replace_check(**kwargs)
+        except services.ServiceError as error:
+            rut_codes = ("invalid_rut", "same_representative", "already_representative")
+            form.add_error("nuevo_rut" if new is None and error.code in rut_codes else None, error.message)
+        else:
+            if confirmed:
                 messages.success(
                     request,
                     f"Representante reemplazado. Trabajos creados: {len(report.jobs)}; clientes a los que se pidió "
                     f"el certificado: {len(report.emailed)}; sin cambios por ahora: {len(report.skipped)}.",
                 )
                 return redirect("staff:dashboard", tenant_slug=tenant.slug)
+            confirming = True
+            if new is None:
+                returning = selectors.representative_get_by_rut(tenant=tenant, rut=new_rut)
     affected = list(selectors.companies_affected_by_representative(tenant=tenant, representative=old))
     rows = [{"company": c, "certificate_usable": services.company_usable_certificate(company=c) is not None} for c in affected]
-    confirming = request.method == "POST" and not error
     return render(
         request,
         "staff/representative_replace.html",
@@ -938,11 +955,12 @@ def representative_replace(request: HttpRequest, membership: Membership, represe
             "settings",
             old=old,
             candidates=candidates,
+            form=form,
             new=new,
             new_rut=new_rut,
             new_name=new_name.upper(),
+            returning=returning,
             chosen=request.POST.get("nuevo", ""),
-            error=error,
             confirming=confirming,
             rows=rows,
         ),

@@ -195,6 +195,21 @@ def test_ending_without_a_certificate_asks_for_it_and_consent_revokes(
     assert cast.company_a.relationship == Relationship.ENDED and cast.company_a.sii_user_rut == ""
 
 
+def test_ending_again_while_waiting_for_the_certificate_is_refused_and_emails_once(
+    cast, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """Each click used to email the client again and add an audit entry (QA: 4 clicks, 4 emails)."""
+    authorized(cast.company_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.company_relationship_end(company=cast.company_a, actor=cast.admin_a)
+        for _ in range(3):
+            with pytest.raises(services.ServiceError) as again:
+                services.company_relationship_end(company=cast.company_a, actor=cast.admin_a)
+            assert again.value.code == "relationship_ending" and "Ya le pedimos" in again.value.message
+    assert len(mail.outbox) == 1
+    assert AuditEntry.objects.filter(company=cast.company_a, summary__startswith="Término de la relación").count() == 1
+
+
 def test_ending_when_nobody_is_authorized_ends_at_once(cast) -> None:  # type: ignore[no-untyped-def]
     assert services.company_relationship_end(company=cast.company_a, actor=cast.owner_a) is None
     cast.company_a.refresh_from_db()

@@ -60,6 +60,17 @@ def test_staff_company_end_confirms_then_revokes(client, cast, certificate_bundl
     assert "Quitar representante" in detail and "Representante a quitar" in detail
 
 
+def test_staff_company_end_while_waiting_for_the_certificate_offers_no_second_click(client, cast) -> None:  # type: ignore[no-untyped-def]
+    authorized(cast.company_a)
+    client.force_login(cast.admin_a)
+    url = staff_url("company_end", company_id=cast.company_a.pk)
+    client.post(url)  # no stored certificate: the client is asked for it
+    page = client.get(url).content.decode()
+    assert "La relación ya está en término" in page and 'type="submit">Terminar la relación' not in page
+    again = client.post(url, follow=True).content.decode()
+    assert "Ya le pedimos al cliente su certificado" in again
+
+
 def test_owner_replaces_the_representative_through_a_confirmation(client, cast, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
     authorized(cast.company_a)
     services.certificate_store(company=cast.company_a, bundle=certificate_bundle, uploaded_by=cast.client_a)

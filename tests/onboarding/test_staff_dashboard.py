@@ -118,6 +118,28 @@ def test_search_by_name_and_contact(client, cast, firm) -> None:  # type: ignore
     assert "Ningún cliente coincide" in dashboard(client, q="nada parecido").content.decode()
 
 
+@pytest.mark.parametrize("query", ["Ñandú", "ñandú", "ÑANDÚ", "nandu", "COMPAÑÍA", "compania", "Ñuñoa", "nunoa"])
+def test_search_ignores_case_and_spanish_accents(client, cast, firm, query) -> None:  # type: ignore[no-untyped-def]
+    """SQLite's LIKE folds only ASCII: "ÑANDÚ" did not find "Compañía Ñandú" on the embedded setup."""
+    company_make(cast.tenant_a, "76555555-8", "Compañía Ñandú Ltda.", owner_name="José Ñuñoa Pérez")
+    client.force_login(cast.staff_a)
+    assert row_names(dashboard(client, q=query)) == ["Compañía Ñandú Ltda."]
+
+
+def test_sorting_by_name_ignores_case_and_accents(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    company_make(cast.tenant_a, "76555555-8", "EMPRESA MAYÚSCULA SPA")
+    company_make(cast.tenant_a, "76444444-2", "Ángulo Recto Ltda.")
+    company_make(cast.tenant_a, "76333333-7", "aguas del sur spa")
+    client.force_login(cast.staff_a)
+    names = row_names(dashboard(client, orden="nombre"))
+    # "Ángulo" among the A's (not after "Z"), "EMPRESA" after "Distribuidora" and before "Estudio".
+    assert names.index("aguas del sur spa") < names.index("Ángulo Recto Ltda.") < names.index("Bodega Espera SpA")
+    assert names.index("Distribuidora Corriendo EIRL") < names.index("EMPRESA MAYÚSCULA SPA") < names.index(
+        "Estudio Autorizado Ltda."
+    )
+    assert row_names(dashboard(client, orden="-nombre")) == names[::-1]
+
+
 def test_date_range_on_created_and_on_stage_changed(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
     today = timezone.localdate()
     long_ago = timezone.now() - dt.timedelta(days=40)
@@ -186,6 +208,21 @@ def test_pagination_keeps_filters_and_never_overlaps(client, cast) -> None:  # t
     assert "?estado=invited&amp;orden=nombre&amp;pagina=3" in body  # next link keeps the filters
     assert row_names(dashboard(client, estado="invited", orden="nombre", pagina=99)) == pages[2]  # past the end
     assert row_names(dashboard(client, estado="invited", orden="nombre", pagina="x")) == pages[0]
+
+
+@pytest.mark.parametrize("ids", ["99999999999999999999999", "²", ",,x,-3", "", "１２"])
+def test_live_refresh_ignores_ids_that_are_not_row_ids(client, cast, firm, ids) -> None:  # type: ignore[no-untyped-def]
+    """A 23-digit id overflowed SQLite's integers and "²" passed str.isdigit(): both were 500s."""
+    client.force_login(cast.staff_a)
+    response = client.get(reverse("staff:dashboard_rows", kwargs={"tenant_slug": "pyme"}), {"ids": ids})
+    assert response.status_code == 200 and 'id="company-' not in response.content.decode()
+
+
+def test_live_refresh_renders_a_repeated_id_once(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(cast.staff_a)
+    pk = firm["running"].pk
+    partial = client.get(reverse("staff:dashboard_rows", kwargs={"tenant_slug": "pyme"}), {"ids": f"{pk},{pk},{pk}"})
+    assert partial.content.decode().count(f'<tr id="company-{pk}"') == 1
 
 
 def test_live_refresh_polls_only_while_rows_are_active(client, cast, firm) -> None:  # type: ignore[no-untyped-def]

@@ -190,6 +190,18 @@ def test_audit_log_lists_filters_and_paginates(client, cast) -> None:  # type: i
     assert first.content.decode().count('method="post"') == 1
 
 
+def test_audit_details_read_as_spanish_labels_not_python_dicts(client, cast) -> None:  # type: ignore[no-untyped-def]
+    services.audit_record(
+        tenant=cast.tenant_a, actor=cast.owner_a, action=AuditAction.SETTINGS, summary="Representante desactivado",
+        details={"is_active": False, "rut": "13322924-8", "invitation": None, "before": {"role": "staff"}},
+    )
+    client.force_login(cast.owner_a)
+    page = client.get(url("audit")).content.decode()
+    assert "<dt>Activo</dt><dd>No</dd>" in page and "<dt>RUT</dt><dd>13.322.924-8</dd>" in page
+    assert "<dt>Invitación</dt><dd>—</dd>" in page and "<dt>Antes</dt><dd>Rol: staff</dd>" in page
+    assert "{&#x27;" not in page and "False" not in page
+
+
 def test_owner_pages_in_navigation_only_for_owners(client, cast) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.owner_a)
     nav = client.get(url("dashboard")).content.decode()
