@@ -76,7 +76,7 @@ from .pages import (
     result_kind,
     visible_text,
 )
-from .rut import is_person_rut, split_rut
+from .rut import display_rut, is_person_rut, split_rut
 from .settings import SiiSettings
 
 if TYPE_CHECKING:
@@ -804,9 +804,9 @@ class _Flow:
         ``named``: RUTs the job is about; a list page that names one of them without the parser
         reading it as an entry stops the job (never conclude "not there" from a misread page).
         """
-        async with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {self.company_rut}.") as done:
+        async with self.stage(Step.COMPANY, f"Ingresando el RUT de la empresa {display_rut(self.company_rut)}.") as done:
             await self._submit_company()
-            done.append(f"Empresa {self.company_rut} seleccionada.")
+            done.append(f"Empresa {display_rut(self.company_rut)} seleccionada.")
         async with self.stage(Step.USER_LIST, "Revisando los usuarios autorizados de la empresa.", evidence=True) as done:
             users, company_name, _ = await self._read_list(named)
             done.append(f"La empresa tiene {len(users)} usuario(s) autorizado(s).")
@@ -882,7 +882,7 @@ class _Flow:
             await self._wait_for(lambda s: True if s.has_field("RUT_USU") and s.has_field("DV_USU") else None,
                            "the new-user form (RUT_USU, DV_USU)")
             done.append("Formulario de nuevo usuario abierto.")
-        async with self.stage(Step.FILL_FORM, f"Ingresando el RUT {request.user_rut} y los permisos solicitados.") as done:
+        async with self.stage(Step.FILL_FORM, f"Ingresando el RUT {display_rut(request.user_rut)} y los permisos solicitados.") as done:
             await self._fill({"RUT_USU": body, "DV_USU": dv})
             await self._set_permissions()
             await self._click(_ACCEPT_FORM, "accepting the new-user form")
@@ -1117,7 +1117,7 @@ class _Flow:
             self.skip(Step.DELETE, absent)
             return _Removal("not_present", company_name)
 
-        async with self.stage(Step.DELETE, f"Eliminando al usuario {user_rut} de la empresa {self.company_rut}.",
+        async with self.stage(Step.DELETE, f"Eliminando al usuario {display_rut(user_rut)} de la empresa {display_rut(self.company_rut)}.",
                         evidence=True) as done:
             confirms = len(self.delete_confirms)
             self.delete_armed = True

@@ -10,7 +10,7 @@ import re
 
 from cl_sii.rut import Rut
 
-__all__ = ["InvalidRut", "normalize_rut", "is_person_rut", "split_rut", "PERSON_RUT_LIMIT"]
+__all__ = ["PERSON_RUT_LIMIT", "InvalidRut", "display_rut", "is_person_rut", "normalize_rut", "split_rut"]
 
 # SII's own validation script rejects user RUT bodies over 49,999,999 ("El rut debe ser de una persona
 # natural."): bodies from 50,000,000 up are assigned to legal entities.
@@ -77,6 +77,16 @@ def split_rut(rut: str) -> tuple[str, str]:
     """
     body, _, dv = normalize_rut(rut).partition("-")
     return body, dv
+
+
+def display_rut(rut: str) -> str:
+    """The RUT as people write it, with dots: ``"76086428-5"`` → ``"76.086.428-5"`` (for messages
+    people read; the text is returned as is when it is not a valid RUT)."""
+    try:
+        body, dv = split_rut(rut)
+    except InvalidRut:
+        return rut
+    return f"{int(body):,}".replace(",", ".") + "-" + dv
 
 
 def is_person_rut(rut: str) -> bool:

@@ -1,6 +1,8 @@
 """Forms every user meets: login and password reset, in Chilean Spanish."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 
@@ -8,7 +10,7 @@ class LoginForm(AuthenticationForm):
     """Django's login form with the project's words: the user name *is* the e-mail address, and
     Django's Spanish ("Por favor, introduzca un nombre de usuario y clave correctos…") is Spain's."""
 
-    error_messages = {
+    error_messages: ClassVar[dict[str, str]] = {
         "invalid_login": "El correo o la contraseña no son correctos. Revíselos e inténtelo de nuevo.",
         "inactive": "Esta cuenta está desactivada. Si cree que es un error, consulte a quien le dio acceso.",
     }

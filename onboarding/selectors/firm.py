@@ -213,6 +213,13 @@ class LatestJob:
     attempt: int
     failure_code: str
     failure_message: str
+    certificate_id: uuid.UUID | None = None
+    certificate_destroyed_at: dt.datetime | None = None
+
+    @property
+    def certificate_kept(self) -> bool:
+        """Whether the attempt's certificate is still stored: a re-run needs it (`job_rerun`)."""
+        return self.certificate_id is not None and self.certificate_destroyed_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +242,10 @@ class DashboardRow:
 
 # The company columns of a DashboardRow, in its field order (values_list tuples map onto it).
 _ROW_COLUMNS: tuple[str, ...] = ("pk", "rut", "legal_name", "owner_name", "owner_email", "stage", "stage_changed_at")
-_JOB_COLUMNS: tuple[str, ...] = ("company_id", "pk", "status", "attempt", "failure_code", "failure_message")
+_JOB_COLUMNS: tuple[str, ...] = (
+    "company_id", "pk", "status", "attempt", "failure_code", "failure_message", "certificate_id",
+    "certificate__destroyed_at",
+)
 
 
 def company_dashboard_values(*, tenant: Tenant, filters: CompanyFilters) -> QuerySet[Any]:

@@ -204,7 +204,9 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
         failed = row.stage == CompanyStage.FAILED
         if can_rerun:
             select = ""
-            if failed and job is not None and job.status == JobStatus.FAILED:
+            # Only what a re-run can take: a failed attempt whose certificate is still stored (the
+            # bulk re-run would refuse the rest, and the job's page says why).
+            if failed and job is not None and job.status == JobStatus.FAILED and job.certificate_kept:
                 select = (
                     f'<input type="checkbox" name="job" value="{job.pk}" form="rerun-form" class="rerun-pick" '
                     f'id="pick-{pk}"><label for="pick-{pk}" class="visually-hidden">Seleccionar {name} para '

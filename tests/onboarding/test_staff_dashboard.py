@@ -21,7 +21,7 @@ from onboarding import services
 from onboarding.models import ClientCompany, CompanyStage, EnrollmentJob, JobStatus
 from onboarding.views import staff as staff_views
 from onboarding.views.staff import csv_safe
-from tests.onboarding.staff_factories import company_make, invitation_make, job_make
+from tests.onboarding.staff_factories import certificate_make, company_make, invitation_make, job_make
 
 pytestmark = pytest.mark.django_db
 
@@ -254,13 +254,17 @@ def test_live_refresh_polls_only_while_rows_are_active(client, cast, firm) -> No
     assert "hx-trigger" not in dashboard(client, estado="authorized").content.decode()
 
 
-def test_rerun_checkboxes_only_for_roles_that_may_rerun(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_checkboxes_only_for_roles_that_may_rerun(client, cast, firm, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
+    latest = EnrollmentJob.objects.filter(company=firm["failed"]).order_by("-attempt").first()
+    client.force_login(cast.admin_a)
+    # A failed attempt whose certificate is gone cannot be re-run: no checkbox (the bulk re-run refused it).
+    assert 'class="rerun-pick"' not in dashboard(client).content.decode()
+    EnrollmentJob.objects.filter(pk=latest.pk).update(certificate=certificate_make(firm["failed"], certificate_bundle))
     client.force_login(cast.staff_a)
     body = dashboard(client).content.decode()
     assert "rerun-pick" not in body and "Re-ejecutar seleccionados" not in body
     client.force_login(cast.admin_a)
     body = dashboard(client).content.decode()
-    latest = EnrollmentJob.objects.filter(company=firm["failed"]).order_by("-attempt").first()
     assert body.count('class="rerun-pick"') == 1 and f'value="{latest.pk}"' in body
     assert "Re-ejecutar seleccionados" in body
 
@@ -481,12 +485,13 @@ def test_cached_stage_counts_never_mix_tenants(client, cast, firm) -> None:  # t
     assert row_names(response) == ["Ferretería B Ltda."]
 
 
-def test_rows_escape_truncate_and_format_like_the_templates_did(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
+def test_rows_escape_truncate_and_format_like_the_templates_did(client, cast, firm, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
     """The rows are built in Python (onboarding.views.staff._rows_html): everything from the database
     is escaped, long failure messages are cut at 160 characters, dates are local (Santiago) and Spanish."""
     hostile = "<script>alert('x')</script> & \"Hijos\""
     company = company_make(cast.tenant_a, rut_for(33_333_333), hostile, owner_name="O'Brien <b>", stage=CompanyStage.FAILED)
-    job = job_make(company, status=JobStatus.FAILED, failure_code="código<1>", failure_message="<b>falló</b> " + "x" * 200)
+    job = job_make(company, status=JobStatus.FAILED, failure_code="código<1>", failure_message="<b>falló</b> " + "x" * 200,
+                   certificate=certificate_make(company, certificate_bundle))
     when = dt.datetime(2031, 1, 1, 12, 5, 9, tzinfo=dt.UTC)  # 09:05 in Santiago (UTC-3 in summer)
     ClientCompany.objects.filter(pk=company.pk).update(stage_changed_at=when)
     client.force_login(cast.admin_a)

@@ -7,7 +7,7 @@ from cl_sii.rut import Rut
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut, split_rut
+from sii_bot.rut import InvalidRut, display_rut, is_person_rut, normalize_rut, split_rut
 
 VECTORS = ["96874030-K", "76086428-5", "60803000-K", "12531909-2", "77879240-0", "76369187-K", "11111111-1",
            "7880442-4"]
@@ -101,3 +101,12 @@ def test_rut_like_text_is_idempotent(text: str) -> None:
     except InvalidRut:
         return
     assert normalize_rut(result) == result
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("76086428-5", "76.086.428-5"), ("7880442-4", "7.880.442-4"), ("15000005-k", "15.000.005-K"),
+     ("1-9", "1-9"), ("no es rut", "no es rut")],
+)
+def test_display_rut_adds_dots_for_messages_people_read(text: str, shown: str) -> None:
+    assert display_rut(text) == shown
