@@ -228,9 +228,10 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
 
     The relationship becomes ENDING (audited). If the SII holds nobody for the firm there it is ENDED
     at once (stage REVOKED). Else, with a usable stored certificate a REVOKE job is created now and
-    returned; without one the client is emailed a link to upload it (None is returned) and their
-    consent creates the job. Raises ServiceError if the relationship already ended, if the client was
-    already asked for the certificate to end it, or if a job is in flight for this client.
+    returned; without one the client is emailed a link to upload it (None is returned; no email
+    when the client is the actor: their page takes them there) and their consent creates the job.
+    Raises ServiceError if the relationship already ended, if the client was already asked for the
+    certificate to end it (`relationship_ending`), or if a job is in flight for this client.
     """
     with transaction.atomic():
         company = ClientCompany.objects.select_for_update().select_related("tenant").get(pk=company.pk)
@@ -275,6 +276,10 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
         certificate = company_usable_certificate(company=company)
         if certificate is not None:
             return _create_pending_job(company=company, certificate=certificate, actor=actor)
+        if actor is not None and actor.pk == company.owner_id:
+            # The client ended it themself: their page sends them to the upload now. An email saying
+            # "<firm> needs to make a change" would read as if the firm had asked.
+            return None
         name = _sii_user_name(company)
         _ask_for_certificate(
             company=company,

@@ -548,8 +548,10 @@ def company_end(request: HttpRequest, company_id: int) -> HttpResponse:
         try:
             job = services.company_relationship_end(company=company, actor=request.user)
         except ServiceError as error:
-            messages.error(request, error.message)
-            return redirect("client:company", company_id=company.pk)
+            if error.code != "relationship_ending":
+                messages.error(request, error.message)
+                return redirect("client:company", company_id=company.pk)
+            job = None  # already ending and waiting for this client's certificate: go and upload it
         if job is not None:
             return redirect("client:job", job_id=job.pk)
         company.refresh_from_db()

@@ -169,7 +169,7 @@ def test_ending_without_a_certificate_asks_for_it_and_consent_revokes(
 ) -> None:  # type: ignore[no-untyped-def]
     authorized(cast.company_a)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.company_relationship_end(company=cast.company_a, actor=cast.client_a) is None
+        assert services.company_relationship_end(company=cast.company_a, actor=cast.admin_a) is None
     (asked,) = mail.outbox
     assert asked.to == ["cliente@empresa.cl"]
     assert f"/empresa/{cast.company_a.pk}/certificado/" in asked.body and "Quitar a ALEX BRITO MARDONES" in asked.body

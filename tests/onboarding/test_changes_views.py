@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from onboarding import services
@@ -106,17 +107,23 @@ def test_saving_new_permissions_offers_the_sii_update(client, cast) -> None:  # 
     assert not EnrollmentJob.objects.exists()  # no certificate stored: the client was emailed instead
 
 
-def test_client_consent_screen_for_a_revocation(client, cast, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
+def test_client_consent_screen_for_a_revocation(client, cast, certificate_bundle, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
     authorized(cast.company_a)
     client.force_login(cast.client_a)
     company_page = client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk})).content.decode()
     assert "Terminar la relación con PyME Contadores" in company_page
     end_url = reverse("client:company_end", kwargs={"company_id": cast.company_a.pk})
     assert "Se ELIMINARÁ a <strong>ALEX BRITO MARDONES</strong>" in client.get(end_url).content.decode()
-    response = client.post(end_url)
-    assert response["Location"] == reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk})
+    upload_url = reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(end_url)
+    assert response["Location"] == upload_url
     cast.company_a.refresh_from_db()
     assert cast.company_a.relationship == Relationship.ENDING
+    # The client is taken to the upload: no email saying "<firm> needs a change", as if the firm asked.
+    assert mail.outbox == []
+    # Ending again (e.g. Back and the button once more) takes them to the upload again, not to an error.
+    assert client.post(end_url)["Location"] == upload_url
     certificate = services.certificate_store(company=cast.company_a, bundle=certificate_bundle, uploaded_by=cast.client_a)
     url = reverse("client:consent", kwargs={"company_id": cast.company_a.pk, "certificate_id": certificate.pk})
     page = client.get(url).content.decode()
