@@ -605,7 +605,9 @@ def job_replacement_incomplete(*, job: EnrollmentJob, failure: Any) -> Enrollmen
     if failure.page_html:
         job_artifact_store(job=job, kind="page_html", step=failure.step or "failure", content=failure.page_html.encode("utf-8"))
     if failure.screenshot:
-        job_artifact_store(job=job, kind="screenshot", step=failure.step or "failure", content=failure.screenshot)
+        job_artifact_store(
+            job=job, kind="screenshot", step=failure.step or "failure", content=failure.screenshot, unless_stored=True
+        )
     return _job_finish_failed(job, code=failure.code, message=message, retryable=True, detail=failure.detail)
 
 

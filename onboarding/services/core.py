@@ -317,8 +317,19 @@ def _artifact_context(artifact: JobArtifact) -> bytes:
     return crypto.record_context(purpose=ARTIFACT_PURPOSE, tenant_id=artifact.tenant_id, record_id=artifact.pk)
 
 
-def job_artifact_store(*, job: EnrollmentJob, kind: str, step: str, content: bytes) -> JobArtifact:
-    """Seal and store one piece of evidence of a job step."""
+def job_artifact_store(
+    *, job: EnrollmentJob, kind: str, step: str, content: bytes, unless_stored: bool = False
+) -> JobArtifact | None:
+    """Seal and store one piece of evidence of a job step; returns it.
+
+    With `unless_stored`, returns None and stores nothing when the job already holds the same bytes
+    of this kind for this step: a failure carries the screenshot its step's "failed" event already
+    delivered, and the job's page listed the same picture twice.
+    """
+    if unless_stored:
+        for stored in JobArtifact.objects.filter(job=job, kind=kind, step=step):
+            if job_artifact_open(artifact=stored) == content:
+                return None
     artifact = JobArtifact(tenant_id=job.tenant_id, job=job, kind=kind, step=step)
     sealed = crypto.seal(content, context=_artifact_context(artifact))
     artifact.key_id = sealed.key_id
@@ -767,7 +778,10 @@ def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
     if failure.page_html:
         job_artifact_store(job=job, kind=ArtifactKind.PAGE_HTML, step=failure.step or "failure", content=failure.page_html.encode("utf-8"))
     if failure.screenshot:
-        job_artifact_store(job=job, kind=ArtifactKind.SCREENSHOT, step=failure.step or "failure", content=failure.screenshot)
+        job_artifact_store(
+            job=job, kind=ArtifactKind.SCREENSHOT, step=failure.step or "failure", content=failure.screenshot,
+            unless_stored=True,
+        )
     if failure.retryable and job.retry_count < settings.AUTORIZA_JOB_MAX_RETRIES:
         delay = _retry_delay_seconds(job, failure.retry_after_seconds)
         run_after = timezone.now() + timedelta(seconds=delay)

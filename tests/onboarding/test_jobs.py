@@ -145,6 +145,23 @@ def test_a_final_failure_keeps_the_certificate_for_a_rerun(cast, job, bot) -> No
     assert cast.company_a.stage == CompanyStage.FAILED
 
 
+def test_a_failed_step_s_screenshot_is_stored_once(cast, job, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The bot sends the failed step's screenshot with its "failed" event and again with the failure:
+    the job's page listed the same picture twice. A different picture of the same step is kept."""
+    def failing(request: Any, certificate: Any, settings: Any = None, on_progress: Any = None) -> Any:
+        on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.COMPANY, status="started", message="Empresa"))
+        on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.COMPANY, status="failed", message="No", screenshot=b"\x89PNG A"))
+        raise errors.HolderNotAdministrator("holder is not admin", step="company", screenshot=b"\x89PNG A")
+
+    monkeypatch.setattr(sii_bot, "enroll", failing)
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    shots = JobArtifact.objects.filter(job=done, kind=ArtifactKind.SCREENSHOT, step="company")
+    assert [services.job_artifact_open(artifact=shot) for shot in shots] == [b"\x89PNG A"]
+    assert services.job_artifact_store(
+        job=done, kind=ArtifactKind.SCREENSHOT, step="company", content=b"\x89PNG B", unless_stored=True
+    ) is not None
+
+
 def test_a_certificate_the_sii_rejected_is_destroyed_and_not_offered_again(client, cast, job, bot) -> None:  # type: ignore[no-untyped-def]
     from django.urls import reverse
 
