@@ -236,7 +236,9 @@ def test_no_password_or_private_key_anywhere_after_a_full_run(  # type: ignore[n
     ok, failed = EnrollmentJob.objects.get(pk=ok_job), EnrollmentJob.objects.get(pk=failing_job)
     assert ok.status == JobStatus.SUCCEEDED, (ok.failure_code, ok.failure_detail)
     assert failed.status == JobStatus.FAILED and failed.failure_code == "holder_not_administrator"
-    assert JobArtifact.objects.filter(job__in=[ok, failed]).count() >= 5  # screenshots and the failure page
+    # The success's evidence screenshots, and the failure's page and screenshot (stored once).
+    assert JobArtifact.objects.filter(job=ok).count() >= 2
+    assert sorted(JobArtifact.objects.filter(job=failed).values_list("kind", flat=True)) == ["page_html", "screenshot"]
 
     # --- The scan (the worker still runs: Chromium's profile is still on disk) ---------------------
     scanner = Scanner(needles)
