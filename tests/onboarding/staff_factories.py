@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.urls import reverse
 from django.utils import timezone
 
 from onboarding import services
@@ -22,6 +23,12 @@ from onboarding.models import (
     JobEvent,
     JobStatus,
 )
+
+
+def staff_url(name: str, **kwargs: object) -> str:
+    """The URL of the firm page `staff:<name>` of tenant A (the cast's "pyme")."""
+    return reverse(f"staff:{name}", kwargs={"tenant_slug": "pyme", **kwargs})
+
 
 # Valid RUTs (check digit right) used across the tests.
 RUTS = ("96874030-K", "60803000-K", "76369187-K", "11111111-1", "7880442-4", "12531909-2")

@@ -4,7 +4,6 @@ audit, the company's state after each outcome and the partial replacement failur
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.core import mail
@@ -94,13 +93,8 @@ def bot(monkeypatch):  # type: ignore[no-untyped-def]
     return fake
 
 
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):  # type: ignore[no-untyped-def]
-    from onboarding import tasks
-
-    sent = mock.Mock()
-    monkeypatch.setattr(tasks.enrollment_job_run, "delay", sent)
-    return sent
+# Jobs these services create are enqueued to a mock (the fake SII above runs them when asked).
+pytestmark = pytest.mark.usefixtures("enqueued")
 
 
 def authorized(company: Any, rut: str = OLD_RUT, **flags: bool) -> ClientCompany:

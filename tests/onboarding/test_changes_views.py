@@ -2,8 +2,6 @@
 jobs enqueued to a mock: what each page says, what its POST does, roles, and kind-aware timelines."""
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -19,21 +17,12 @@ from onboarding.models import (
     Relationship,
     Representative,
 )
+from tests.onboarding.staff_factories import staff_url
+
+# Every job these pages create is enqueued to a mock.
+pytestmark = pytest.mark.usefixtures("enqueued")
 
 OLD_RUT, NEW_RUT = "13322924-8", "14567890-0"
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):  # type: ignore[no-untyped-def]
-    from onboarding import tasks
-
-    sent = mock.Mock()
-    monkeypatch.setattr(tasks.enrollment_job_run, "delay", sent)
-    return sent
-
-
-def staff_url(name: str, **kwargs: object) -> str:
-    return reverse(f"staff:{name}", kwargs={"tenant_slug": "pyme", **kwargs})
 
 
 def authorized(company: ClientCompany, rut: str = OLD_RUT) -> ClientCompany:

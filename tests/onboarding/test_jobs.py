@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django.core import mail
@@ -54,16 +53,6 @@ def bot(monkeypatch):  # type: ignore[no-untyped-def]
     fake = FakeBot()
     monkeypatch.setattr(sii_bot, "enroll", fake)
     return fake
-
-
-@pytest.fixture
-def enqueued(monkeypatch):  # type: ignore[no-untyped-def]
-    """Captures what would be sent to the broker."""
-    from onboarding import tasks
-
-    sent = mock.Mock()
-    monkeypatch.setattr(tasks.enrollment_job_run, "delay", sent)
-    return sent
 
 
 @pytest.fixture

@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import html
 import re
-from unittest import mock
 
 import pytest
-from django.urls import reverse
 
 from onboarding import services
 from onboarding.models import AuditAction, AuditEntry, EnrollmentJob, Representative
+from tests.onboarding.staff_factories import staff_url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 OLD_RUT, OLD_NAME = "13322924-8", "ALEX BRITO MARDONES"  # the cast's representative of tenant A
 OTHER_RUT, OTHER_NAME = "14567890-0", "MARCELA ROJAS"
 SAME_PERSON = "Ese RUT es el del representante actual. Para reemplazarlo, ingrese el RUT de otra persona."
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):  # type: ignore[no-untyped-def]
-    from onboarding import tasks
-
-    sent = mock.Mock()
-    monkeypatch.setattr(tasks.enrollment_job_run, "delay", sent)
-    return sent
-
-
-def staff_url(name: str, **kwargs: object) -> str:
-    return reverse(f"staff:{name}", kwargs={"tenant_slug": "pyme", **kwargs})
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]
