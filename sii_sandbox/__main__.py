@@ -18,7 +18,8 @@ from .pki import ensure_pki
 from .server import Sandbox
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's parser: subcommands ``pki DIR`` and ``serve`` with its options."""
     parser = argparse.ArgumentParser(prog="python -m sii_sandbox", description="SII stand-in for Autoriza.")
     sub = parser.add_subparsers(dest="command")
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0].startswith("-"):
         args_list.insert(0, "serve")  # serve is the default subcommand
-    args = _build_parser().parse_args(args_list)
+    args = build_parser().parse_args(args_list)
 
     if args.command == "pki":
         pki = ensure_pki(args.dir)

@@ -75,9 +75,9 @@ def test_the_commands_name_things_that_exist() -> None:
     assert f'CMD {json.dumps(command("web"))}' in DOCKERFILE  # the image runs what compose runs
     importlib.import_module("portal.wsgi")
     assert portal.celery.app.main == "autoriza"
-    from sii_sandbox.__main__ import _build_parser
+    from sii_sandbox.__main__ import build_parser
 
-    args = _build_parser().parse_args(command("sandbox")[3:])
+    args = build_parser().parse_args(command("sandbox")[3:])
     ports = {args.zeus_port, args.hercules_port, args.palena_port}
     env = COMPOSE["x-app"]["environment"]
     assert env["SII_ENROLL_URL"].startswith(f"https://127.0.0.1:{args.palena_port}/cvc_cgi/dte/eu_enrola_usuarios")
