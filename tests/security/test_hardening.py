@@ -71,7 +71,9 @@ def test_password_reset_never_reveals_whether_an_account_exists(client, cast) ->
     url = reverse("client:password_reset")
     known = client.post(url, {"email": "cliente@empresa.cl"})
     unknown = client.post(url, {"email": "nadie@empresa.cl"})
-    assert known.status_code == unknown.status_code == 302 and known["Location"] == unknown["Location"]
+    assert known.status_code == unknown.status_code == 302
+    assert known["Location"] == unknown["Location"] == reverse("client:password_reset_done")
+    assert [m.to for m in mail.outbox] == [["cliente@empresa.cl"]]
 
 
 PROXY = "10.0.0.254"  # the TLS proxy: every request behind it arrives from this REMOTE_ADDR
