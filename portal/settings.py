@@ -164,8 +164,15 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env.bool("DJANGO_BEHIND_PROXY", default=False):
+BEHIND_PROXY: bool = env.bool("DJANGO_BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front of the app append to X-Forwarded-For: the client's address (throttles,
+# onboarding.client_address) is the entry the outermost one appended, counted from the right; entries
+# left of it are the client's own words. 0, and always without DJANGO_BEHIND_PROXY: REMOTE_ADDR.
+AUTORIZA_TRUSTED_PROXY_COUNT: int = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=1) if BEHIND_PROXY else 0
+if AUTORIZA_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("DJANGO_TRUSTED_PROXY_COUNT must be 0 or more.")
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -307,3 +314,10 @@ SESSION_ENGINE = "onboarding.sessions.cached_db" if REDIS_URL else "onboarding.s
 # window lock further attempts for the rest of the window.
 AUTORIZA_LOGIN_MAX_FAILURES: int = env.int("AUTORIZA_LOGIN_MAX_FAILURES", default=5)
 AUTORIZA_LOGIN_WINDOW_SECONDS: int = env.int("AUTORIZA_LOGIN_WINDOW_SECONDS", default=900)
+# Password reset requests: this many per client address within its window (what stops a flood), and
+# per e-mail only a few within a short window (a flood spread over many addresses still cannot fill
+# an inbox, and cannot hold the owner's own reset back for longer). A refused request is told so.
+AUTORIZA_RESET_MAX_PER_ADDRESS: int = env.int("AUTORIZA_RESET_MAX_PER_ADDRESS", default=5)
+AUTORIZA_RESET_ADDRESS_WINDOW_SECONDS: int = env.int("AUTORIZA_RESET_ADDRESS_WINDOW_SECONDS", default=900)
+AUTORIZA_RESET_MAX_PER_EMAIL: int = env.int("AUTORIZA_RESET_MAX_PER_EMAIL", default=3)
+AUTORIZA_RESET_EMAIL_WINDOW_SECONDS: int = env.int("AUTORIZA_RESET_EMAIL_WINDOW_SECONDS", default=300)

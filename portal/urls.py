@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from onboarding.forms.platform import PlatformLoginForm
 from onboarding.views import common
 
 urlpatterns = [
@@ -16,3 +17,5 @@ urlpatterns = [
 
 admin.site.site_header = "Autoriza — administración de la plataforma"
 admin.site.site_title = "Autoriza"
+# Throttled like the staff and client login (onboarding.throttle).
+admin.site.login_form = PlatformLoginForm

@@ -18,7 +18,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse, reverse_lazy
@@ -503,7 +503,9 @@ def _job_status_etag(request: HttpRequest, job_id: str) -> str | None:
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's reset, throttled per address and per e-mail so nobody can flood an inbox with it."""
+    """Django's reset, throttled per client address and briefly per e-mail so nobody can flood an
+    inbox with it; a refused request gets the form back (429) saying why and for how long, never the
+    "we sent you an e-mail" page."""
 
     template_name = "registration/password_reset_form.html"
     form_class = ResetRequestForm
@@ -513,10 +515,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         email = form.cleaned_data["email"]
-        if throttle.login_is_locked(request=self.request, username=email, scope="reset"):
-            # The same answer as when an e-mail is sent: it reveals neither the throttle nor the account.
-            return HttpResponseRedirect(self.get_success_url())
-        throttle.login_failure_record(request=self.request, username=email, scope="reset")
+        refusal = throttle.reset_request_admit(request=self.request, email=email)
+        if refusal is not None:
+            return self.render_to_response(self.get_context_data(form=form, extra_error=refusal.message), status=429)
         return super().form_valid(form)
 
 

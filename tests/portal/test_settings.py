@@ -34,7 +34,7 @@ def run(code_or_args: list[str], env: dict[str, str], tmp_path: Path) -> subproc
     # set explicitly, and the .env in the checkout is read with overwrite=False).
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUTORIZA_", "DATABASE_", "REDIS_"))}
     full = {**base, "AUTORIZA_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "portal.settings", **env}
-    return subprocess.run([sys.executable, *code_or_args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *code_or_args], check=False, cwd=ROOT, env=full, capture_output=True, text=True, timeout=120)
 
 
 def probe(env: dict[str, str], tmp_path: Path) -> dict[str, object]:
@@ -67,6 +67,29 @@ def test_production_settings_pass_check_deploy_with_no_warnings(tmp_path: Path) 
     result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert probe(PRODUCTION, tmp_path)["secure_cookie"] is True
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, 0),
+        ({"DJANGO_BEHIND_PROXY": "1"}, 1),
+        ({"DJANGO_BEHIND_PROXY": "1", "DJANGO_TRUSTED_PROXY_COUNT": "2"}, 2),
+        ({"DJANGO_TRUSTED_PROXY_COUNT": "2"}, 0),  # X-Forwarded-For is trusted only behind a proxy
+    ],
+    ids=["no-proxy", "behind-proxy", "two-proxies", "count-without-proxy"],
+)
+def test_trusted_proxy_count_follows_behind_proxy(env: dict[str, str], expected: int, tmp_path: Path) -> None:
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.AUTORIZA_TRUSTED_PROXY_COUNT)"
+    result = run(["-c", code], {**PRODUCTION, **env}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(expected)
+
+
+def test_a_negative_trusted_proxy_count_fails_at_start(tmp_path: Path) -> None:
+    result = run(["manage.py", "check"], {**PRODUCTION, "DJANGO_BEHIND_PROXY": "1", "DJANGO_TRUSTED_PROXY_COUNT": "-1"}, tmp_path)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_TRUSTED_PROXY_COUNT must be 0 or more." in result.stderr
 
 
 @pytest.mark.parametrize(
