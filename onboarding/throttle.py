@@ -115,11 +115,6 @@ def login_locked_seconds(*, request: HttpRequest, username: str) -> int:
     return _wait_seconds(_login_counters(request, username))
 
 
-def login_is_locked(*, request: HttpRequest, username: str) -> bool:
-    """True when the account or the client address has reached the limit in the current window."""
-    return login_locked_seconds(request=request, username=username) > 0
-
-
 def login_failure_record(*, request: HttpRequest, username: str) -> None:
     """Count one failed attempt for the account and the client address."""
     for counter in _login_counters(request, username):

@@ -41,14 +41,18 @@ class LoginView(auth_views.LoginView):
     template_name = "common/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
-    locked_message = "Demasiados intentos fallidos. Por seguridad, espere 15 minutos antes de volver a intentarlo."
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         username = request.POST.get("username", "")
-        if throttle.login_is_locked(request=request, username=username):
+        wait = throttle.login_locked_seconds(request=request, username=username)
+        if wait > 0:
             # An unbound form: validating the posted one would still check the password.
             form = self.get_form_class()(request=request, initial={"username": username})
-            context = self.get_context_data(form=form, locked_message=self.locked_message)
+            locked_message = (
+                "Demasiados intentos fallidos. Por seguridad, espere "
+                f"{throttle.minutes_text(wait)} antes de volver a intentarlo."
+            )
+            context = self.get_context_data(form=form, locked_message=locked_message)
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
 

@@ -154,3 +154,12 @@ def test_the_platform_and_the_staff_login_share_one_budget_per_account(client, p
     admin_attempt(client, "root@autoriza.cl", "wrong", address="10.0.0.3")
     assert LOCKED in admin_attempt(client, "root@autoriza.cl", "clave-de-plataforma-123", address="10.0.0.4").content.decode()
     assert attempt(client, "root@autoriza.cl", "clave-de-plataforma-123", address="10.0.0.5").status_code == 429
+
+
+def test_the_lock_message_names_the_configured_wait(client, cast, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.AUTORIZA_LOGIN_WINDOW_SECONDS = 120
+    for _ in range(3):
+        attempt(client, "staff@a.cl", "wrong")
+    locked = attempt(client, "staff@a.cl", cast.password)
+    assert locked.status_code == 429
+    assert "Por seguridad, espere 2 minutos antes de volver a intentarlo." in locked.content.decode()
