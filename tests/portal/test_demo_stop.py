@@ -122,3 +122,15 @@ def test_stop_ends_what_a_child_started_in_a_process_group_of_its_own() -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_every_stop_signal_is_handled_by_the_stop_request() -> None:
+    """SIGHUP too: a closing terminal's default SIGHUP would end the demo with no clean-up at all."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    stop = StopRequest()
+    try:
+        stop.install()
+        assert {signum: signal.getsignal(signum) for signum in saved} == dict.fromkeys(saved, stop.handle)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
