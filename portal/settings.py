@@ -126,7 +126,8 @@ USE_TZ = True
 
 # --- Static and uploads -----------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py demo` collects into its own var/ folder, so that demos with other var/ folders never share one.
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -145,8 +146,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 AUTORIZA_MAX_CERTIFICATE_BYTES: int = env.int("AUTORIZA_MAX_CERTIFICATE_BYTES", default=64 * 1024)
 
 # --- Security ---------------------------------------------------------------------------------
-# HTTPS-only cookies and redirects are on whenever debug is off; the demo (plain http on loopback)
-# runs with DJANGO_DEBUG=1. AUTORIZA_HTTPS overrides, e.g. behind a TLS-terminating proxy in tests.
+# HTTPS-only cookies and redirects are on whenever debug is off. AUTORIZA_HTTPS overrides: the demo
+# (debug off, plain http on loopback) sets it to 0; tests set it behind a TLS-terminating proxy.
 HTTPS: bool = env.bool("AUTORIZA_HTTPS", default=not DEBUG)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
