@@ -228,8 +228,8 @@ class ReplacementRequest:
         }
 
 
-# Steps that only removals use. Iterating ``Step`` leaves them out, so that ``list(Step)`` stays the
-# ten steps of the enrolment guide that existing callers (the client's timeline) number and show.
+# Steps that only removals use. Iterating ``Step`` leaves them out, so that ``list(Step)`` is the ten
+# steps of the enrolment guide, which the client's timeline numbers and shows.
 _REMOVAL_STEP_VALUES = frozenset({"open_edit", "delete", "verify"})
 
 

@@ -1,5 +1,5 @@
-"""What the bot does on a page: the labels it looks for, the JavaScript it runs there, and ``Controls``,
-the page-level mechanics every flow is built on.
+"""What the bot does on a page: the labels it looks for (``Labels``) and ``Controls``, the page-level
+mechanics every flow is built on (the JavaScript it runs in the page is in ``scripts``).
 
 ``Controls`` runs in the engine's browser thread, on its event loop (Playwright's async API). On its
 page it:
@@ -71,6 +71,7 @@ T = TypeVar("T")
 # it is not going to turn into the expected page (SII's pages redirect from JavaScript right away).
 _QUIET_SECONDS = 0.6
 _POLL_SECONDS = 0.01
+
 
 class Labels:
     """Visible labels of the SII controls the bot clicks, per action: exact labels first, most specific

@@ -45,9 +45,10 @@ def decode_page(body: bytes, content_type: str | None = None) -> str:
     """Return the HTML text of a response body (entities are left for ``visible_text`` to decode).
 
     The charset comes from the Content-Type header, else from a ``<meta>`` in the first 2 KB, else
-    SII's real default: ISO-8859-1 (read as windows-1252, like browsers do). A body without a declared
-    charset that is valid UTF-8 with multi-byte sequences is read as UTF-8: Latin-1 text practically
-    never forms valid UTF-8, so this only rescues mislabeled pages.
+    ISO-8859-1 (the default of pages that declare nothing, SII's among them), read as windows-1252 like
+    browsers do. A body without a declared charset that is valid UTF-8 with multi-byte sequences is
+    read as UTF-8: Latin-1 text practically never forms valid UTF-8, so this only rescues mislabeled
+    pages.
     """
     if body.startswith(codecs.BOM_UTF8):
         return body[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
@@ -64,7 +65,7 @@ def decode_page(body: bytes, content_type: str | None = None) -> str:
     if declared:
         try:
             return body.decode(declared, errors="replace")
-        except (UnicodeError, LookupError):  # codecs that cannot even replace: fall back to SII's default
+        except (UnicodeError, LookupError):  # codecs that cannot even replace: the default
             return _decode_cp1252(body)
     if any(b >= 0x80 for b in body):
         try:

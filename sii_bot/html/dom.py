@@ -80,7 +80,7 @@ def _collect_text(node: Node, parts: list[str]) -> None:
         if item.tag in _INVISIBLE:
             continue
         if item.tag == "input":
-            # Submit buttons show their value; include it so "Grabar Usuario" is visible text either way.
+            # Submit buttons show their value: a label is visible text whether it is an input or a button.
             if item.attrs.get("type", "text").lower() in ("submit", "button", "reset"):
                 parts.append(f" {item.attrs.get('value', '')} ")
             continue
@@ -171,7 +171,7 @@ def visible_text(html: str | bytes) -> str:
     """Return the text a person sees on the page: entities decoded, accents kept, single-spaced.
 
     Scripts, styles, the title and form option lists are left out; submit-button labels and image
-    ``alt`` texts are included (SII uses both for actions).
+    ``alt`` texts are included (old pages use both for actions).
     """
     return parse(html).root.text()
 
