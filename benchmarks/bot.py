@@ -49,14 +49,14 @@ def _steps(events: list[Any], start: dt.datetime, end: dt.datetime) -> dict[str,
 
 class _RequestCounter:
     """Counts the requests the bot's browser context makes (diagnostic run only): wraps
-    `sii_bot.driver.new_job_context` in this process to listen on each new context."""
+    `sii_bot.driver.session.new_job_context` in this process to listen on each new context."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.active = False
 
     def install(self) -> None:
-        from sii_bot import driver
+        from sii_bot.driver import session as driver
 
         original = driver.new_job_context
 

@@ -37,22 +37,25 @@ from .models import (
     ReplacementResult,
     RevocationRequest,
     RevocationResult,
+    SiiEditScreen,
+    SiiRemovalRecord,
+    SiiUser,
+    SiiUserRecord,
     Step,
 )
-from .pages import SiiEditScreen, SiiRemovalRecord, SiiUser, SiiUserRecord
 from .rut import InvalidRut, is_person_rut, normalize_rut, split_rut
 from .settings import SiiSettings
 
 __all__ = [
-    "BrowserEngine",
     "CERTIFICATE_ERROR_CODES",
+    "FAILURE_CODES",
+    "BrowserEngine",
     "CertificateBundle",
     "CertificateError",
     "CertificateMaterial",
     "EnrollmentFailure",
     "EnrollmentRequest",
     "EnrollmentResult",
-    "FAILURE_CODES",
     "InvalidRut",
     "Permission",
     "ProgressEvent",
@@ -70,11 +73,11 @@ __all__ = [
     "close_default_engine",
     "default_engine",
     "enroll",
-    "replace",
-    "revoke",
     "failure_from_code",
     "is_person_rut",
     "normalize_rut",
     "open_pkcs12",
+    "replace",
+    "revoke",
     "split_rut",
 ]

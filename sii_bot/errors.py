@@ -8,38 +8,37 @@ the evidence of the page the bot was looking at: the caller decides where (encry
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from .models import EnrollmentResult
+from .models import EnrollmentResult
 
 __all__ = [
-    "EnrollmentFailure",
-    "CertificateRejected",
-    "HolderNotAdministrator",
-    "CompanyNotAuthorized",
-    "OptionNotAllowed",
-    "TooManySessions",
-    "LoginThrottled",
-    "SiiUnavailable",
-    "WafRejected",
-    "SessionExpired",
-    "UnexpectedPage",
-    "ConfirmationMismatch",
-    "UserRutInvalid",
-    "StepTimeout",
-    "JobTimeout",
-    "BrowserUnavailable",
-    "ServerCertificateUntrusted",
+    "FAILURE_CODES",
     "BrowserCrashed",
-    "JobCancelled",
-    "InternalError",
-    "EditScreenMismatch",
+    "BrowserUnavailable",
+    "CertificateRejected",
+    "CompanyNotAuthorized",
+    "ConfirmationMismatch",
     "DeleteUnavailable",
+    "EditScreenMismatch",
+    "EnrollmentFailure",
+    "HolderNotAdministrator",
+    "InternalError",
+    "JobCancelled",
+    "JobTimeout",
+    "LoginThrottled",
+    "OptionNotAllowed",
+    "ReplacementIncomplete",
+    "ServerCertificateUntrusted",
+    "SessionExpired",
+    "SiiUnavailable",
+    "StepTimeout",
+    "TooManySessions",
+    "UnexpectedPage",
+    "UserRutInvalid",
     "UserStillPresent",
     "VerificationFailed",
-    "ReplacementIncomplete",
-    "FAILURE_CODES",
+    "WafRejected",
     "failure_from_code",
 ]
 

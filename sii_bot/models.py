@@ -1,31 +1,39 @@
-"""What callers hand to the bot and what they get back: requests, permissions, steps, progress, results."""
+"""Every record type of the bot: what callers hand to it (requests, permissions), what it reports
+(steps, progress events) and what it gives back (results), and what SII shows (user-list rows,
+confirmation/result records, edit screens, removal messages).
+
+Plain frozen dataclasses and enums; nothing here reads a page or drives a browser.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .pages import SiiRemovalRecord, SiiUser, SiiUserRecord
 from .rut import InvalidRut, is_person_rut, normalize_rut
 
 __all__ = [
-    "Permission",
     "EnrollmentRequest",
-    "RevocationRequest",
-    "ReplacementRequest",
-    "Step",
-    "ProgressEvent",
     "EnrollmentResult",
-    "RevocationResult",
-    "ReplacementResult",
-    "Outcome",
-    "RevocationOutcome",
-    "ReplacementOutcome",
-    "StepStatus",
     "JobKind",
+    "Outcome",
+    "Permission",
+    "ProgressEvent",
+    "ReplacementOutcome",
+    "ReplacementRequest",
+    "ReplacementResult",
+    "RevocationOutcome",
+    "RevocationRequest",
+    "RevocationResult",
+    "SiiEditScreen",
+    "SiiRemovalRecord",
+    "SiiUser",
+    "SiiUserRecord",
+    "Step",
+    "StepStatus",
 ]
 
 Outcome = Literal["created", "updated", "already_authorized"]
@@ -220,8 +228,8 @@ class ReplacementRequest:
         }
 
 
-# Steps that only removals use. Iterating ``Step`` leaves them out, so that ``list(Step)`` stays the
-# ten steps of the enrolment guide that existing callers (the client's timeline) number and show.
+# Steps that only removals use. Iterating ``Step`` leaves them out, so that ``list(Step)`` is the ten
+# steps of the enrolment guide, which the client's timeline numbers and shows.
 _REMOVAL_STEP_VALUES = frozenset({"open_edit", "delete", "verify"})
 
 
@@ -241,8 +249,7 @@ class _StepType(enum.EnumType):
 class Step(enum.Enum, metaclass=_StepType):
     """The steps of SII's guide, in order; ``label`` is the Spanish text shown to the client.
 
-    ``list(Step)`` / ``len(Step)`` are the ten steps of the enrolment guide (unchanged since the first
-    version). Revocations and replacements also use ``OPEN_EDIT``, ``DELETE`` and ``VERIFY``; they are
+    ``list(Step)`` / ``len(Step)`` are the ten steps of the enrolment guide. Revocations and replacements also use ``OPEN_EDIT``, ``DELETE`` and ``VERIFY``; they are
     ordinary members (``Step.DELETE``, ``Step("delete")``, ``Step.__members__``) but are left out of
     iteration. ``Step.flow(kind)`` gives the ordered steps of each kind of job.
     """
@@ -316,6 +323,89 @@ _FLOWS: dict[str, tuple[Step, ...]] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------
+# What SII shows (read by ``sii_bot.screens``)
+
+
+@dataclass(frozen=True)
+class SiiUser:
+    """One row of the company's authorized-user list.
+
+    Flags are ``None`` when the list does not show that permission.
+    """
+
+    rut: str
+    name: str
+    admin: bool | None = None
+    sign: bool | None = None
+    registry: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SiiUserRecord:
+    """What SII shows on the confirmation or result page for one authorized user."""
+
+    company_name: str
+    company_rut: str
+    user_rut: str
+    user_name: str
+    admin: bool
+    sign: bool
+    registry: bool
+    authorized_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict (for the job record and the audit log)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SiiRemovalRecord:
+    """What SII's elimination page says: "Se ha eliminado satisfactoriamente el usuario <RUT> de la
+    empresa <NAME>, Rut <RUT>." Fields SII does not show are ""."""
+
+    company_name: str
+    company_rut: str
+    user_rut: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SiiEditScreen:
+    """The edit screen of one authorized user, as shown (before anything is changed).
+
+    ``user_ruts``: the person RUTs the screen names as *the* user (labelled "Rut Usuario" or in the
+    form's ``RUT_USU``/``DV_USU`` fields); ``company_ruts``: every company RUT on the page (header,
+    sentence, ``RUT_EMP``/``DV_EMP`` fields). A screen that shows exactly one of each, equal to the
+    request, is the right one. Flags are ``None`` when the screen has no such checkbox.
+    ``delete_kind``: "checkbox" (tick it, then "Guardar Cambios"), "button" (a control of its own) or
+    None (no delete option); ``delete_name`` is the checkbox name or the control's label.
+    """
+
+    company_name: str
+    company_ruts: tuple[str, ...]
+    user_ruts: tuple[str, ...]
+    user_name: str
+    admin: bool | None
+    sign: bool | None
+    registry: bool | None
+    delete_kind: str | None
+    delete_name: str
+    has_save: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
 @dataclass(frozen=True, repr=False)
 class ProgressEvent:
     """One progress report: ``step`` reached ``status``; ``message`` is Spanish and safe to show.
@@ -329,7 +419,7 @@ class ProgressEvent:
     status: StepStatus
     message: str
     screenshot: bytes | None = None
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __repr__(self) -> str:
         shot = f"<{len(self.screenshot)} bytes>" if self.screenshot else None

@@ -13,16 +13,9 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sii_bot.pages import (
-    classify_message,
-    decode_page,
-    detect_error,
-    find_ruts,
-    fold,
-    parse_user_list,
-    visible_text,
-)
+from sii_bot.html import decode_page, fold, visible_text
 from sii_bot.rut import normalize_rut
+from sii_bot.screens import classify_message, detect_error, find_ruts, parse_user_list
 from tests.reliability.support import rut_with_dv
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,8 +12,7 @@ from sii_bot import errors
 from sii_bot.browser import CHROMIUM_ARGS, driver_environment, origin_of, verified_origins
 from sii_bot.certificates import CertificateMaterial
 from sii_bot.engine import BrowserEngine
-from sii_bot.models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, Step
-from sii_bot.pages import SiiUserRecord
+from sii_bot.models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, SiiUserRecord, Step
 from sii_bot.rut import InvalidRut
 from sii_bot.settings import SiiSettings
 
@@ -189,8 +188,7 @@ def test_removal_steps_are_members_but_not_part_of_the_enrolment_guide() -> None
 
 
 def test_revocation_and_replacement_results() -> None:
-    from sii_bot.models import ReplacementResult, RevocationResult
-    from sii_bot.pages import SiiRemovalRecord, SiiUser
+    from sii_bot.models import ReplacementResult, RevocationResult, SiiRemovalRecord, SiiUser
 
     removed = SiiUser("11111111-1", "JUAN", True, False, False)
     gone = SiiRemovalRecord("ACME", "76086428-5", "11111111-1", "Se ha eliminado ...")
@@ -289,7 +287,8 @@ def test_delete_confirm_is_accepted_only_while_deleting() -> None:
     import asyncio
     import threading
 
-    from sii_bot.driver import _Flow, _Job
+    from sii_bot.driver.controls import Job as _Job
+    from sii_bot.driver.revoke import RevokeFlow as _Flow
     from sii_bot.models import RevocationRequest
 
     job = _Job(request=RevocationRequest("76086428-5", "11111111-1"), settings=SiiSettings(),

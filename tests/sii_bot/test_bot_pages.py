@@ -10,25 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sii_bot import errors
-from sii_bot.pages import (
+from sii_bot.html import decode_page, fold, page_alerts, same_text, text_contains, visible_text
+from sii_bot.models import SiiUser, SiiUserRecord
+from sii_bot.screens import (
     ParseError,
-    SiiUser,
-    SiiUserRecord,
     classify_message,
     company_header,
-    decode_page,
     detect_error,
     find_ruts,
-    fold,
     is_login_page,
     mentions_existing_user,
-    page_alerts,
     parse_confirmation,
     parse_result,
     parse_user_list,
-    same_text,
-    text_contains,
-    visible_text,
 )
 
 PAGES = Path(__file__).parent / "pages"

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sii_bot.pages import (
+from sii_bot.html import decode_page
+from sii_bot.models import SiiEditScreen, SiiRemovalRecord, SiiUserRecord
+from sii_bot.screens import (
     ParseError,
-    SiiEditScreen,
-    SiiRemovalRecord,
-    SiiUserRecord,
-    decode_page,
     is_delete_confirmation,
     mentions_user,
     parse_edit_screen,

@@ -216,7 +216,7 @@ def test_edit_screen_of_another_user_is_never_saved(engine: BrowserEngine, sandb
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from sii_bot import driver
+    from sii_bot.driver import session as driver
 
     real = driver.parse_edit_screen
     monkeypatch.setattr(driver, "parse_edit_screen",
@@ -236,7 +236,7 @@ def test_user_still_listed_after_delete_is_a_typed_failure(engine: BrowserEngine
                                                            certificate: CertificateMaterial,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # SII answers "eliminado" but the list read again still shows the user.
-    from sii_bot import driver
+    from sii_bot.driver import session as driver
 
     real = driver.parse_user_list
     calls: list[int] = []
@@ -262,12 +262,12 @@ def test_delete_that_sii_saves_as_a_modification_is_caught(engine: BrowserEngine
                                                            certificate: CertificateMaterial,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # The delete option does not take (here: never ticked): SII saves the user instead of deleting it.
-    from sii_bot import driver
+    from sii_bot.driver import revoke as driver
 
     async def never_ticked(self: Any, name: str) -> None:
         return None
 
-    monkeypatch.setattr(driver._Flow, "_tick_delete", never_ticked)
+    monkeypatch.setattr(driver.RevokeFlow, "_tick_delete", never_ticked)
     sandbox.add_user(DEMO_COMPANY, OLD, sign=True)
     before = users(sandbox)
     outcome = revoke(engine, sandbox, certificate)
@@ -448,7 +448,7 @@ def _confirm_on_tick(html: str) -> str:
 def rewrite_pages(monkeypatch: pytest.MonkeyPatch, url_glob: str, transform: Any) -> list[str]:
     """Rewrite the HTML of the sandbox pages matching ``url_glob`` in every job context; returns the
     list of rewritten URLs."""
-    from sii_bot import driver
+    from sii_bot.driver import session as driver
 
     real = driver.new_job_context
     rewritten: list[str] = []

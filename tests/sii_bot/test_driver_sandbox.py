@@ -290,7 +290,7 @@ def test_failure_keeps_screenshot_when_enabled(engine: BrowserEngine, sandbox: A
 def test_confirmation_mismatch_never_saves(engine: BrowserEngine, sandbox: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # Make the bot read the confirmation as showing another permission set than requested.
-    import sii_bot.driver as driver
+    import sii_bot.driver.enroll as driver
 
     real = driver.parse_confirmation
 
@@ -310,7 +310,7 @@ def test_confirmation_mismatch_never_saves(engine: BrowserEngine, sandbox: Any,
 
 def test_sii_alert_on_user_form(engine: BrowserEngine, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Type a wrong check digit so SII's own form validation (alert) refuses it.
-    import sii_bot.driver as driver
+    import sii_bot.driver.enroll as driver
 
     real = driver.split_rut
 
@@ -394,7 +394,7 @@ def test_list_without_permission_columns_uses_edit_screen(engine: BrowserEngine,
                                                           monkeypatch: pytest.MonkeyPatch, permissions: str,
                                                           outcome_name: str) -> None:
     # Some lists may show only RUT and name: the bot then reads the permissions on the edit screen.
-    import sii_bot.driver as driver
+    import sii_bot.driver.session as driver
 
     real = driver.parse_user_list
     monkeypatch.setattr(driver, "parse_user_list",

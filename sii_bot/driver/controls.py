@@ -1,0 +1,545 @@
+"""What the bot does on a page: the labels it looks for (``Labels``) and ``Controls``, the page-level
+mechanics every flow is built on (the JavaScript it runs in the page is in ``scripts``).
+
+``Controls`` runs in the engine's browser thread, on its event loop (Playwright's async API). On its
+page it:
+
+- records every JavaScript dialog (SII reports errors with ``alert()`` + ``history.back()``) and
+  accepts it (the certificate entry page needs its ``confirm()`` accepted), except a ``confirm()``
+  about deleting something, which is dismissed unless the flow is deleting on purpose;
+- reads the decoded page and turns SII error texts, alerts, WAF pages and a login page that comes
+  back mid-flow into typed ``EnrollmentFailure``s;
+- waits until the expected form or text is there, or stops with ``UnexpectedPage`` carrying the HTML
+  and a screenshot; HTTP status codes are never trusted either way;
+- clicks controls by visible label and fills inputs by field name, in one round trip per frame;
+- reports each step's progress (``stage``), with screenshots of evidence pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from .. import errors
+from ..html import fold, visible_text
+from ..models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    ProgressEvent,
+    ReplacementRequest,
+    ReplacementResult,
+    RevocationRequest,
+    RevocationResult,
+    Step,
+    StepStatus,
+)
+from ..screens import classify_message, detect_error, is_delete_confirmation, is_login_page
+from ..settings import SiiSettings
+from .scripts import JS_CLICK_CONTROL, JS_FILL, JS_SNAPSHOT
+
+if TYPE_CHECKING:
+    from playwright.async_api import Dialog, Frame, Page, Request
+
+__all__ = [
+    "Controls",
+    "Done",
+    "Job",
+    "JobRequest",
+    "JobResult",
+    "Labels",
+    "SeenDialog",
+    "Snapshot",
+    "first_line",
+    "is_playwright_error",
+]
+
+JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest
+JobResult = EnrollmentResult | RevocationResult | ReplacementResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a loaded page must stay unchanged, with no navigation in flight, before the bot decides
+# it is not going to turn into the expected page (SII's pages redirect from JavaScript right away).
+_QUIET_SECONDS = 0.6
+_POLL_SECONDS = 0.01
+
+
+class Labels:
+    """Visible labels of the SII controls the bot clicks, per action: exact labels first, most specific
+    first (``Controls.click`` tries them in this order)."""
+
+    SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
+    NEW_USER = ("Ingresar Nuevo Usuario", "Nuevo Usuario", "Agregar Usuario")
+    ACCEPT_FORM = ("Aceptar",)
+    SAVE = ("Grabar Usuario", "Grabar")
+    SAVE_CHANGES = ("Guardar Cambios", "Grabar Cambios", "Modificar Usuario", "Guardar")
+    EDIT_USER = ("Modificar", "Modificar Usuario", "Editar", "Ver")
+    DELETE_USER = ("Eliminar Usuario", "Eliminar", "Borrar Usuario", "Borrar")
+    CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
+
+
+def _fold_label(text: str) -> str:
+    """The same folding as the page scripts' ``fold``: no accents, lower case, one space."""
+    decomposed = unicodedata.normalize("NFD", text)
+    text = "".join(c for c in decomposed if not ("\u0300" <= c <= "\u036f")).lower()
+    text = re.sub(r"[-_\u00a0]", " ", text)
+    return " ".join(text.split())
+
+
+@dataclass
+class Snapshot:
+    """The page as one poll saw it (all frames): URL, markup, readiness, input names, control labels."""
+
+    url: str
+    html: str
+    ready: bool
+    # Upper-case names of the non-hidden inputs, and the folded labels of the visible controls.
+    fields: frozenset[str] = frozenset()
+    controls: tuple[str, ...] = ()
+
+    _text: str | None = None
+
+    def has_field(self, name: str) -> bool:
+        """True when a non-hidden input named ``name`` (any case) was on the page."""
+        return name.upper() in self.fields
+
+    def has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
+        """True when a visible link/button is labelled ``labels`` (as ``Controls.click_control`` finds it)."""
+        wanted = [_fold_label(label) for label in labels]
+        if any(w == c for w in wanted for c in self.controls):
+            return True
+        return not exact_only and any(
+            c.startswith(w + " ") or c.endswith(" " + w) for w in wanted for c in self.controls
+        )
+
+    @property
+    def text(self) -> str:
+        """The page's visible text (computed once)."""
+        if self._text is None:
+            self._text = visible_text(self.html)
+        return self._text
+
+
+class Done(list[str]):
+    """What a stage yields: its "done" message(s), and whether its page is evidence after all (None:
+    as the stage was opened), for steps that only know once they have read the page."""
+
+    evidence: bool | None = None
+
+
+@dataclass
+class SeenDialog:
+    """A JavaScript dialog the page opened, and whether the bot accepted it."""
+
+    kind: str
+    message: str
+    accepted: bool
+
+
+@dataclass
+class Job:
+    """One job as the flows see it: the request, settings, where progress goes, and its evidence."""
+
+    request: JobRequest
+    settings: SiiSettings
+    emit: Callable[[ProgressEvent], None]
+    cancelled: threading.Event
+    started: float = field(default_factory=time.monotonic)
+    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_playwright_error(exc: BaseException) -> bool:
+    """True for Playwright's own errors (as opposed to a bug of the bot)."""
+    from playwright.async_api import Error as PlaywrightError
+
+    return isinstance(exc, PlaywrightError)
+
+
+class Controls:
+    """Page-level mechanics of one job on one page (single use): events, time budget, waits, clicks,
+    form filling, typed failures with evidence, and progress reporting."""
+
+    def __init__(self, page: Page, job: Job) -> None:
+        self.page = page
+        self.job = job
+        self.settings = job.settings
+        self.deadline = job.started + self.settings.job_timeout_seconds
+        # Delete confirm()s are accepted only while this is set (the bot's own delete action).
+        self.delete_armed = False
+        self.delete_confirms: list[str] = []
+        self.dialogs: list[SeenDialog] = []
+        self.dialogs_seen = 0
+        self.navigations = 0
+        self.pending: set[Request] = set()
+        self.step: Step | None = None
+        # Origins outside the configured SII origins the context refused (filled by its route).
+        self.blocked: list[str] = []
+        self.session_lost: str | None = None
+        page.on("dialog", self._on_dialog)
+        page.on("framenavigated", self._on_navigated)
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_request_done)
+        page.on("requestfailed", self._on_request_done)
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def _in_login(self) -> bool:
+        return self.step in (None, Step.OPEN_PAGE, Step.LOGIN)
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        kind, message = dialog.type, dialog.message
+        # A confirm() about deleting is accepted only during the bot's own delete action (revocations);
+        # anywhere else (e.g. while changing permissions) it is dismissed.
+        destructive = kind == "confirm" and is_delete_confirmation(message) and not self.delete_armed
+        # After the login, the certificate entry's confirm() means the session died: accepting it would
+        # log in again silently and replay a half-lost request, so refuse and report the expiry.
+        relogin = kind == "confirm" and not self._in_login() and (
+            "certificado digital" in fold(message) or is_login_page("", self.page.url)
+        )
+        if relogin:
+            self.session_lost = self.session_lost or self.page.url
+        elif kind == "confirm" and self.delete_armed:
+            self.delete_confirms.append(message)
+        accept = kind in ("alert", "confirm", "beforeunload") and not destructive and not relogin
+        self.dialogs.append(SeenDialog(kind, message, accept))
+        log.info("SII dialog (%s, %s): %s", kind, "accepted" if accept else "dismissed", message[:200])
+        try:
+            await (dialog.accept() if accept else dialog.dismiss())
+        except Exception:  # noqa: BLE001, S110 - the page may already be gone
+            pass
+
+    def _on_navigated(self, frame: Frame) -> None:
+        # Any frame counts as "the click did something" (SII pages have no known frames, but if they
+        # do, a form may target one).
+        self.navigations += 1
+        # Login hops are too quick to be seen by polling: note them as they happen.
+        if frame.parent_frame is None and not self._in_login() and is_login_page("", frame.url):
+            self.session_lost = self.session_lost or frame.url
+
+    def _on_request(self, request: Request) -> None:
+        if request.is_navigation_request():
+            self.pending.add(request)
+
+    def _on_request_done(self, request: Request) -> None:
+        self.pending.discard(request)
+        # A redirected request never finishes by itself: its chain ends in the new request.
+        previous = request.redirected_from
+        while previous is not None:
+            self.pending.discard(previous)
+            previous = previous.redirected_from
+
+    # -- time ----------------------------------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def step_deadline(self) -> float:
+        """When the current step runs out of time (``time.monotonic()`` clock): step timeout or job budget."""
+        return min(time.monotonic() + self.settings.step_timeout_seconds, self.deadline)
+
+    def timeout_ms(self, cap: float | None = None) -> float:
+        """A Playwright timeout (ms) for one call: the step timeout, within the job budget, at most ``cap`` s."""
+        seconds = min(self.settings.step_timeout_seconds, max(self._remaining(), 0.5))
+        if cap is not None:
+            seconds = min(seconds, cap)
+        return seconds * 1000
+
+    def _timeout(self, what: str, page_html: str | None = None) -> errors.EnrollmentFailure:
+        """``JobTimeout`` when the job budget is (about) spent, else ``StepTimeout``."""
+        if self._remaining() <= 0.25:
+            return errors.JobTimeout(
+                f"job time budget ({self.settings.job_timeout_seconds:.0f} s) ran out: {what}", page_html=page_html
+            )
+        return errors.StepTimeout(f"{what} (step timeout {self.settings.step_timeout_seconds:.0f} s)",
+                                  page_html=page_html)
+
+    async def sleep(self) -> None:
+        """Wait one poll interval; ``wait_for_timeout`` keeps Playwright's event loop turning (dialogs,
+        navigations)."""
+        await self.page.wait_for_timeout(_POLL_SECONDS * 1000)
+
+    # -- page access ---------------------------------------------------------------------------------
+
+    def frames(self) -> list[Frame]:
+        """The page's frames, main frame first."""
+        main = self.page.main_frame
+        return [main] + [f for f in self.page.frames if f is not main]
+
+    async def snapshot(self) -> Snapshot | None:
+        """URL + HTML (all frames) of the current page, or None while it is being replaced."""
+        try:
+            url = self.page.url
+            parts: list[str] = []
+            fields: set[str] = set()
+            controls: list[str] = []
+            ready = True
+            for frame in self.frames():
+                html, state, frame_fields, frame_controls = await frame.evaluate(JS_SNAPSHOT)
+                parts.append(html)
+                fields.update(frame_fields)
+                controls.extend(frame_controls)
+                ready = ready and state == "complete"
+            return Snapshot(url, "\n".join(parts), ready, frozenset(fields), tuple(controls))
+        except Exception:  # noqa: BLE001 - "page is navigating", context destroyed, ...
+            return None
+
+    async def screenshot(self) -> bytes | None:
+        """PNG of the page when screenshots are enabled; None on any problem (never fails the job)."""
+        if not self.settings.screenshots:
+            return None
+        try:
+            return await self.page.screenshot(type="png", full_page=True, timeout=self.timeout_ms(cap=10))
+        except Exception:  # noqa: BLE001
+            return None
+
+    async def evidence(self, failure: errors.EnrollmentFailure) -> errors.EnrollmentFailure:
+        """Complete ``failure`` with the current step, the page HTML and a screenshot (what is missing)."""
+        if failure.step is None and self.step is not None:
+            failure.step = self.step.value
+        if self.pending and failure.page_html is None:
+            # A navigation is still in flight (typically a timeout): reading the page would block until
+            # it commits, and what it shows is the previous page anyway.
+            return failure
+        if failure.page_html is None:
+            snap = await self.snapshot()
+            failure.page_html = snap.html if snap else None
+        if failure.screenshot is None:
+            failure.screenshot = await self.screenshot()
+        return failure
+
+    def unexpected(self, what: str, snap: Snapshot | None = None) -> errors.UnexpectedPage:
+        """``UnexpectedPage`` saying what was expected, at which URL, with the page's HTML when known."""
+        url = snap.url if snap else self.page.url
+        failure = errors.UnexpectedPage(f"{what} (at {url})", page_html=snap.html if snap else None)
+        return failure
+
+    # -- checks common to every page -----------------------------------------------------------------
+
+    def _new_alerts(self) -> list[SeenDialog]:
+        fresh = self.dialogs[self.dialogs_seen :]
+        self.dialogs_seen = len(self.dialogs)
+        return [d for d in fresh if d.kind in ("alert", "prompt")]
+
+    def _raise_for_page(self, snap: Snapshot, *, login_allowed: bool = False) -> None:
+        """Raise the typed failure the page (or a dialog it showed) reports."""
+        if self.session_lost and not login_allowed:
+            raise errors.SessionExpired(f"SII sent the browser back to its login ({self.session_lost})",
+                                        page_html=snap.html)
+        for dialog in self._new_alerts():
+            failure = classify_message(dialog.message)
+            if failure is None:
+                failure = (
+                    errors.UserRutInvalid(f"SII alert on the user form: {dialog.message!r}", sii_text=dialog.message)
+                    if self.step is Step.FILL_FORM
+                    else errors.UnexpectedPage(f"unknown SII alert: {dialog.message!r}", sii_text=dialog.message)
+                )
+            failure.page_html = snap.html
+            raise failure
+        if self.blocked:
+            raise errors.UnexpectedPage(
+                f"the flow went to an origin outside the configured SII origins: {self.blocked[-1]}",
+                page_html=snap.html,
+            )
+        failure = detect_error(snap.html)
+        if failure is not None:
+            failure.detail = f"{failure.detail} (at {snap.url})"
+            raise failure
+        if not login_allowed and is_login_page(snap.html, snap.url):
+            raise errors.SessionExpired(f"SII asked to log in again at {snap.url}", page_html=snap.html)
+
+    async def wait_for(
+        self,
+        check: Callable[[Snapshot], T | None],
+        what: str,
+        *,
+        login_allowed: bool = False,
+        on_other: Callable[[Snapshot], Awaitable[bool]] | None = None,
+    ) -> T:
+        """Poll the page until ``check`` returns a value.
+
+        Failures reported by the page are raised as soon as they show. When the page is loaded, quiet
+        (no navigation in flight, unchanged for a moment) and still not what ``check`` wants,
+        ``on_other`` may act on it (return True if it did, e.g. clicked a link); otherwise the page
+        is unexpected. ``StepTimeout``/``JobTimeout`` when it never settles.
+        """
+        deadline = self.step_deadline()
+        last_html: str | None = None
+        quiet_since = time.monotonic()
+        while True:
+            self.check_cancelled()
+            snap = await self.snapshot()
+            if snap is not None:
+                self._raise_for_page(snap, login_allowed=login_allowed)
+                result = check(snap)
+                if result is not None:
+                    return result
+                now = time.monotonic()
+                if snap.html != last_html or not snap.ready or self.pending:
+                    last_html = snap.html
+                    quiet_since = now
+                elif now - quiet_since >= _QUIET_SECONDS:
+                    if on_other is not None and await on_other(snap):
+                        last_html = None
+                        quiet_since = time.monotonic()
+                        deadline = self.step_deadline()
+                    else:
+                        raise self.unexpected(f"expected {what}", snap)
+            if time.monotonic() >= deadline:
+                raise self._timeout(f"waiting for {what} (at {self.page.url})", snap.html if snap else None)
+            await self.sleep()
+
+    def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` when the caller gave up, ``JobTimeout`` when the job budget is spent."""
+        if self.job.cancelled.is_set():
+            raise errors.JobCancelled("the caller cancelled the job")
+        if time.monotonic() >= self.deadline:
+            raise errors.JobTimeout(f"job time budget ({self.settings.job_timeout_seconds:.0f} s) ran out")
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    async def _click_control(
+        self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None, exact_only: bool = False
+    ) -> str | None:
+        """Find a link/button by visible label in any frame and click it in the same round trip.
+
+        Returns its label, or None when no frame has it. A frame that navigates or opens a dialog
+        while being clicked counts as clicked (the page went on before answering).
+        """
+        navigations, dialogs = self.navigations, len(self.dialogs)
+        for frame in self.frames():
+            try:
+                label = await frame.evaluate(JS_CLICK_CONTROL, [list(labels), row_rut, exact_only])
+            except Exception as exc:
+                if self.navigations != navigations or len(self.dialogs) != dialogs:
+                    return labels[0]  # the click went through and the page moved on before answering
+                if not is_playwright_error(exc):
+                    raise  # a bug of ours: the stage reports it as an internal error
+                if "detached" in str(exc) or "navigat" in str(exc):
+                    continue  # this frame went away: try the others
+                raise self.playwright_failure(exc, what) from None
+            if label is not None:
+                return label
+        return None
+
+    async def _await_effect(self, navigations: int, dialogs: int, what: str) -> None:
+        """Wait until the page navigates (commits) or shows a dialog, counting from the given marks."""
+        deadline = self.step_deadline()
+        # Wait for the navigation to *commit* (or a dialog): while a request is merely in flight the
+        # old page is still shown, and reading it again would act on it twice.
+        while self.navigations == navigations and len(self.dialogs) == dialogs:
+            if time.monotonic() >= deadline:
+                raise self._timeout(f"{what} did not load a page")
+            await self.sleep()
+
+    async def click(self, labels: tuple[str, ...], what: str, *, row_rut: str | None = None,
+                    exact_only: bool = False) -> str:
+        """Click the control labelled ``labels`` and wait until the page navigates or shows a dialog."""
+        navigations, dialogs = self.navigations, len(self.dialogs)
+        label = await self._click_control(labels, what, row_rut=row_rut, exact_only=exact_only)
+        if label is None:
+            raise self.unexpected(f"no control labelled {' / '.join(labels)!r} for {what}", await self.snapshot())
+        await self._await_effect(navigations, dialogs, what)
+        if any(d.kind == "alert" for d in self.dialogs[dialogs:]):
+            # The page's own validation refused the form (alert, maybe history.back()): report it in
+            # this step, with the page it left behind.
+            await self.page.wait_for_timeout(200)
+            snap = await self.snapshot() or Snapshot(self.page.url, "", True)
+            self._raise_for_page(snap, login_allowed=self._in_login())
+        return label
+
+    async def fill(self, values: dict[str, str]) -> None:
+        """Fill the non-hidden inputs named by ``values`` (any case), in whichever frame has them, in
+        one round trip per frame; ``UnexpectedPage`` when one is on no frame."""
+        missing = dict(values)
+        for frame in self.frames():
+            try:
+                absent = await frame.evaluate(JS_FILL, missing)
+            except Exception:  # noqa: BLE001, S112 - frame detached or navigating
+                continue
+            missing = {name: missing[name] for name in absent}
+            if not missing:
+                return
+        raise self.unexpected(f"no input field {', '.join(missing)}", await self.snapshot())
+
+    async def goto(self, url: str, what: str) -> None:
+        """Navigate to ``url`` (until it commits); a typed failure when the browser cannot."""
+        try:
+            await self.page.goto(url, wait_until="commit", timeout=self.timeout_ms())
+        except Exception as exc:  # noqa: BLE001
+            raise self.playwright_failure(exc, what) from None
+
+    def playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
+        """Map a Playwright exception to a typed failure."""
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, PlaywrightTimeout):
+            return self._timeout(f"{what}: {message}")
+        lowered = message.lower()
+        if "err_blocked_by_client" in lowered:
+            return errors.UnexpectedPage(f"{what}: navigation to an origin outside the configured SII origins "
+                                         f"({self.blocked[-1] if self.blocked else message})")
+        if "err_cert" in lowered or "err_ssl" in lowered:
+            return errors.ServerCertificateUntrusted(f"{what}: {message}")
+        if "net::" in lowered:
+            return errors.SiiUnavailable(f"{what}: {message}")
+        if "closed" in lowered or "crash" in lowered or "disconnected" in lowered:
+            return errors.BrowserCrashed(f"{what}: {message}")
+        return errors.UnexpectedPage(f"{what}: {message}")
+
+    # -- progress ------------------------------------------------------------------------------------
+
+    def emit(self, step: Step, status: StepStatus, message: str, screenshot: bytes | None = None) -> None:
+        """Report one ``ProgressEvent`` to the caller."""
+        self.job.emit(ProgressEvent(step=step, status=status, message=message, screenshot=screenshot))
+
+    @asynccontextmanager
+    async def stage(self, step: Step, started: str, *, evidence: bool = False) -> AsyncIterator[Done]:
+        """Report ``step`` started/done or failed; yields a list for the done message.
+
+        A failed step always carries a screenshot (when enabled); a step that succeeded carries one
+        when it is ``evidence`` (a page that shows what SII holds or answered) or when every step is
+        to be captured: each one is a paint, a PNG encode and a trip through the driver (50-150 ms).
+        """
+        self.check_cancelled()
+        self.step = step
+        self.emit(step, "started", started)
+        done = Done()
+        try:
+            yield done
+        except errors.EnrollmentFailure as failure:
+            await self.evidence(failure)
+            self.emit(step, "failed", failure.user_message, failure.screenshot)
+            raise
+        except Exception as exc:  # Playwright errors become typed failures here
+            failure = self.playwright_failure(exc, f"step {step.value}")
+            if isinstance(failure, errors.UnexpectedPage) and not is_playwright_error(exc):
+                failure = errors.InternalError(f"{type(exc).__name__}: {first_line(exc)}")
+            await self.evidence(failure)
+            self.emit(step, "failed", failure.user_message, failure.screenshot)
+            raise failure from exc
+        if done.evidence is not None:
+            evidence = done.evidence
+        shot = await self.screenshot() if evidence or self.settings.screenshot_every_step else None
+        if shot is not None:
+            self.job.screenshots.append((step.value, shot))
+        self.emit(step, "done", done[0] if done else f"{step.label}: listo.", shot)
+
+    def skip(self, step: Step, message: str) -> None:
+        """Report ``step`` as skipped (``message`` says why, in Spanish)."""
+        self.emit(step, "skipped", message)
