@@ -58,6 +58,7 @@ __all__ = [
     "client_certificate_get",
     "client_certificate_current",
     "client_claim_get",
+    "client_companies",
     "client_company_get",
     "client_company_settled",
     "client_job_active",
@@ -135,6 +136,21 @@ def client_company_get(*, user: AbstractBaseUser, company_id: object) -> ClientC
         if claim is not None and claim.status != ClaimStatus.WON:
             _claimant_view(company, claim)
     return company
+
+
+def client_companies(*, user: AbstractBaseUser) -> list[ClientCompany]:
+    """The companies `user` registered — owns or claims (see `CompanyClaim`) — newest first, with
+    their tenant; an unproven claimant's as their display copy (see `client_company_get`)."""
+    claims = {claim.company_id: claim for claim in CompanyClaim.objects.filter(user=user).exclude(status=ClaimStatus.WON)}
+    companies = list(
+        ClientCompany.objects.select_related("tenant")
+        .filter(Q(owner=user) | Q(pk__in=CompanyClaim.objects.filter(user=user).values("company_id")))
+        .order_by("-created_at")
+    )
+    for company in companies:
+        if company.pk in claims:
+            _claimant_view(company, claims[company.pk])
+    return companies
 
 
 def client_claim_get(*, company: ClientCompany, user: AbstractBaseUser | AnonymousUser) -> CompanyClaim | None:

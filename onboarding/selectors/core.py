@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 
 from onboarding.models import (
     AuditEntry,
     ClientCompany,
-    CompanyClaim,
     CompanyStage,
     EnrollmentJob,
     JobEvent,
@@ -42,13 +41,8 @@ def company_get(*, tenant: Tenant, company_id: int) -> ClientCompany | None:
 
 
 def companies_owned_by(*, user: AbstractBaseUser) -> QuerySet[ClientCompany]:
-    """The companies a client user registered (owns, or claims: see `CompanyClaim`), with their tenant."""
-    claimed = CompanyClaim.objects.filter(user=user).values("company_id")
-    return (
-        ClientCompany.objects.select_related("tenant")
-        .filter(Q(owner=user) | Q(pk__in=claimed))
-        .order_by("-created_at")
-    )
+    """The companies a client user registered, with their tenant."""
+    return ClientCompany.objects.select_related("tenant").filter(owner=user).order_by("-created_at")
 
 
 def company_stage_counts(*, tenant: Tenant) -> dict[str, int]:

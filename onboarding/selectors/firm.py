@@ -19,8 +19,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import (
     Case,
-    Count,
     F,
+    Func,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -263,9 +263,8 @@ _ROW_COLUMNS: tuple[str, ...] = (
 
 def _with_claimants(queryset: QuerySet[ClientCompany]) -> QuerySet[ClientCompany]:
     """`queryset` annotated with `claimants`, a correlated count in the same statement (no query more)."""
-    count = (
-        CompanyClaim.objects.filter(company=OuterRef("pk")).order_by().values("company").annotate(n=Count("pk")).values("n")
-    )
+    # COUNT(*) as a plain function, not an aggregate: the subquery needs no GROUP BY.
+    count = CompanyClaim.objects.filter(company=OuterRef("pk")).order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
     return queryset.annotate(claimants=Coalesce(Subquery(count, output_field=IntegerField()), 0))
 _JOB_COLUMNS: tuple[str, ...] = (
     "company_id", "pk", "status", "attempt", "failure_code", "failure_message", "certificate_id",

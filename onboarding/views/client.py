@@ -339,9 +339,8 @@ def _usable_certificate_or_redirect(
     request: HttpRequest, company: ClientCompany, claim: CompanyClaim | None, certificate_id: object
 ) -> Certificate | HttpResponse:
     certificate = _client_certificate_or_404(company=company, claim=claim, certificate_id=certificate_id)
-    lost = _settled_redirect(request, company, claim) if _claim_lost(claim) else None
-    if lost is not None:
-        return lost
+    if _claim_lost(claim):
+        return _settled_redirect(request, company, claim)  # type: ignore[return-value] - never None when lost
     if not certificate.is_usable:
         # E.g. Back from the result page: the job erased it, and nothing may be left to do.
         done = _settled_redirect(request, company, claim)

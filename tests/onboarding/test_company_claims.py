@@ -149,6 +149,13 @@ def test_two_people_signing_up_the_same_rut_both_proceed_each_on_their_own(cast,
     review = reverse("client:certificate_review", kwargs={"company_id": company.pk, "certificate_id": job_two.certificate_id})
     assert squatter.get(review).status_code == 404
     assert real.get(review).status_code == 200
+    # Home leads the claimant to the company, and lists it as they typed it once they have two.
+    home = real.get(reverse("home"))
+    assert home.status_code == 302 and home["Location"] == reverse("client:company", kwargs={"company_id": company.pk})
+    real.post(reverse("client:signup", kwargs={"tenant_slug": "pyme"}),
+              {"company_rut": "96.874.030-K", "legal_name": "Segunda SpA", "owner_name": "Rosa Araya"})
+    listed = text(real.get(reverse("home")))
+    assert "Panadería Verdadera SpA" in listed and "Segunda SpA" in listed and "Empresa Tomada SpA" not in listed
 
 
 def test_a_lone_signup_gets_its_company_page_at_once_and_its_success_proves_it(cast, sii) -> None:  # type: ignore[no-untyped-def]
@@ -241,7 +248,7 @@ def test_a_claimant_whose_job_runs_after_the_win_is_told_it_was_already_authoriz
 
 
 def test_staff_see_every_claimant_and_who_won(client, cast, rivals, sii) -> None:  # type: ignore[no-untyped-def]
-    _, _, company, squatter_job, real_job = rivals
+    _, _, _, squatter_job, real_job = rivals
     client.force_login(cast.staff_a)
     dashboard = text(client.get(reverse("staff:dashboard", kwargs={"tenant_slug": "pyme"})))
     assert "2 personas registraron esta empresa" in dashboard
@@ -257,7 +264,7 @@ def test_staff_see_every_claimant_and_who_won(client, cast, rivals, sii) -> None
 
 
 def test_another_firm_sees_nothing_of_the_claims(cast, rivals) -> None:  # type: ignore[no-untyped-def]
-    squatter, real, company, squatter_job, real_job = rivals
+    _, real, company, squatter_job, real_job = rivals
     outsider = Client()
     outsider.force_login(cast.staff_b)
     for job in (squatter_job, real_job):
