@@ -3,6 +3,7 @@ objects are indistinguishable from objects that do not exist."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
 from django.http import Http404
 
 from onboarding import selectors
@@ -50,17 +51,20 @@ def staff_job_or_404(*, membership: Membership, job_id: object) -> EnrollmentJob
 
 
 def client_job_or_404(*, user: AbstractBaseUser, job_id: object) -> EnrollmentJob:
-    """A job of a company the (client) user owns, else 404."""
+    """A job of the (client) user, else 404: a claimant's job (see `CompanyClaim`) is its claimant's
+    only, the company's own jobs are its owner's. For an unproven claimant `job.company` is their
+    display copy (`selectors.client_job_claimant_view`)."""
     if not user.is_authenticated:
         raise Http404
     pk = selectors.parse_uuid(job_id)
     job = (
         EnrollmentJob.objects.select_related("company", "tenant", "representative")
-        .filter(pk=pk, company__owner=user)
+        .filter(Q(claim__isnull=True, company__owner=user) | Q(claim__user=user), pk=pk)
         .first()
         if pk is not None
         else None
     )
     if job is None:
         raise Http404
+    selectors.client_job_claimant_view(job=job)
     return job

@@ -252,6 +252,65 @@ class ClientCompany(TimeStamped):
         return f"{self.legal_name} ({self.rut})"
 
 
+class ClaimStatus(models.TextChoices):
+    PENDING = "pending", "Pendiente: aún no lo comprueba en el SII"
+    WON = "won", "Dueño comprobado en el SII"
+    LOST = "lost", "Descartado: otra persona lo comprobó primero"
+
+
+class CompanyClaim(TimeStamped):
+    """One person's self-signup of a company RUT with a firm: a claim to be the company's owner.
+
+    Why: the RUT a client types at signup proves nothing, so whoever registers a RUT first must not
+    lock the real owner out ("company already exists"). Ownership follows proof instead:
+
+    - `ClientCompany` stays unique per (tenant, RUT). The first self-signup creates it, with its
+      claimant as provisional `owner` (so a lone signup works exactly as before); each later
+      self-signup of the same RUT, while no claim has been proven, adds a PENDING claim.
+    - Each claimant works on their own: their certificates and jobs carry their claim
+      (`Certificate.claim`, `EnrollmentJob.claim`) and are seen only by them; the company's own
+      columns are shown to a claimant only as they typed them (`selectors.client.client_company_get`).
+    - The first claim whose job succeeds in the SII wins (the SII only lets the certificate of someone
+      who administers the company in): `services.claims.company_claim_settle`, called inside the job's
+      success transaction, makes its claimant the company's owner and every other pending claim LOST
+      (their queued jobs are stopped, their stored certificates erased, and they are told by e-mail and
+      on their pages). A claimant whose job runs after that finds the representative already authorized
+      and is told the company was already authorized by its proven owner.
+    - Companies a firm invites never get claims: the invited person becomes the owner as before, and a
+      self-signup of their RUT is refused as "already registered", as is one of a company already won.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    company = models.ForeignKey(ClientCompany, on_delete=models.CASCADE, related_name="claims")
+    # SET_NULL: the claim (who, when, the outcome) stays in the company's history if the account goes.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="company_claims"
+    )
+    name = models.CharField("nombre", max_length=200, blank=True)
+    email = models.EmailField("correo", blank=True)
+    legal_name = models.CharField("razón social ingresada", max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=ClaimStatus.choices, default=ClaimStatus.PENDING)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # The job whose success settled this claim (its own for the winner, the winner's for the others).
+    settled_by = models.ForeignKey(
+        "EnrollmentJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "registro de empresa"
+        verbose_name_plural = "registros de empresa"
+        constraints = [
+            models.UniqueConstraint(fields=["company", "user"], name="claim_unique_per_company_user"),
+            models.UniqueConstraint(
+                fields=["company"], condition=Q(status="won"), name="one_won_claim_per_company"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "company", "created_at"], name="claim_tenant_company")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.email} → {self.company} ({self.get_status_display()})"
+
+
 class Certificate(TimeStamped):
     """A client's certificate: public facts in clear, the private key and chain sealed.
 
@@ -264,6 +323,8 @@ class Certificate(TimeStamped):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="certificates")
     company = models.ForeignKey(ClientCompany, on_delete=models.CASCADE, related_name="certificates")
+    # Set when uploaded by a claimant whose claim is not proven yet: only that claimant sees it.
+    claim = models.ForeignKey(CompanyClaim, null=True, blank=True, on_delete=models.CASCADE, related_name="certificates")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     holder_rut = RutField("RUT del titular")
     holder_name = models.CharField("titular", max_length=200)
@@ -322,6 +383,8 @@ class EnrollmentJob(TimeStamped):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
     company = models.ForeignKey(ClientCompany, on_delete=models.CASCADE, related_name="jobs")
+    # The claim whose certificate the job uses (see CompanyClaim); None for the company's own jobs.
+    claim = models.ForeignKey(CompanyClaim, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     certificate = models.ForeignKey(Certificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     representative = models.ForeignKey(Representative, on_delete=models.PROTECT, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices, default=JobKind.AUTHORIZE)
@@ -358,10 +421,16 @@ class EnrollmentJob(TimeStamped):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "company", "attempt"], name="job_attempt_unique_per_company"),
             # At most one attempt per client in flight: re-runs and double submits are refused here too.
+            # Claimants competing for a company (CompanyClaim) each have their own attempt in flight.
             models.UniqueConstraint(
                 fields=["tenant", "company"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=["queued", "running"], claim__isnull=True),
                 name="one_active_job_per_company",
+            ),
+            models.UniqueConstraint(
+                fields=["claim"],
+                condition=Q(status__in=["queued", "running"], claim__isnull=False),
+                name="one_active_job_per_claim",
             ),
         ]
         indexes = [

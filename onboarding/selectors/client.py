@@ -2,7 +2,9 @@
 certificates, what the consent covers, and the live timeline of a job.
 
 Every read that returns a company, certificate or job is scoped to the client who owns the company
-(`company.owner == user`); another client's id and a non-existent id look the same (None).
+(`company.owner == user`) or, for a company several people registered, to the claimant whose
+certificates and jobs they are (see `CompanyClaim`); another client's id and a non-existent id look
+the same (None).
 """
 from __future__ import annotations
 
@@ -16,14 +18,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     Certificate,
+    ClaimStatus,
     ClientCompany,
+    CompanyClaim,
+    CompanyStage,
     EnrollmentJob,
+    Invitation,
     JobEvent,
     JobKind,
     JobStatus,
@@ -48,12 +54,18 @@ __all__ = [
     "JobWording",
     "TimelineStep",
     "certificate_in_active_job",
+    "claim_has_rivals",
     "client_certificate_get",
     "client_certificate_current",
+    "client_claim_get",
+    "client_companies",
     "client_company_get",
     "client_company_settled",
     "client_job_active",
+    "client_job_claimant_view",
+    "client_job_latest",
     "consent_terms",
+    "invitation_company_used_by",
     "job_failure_advice",
     "job_result_view",
     "job_status_etag",
@@ -100,29 +112,105 @@ def representative_active(*, tenant: Tenant) -> Representative | None:
 
 
 def client_company_get(*, user: AbstractBaseUser, company_id: object) -> ClientCompany | None:
-    """The company `company_id` if `user` owns it (tenant loaded), else None (also for anonymous)."""
+    """The company `company_id` if `user` owns it or claims it (tenant loaded), else None (also for
+    anonymous users).
+
+    For a claimant whose claim is not proven (see `CompanyClaim`) the instance is a display copy: it
+    shows the company as that claimant typed it (legal name, their own name and e-mail) and their own
+    progress (`stage`), and none of what the SII holds for the firm there: never save it.
+    """
     if not user.is_authenticated:
         return None
     try:
         pk = int(str(company_id))
     except ValueError:
         return None
-    return ClientCompany.objects.select_related("tenant").filter(pk=pk, owner=user).first()
+    company = (
+        ClientCompany.objects.select_related("tenant")
+        .filter(pk=pk)
+        .filter(Q(owner=user) | Q(pk__in=CompanyClaim.objects.filter(user=user).values("company_id")))
+        .first()
+    )
+    if company is not None:
+        claim = client_claim_get(company=company, user=user)
+        if claim is not None and claim.status != ClaimStatus.WON:
+            _claimant_view(company, claim)
+    return company
 
 
-def client_certificate_get(*, company: ClientCompany, certificate_id: object) -> Certificate | None:
-    """One certificate uploaded for `company` (destroyed ones included), or None."""
+def client_companies(*, user: AbstractBaseUser) -> list[ClientCompany]:
+    """The companies `user` registered — owns or claims (see `CompanyClaim`) — newest first, with
+    their tenant; an unproven claimant's as their display copy (see `client_company_get`)."""
+    claims = {claim.company_id: claim for claim in CompanyClaim.objects.filter(user=user).exclude(status=ClaimStatus.WON)}
+    companies = list(
+        ClientCompany.objects.select_related("tenant")
+        .filter(Q(owner=user) | Q(pk__in=CompanyClaim.objects.filter(user=user).values("company_id")))
+        .order_by("-created_at")
+    )
+    for company in companies:
+        if company.pk in claims:
+            _claimant_view(company, claims[company.pk])
+    return companies
+
+
+def client_claim_get(*, company: ClientCompany, user: AbstractBaseUser | AnonymousUser) -> CompanyClaim | None:
+    """`user`'s claim on `company` (any status), or None (the owner of an invited company, or anyone
+    else). A claim that is not WON limits what `user` sees of the company to their own rows."""
+    if not user.is_authenticated:
+        return None
+    return CompanyClaim.objects.filter(tenant_id=company.tenant_id, company=company, user=user).first()
+
+
+def _claimant_view(company: ClientCompany, claim: CompanyClaim) -> None:
+    """Turn `company` (in memory) into what an unproven claimant may see of it (see `client_company_get`)."""
+    latest = EnrollmentJob.objects.filter(claim=claim).order_by("-attempt").values_list("status", flat=True).first()
+    company.legal_name = claim.legal_name or company.legal_name
+    company.owner_name, company.owner_email = claim.name, claim.email
+    company.stage = _CLAIM_STAGES.get(latest or "", CompanyStage.WAITING_CERTIFICATE)
+    company.relationship = Relationship.ACTIVE
+    company.sii_user_rut, company.sii_synced_at = "", None
+    company.sii_admin = company.sii_sign = company.sii_registry = False
+
+
+_CLAIM_STAGES = {
+    JobStatus.QUEUED: CompanyStage.QUEUED,
+    JobStatus.RUNNING: CompanyStage.RUNNING,
+    JobStatus.SUCCEEDED: CompanyStage.AUTHORIZED,
+    JobStatus.FAILED: CompanyStage.FAILED,
+}
+
+
+def _mine(claim: CompanyClaim | None) -> Q:
+    """The certificates/jobs of a company that the viewer holding `claim` sees: an unproven
+    claimant only their claim's; the owner the company's own (and their won claim's)."""
+    if claim is None:
+        return Q(claim__isnull=True)
+    if claim.status == ClaimStatus.WON:
+        return Q(claim__isnull=True) | Q(claim=claim)
+    return Q(claim=claim)
+
+
+def client_certificate_get(
+    *, company: ClientCompany, certificate_id: object, claim: CompanyClaim | None = None
+) -> Certificate | None:
+    """One certificate uploaded for `company` that the viewer holding `claim` (None: the company's
+    owner without a claim) may see (destroyed ones included), or None."""
     pk = parse_uuid(certificate_id)
     if pk is None:
         return None
-    return Certificate.objects.filter(tenant_id=company.tenant_id, company=company, pk=pk).first()
+    return Certificate.objects.filter(_mine(claim), tenant_id=company.tenant_id, company=company, pk=pk).first()
 
 
-def client_certificate_current(*, company: ClientCompany) -> Certificate | None:
-    """The company's newest certificate whose key material is still stored, or None."""
+def client_certificate_current(*, company: ClientCompany, claim: CompanyClaim | None = None) -> Certificate | None:
+    """The newest certificate of `company` the viewer holding `claim` sees whose key material is still
+    stored, or None."""
     return (
         Certificate.objects.filter(
-            tenant_id=company.tenant_id, company=company, destroyed_at__isnull=True, sealed_material__isnull=False
+            _mine(claim),
+            tenant_id=company.tenant_id,
+            company=company,
+            destroyed_at__isnull=True,
+            sealed_material__isnull=False,
         )
         .order_by("-created_at")
         .first()
@@ -134,13 +222,64 @@ def certificate_in_active_job(*, certificate: Certificate) -> bool:
     return EnrollmentJob.objects.filter(certificate=certificate, status__in=ACTIVE_JOB_STATUSES).exists()
 
 
-def client_job_active(*, company: ClientCompany) -> EnrollmentJob | None:
-    """The company's queued or running job, or None (there is at most one)."""
+def client_job_active(*, company: ClientCompany, claim: CompanyClaim | None = None) -> EnrollmentJob | None:
+    """The queued or running job of `company` the viewer holding `claim` sees, or None (at most one)."""
     return (
-        EnrollmentJob.objects.filter(tenant_id=company.tenant_id, company=company, status__in=ACTIVE_JOB_STATUSES)
+        EnrollmentJob.objects.filter(
+            _mine(claim), tenant_id=company.tenant_id, company=company, status__in=ACTIVE_JOB_STATUSES
+        )
         .order_by("-attempt")
         .first()
     )
+
+
+def client_job_latest(*, company: ClientCompany, claim: CompanyClaim | None = None) -> EnrollmentJob | None:
+    """The most recent attempt of `company` the viewer holding `claim` sees, or None."""
+    return (
+        EnrollmentJob.objects.filter(_mine(claim), tenant_id=company.tenant_id, company=company)
+        .order_by("-attempt")
+        .first()
+    )
+
+
+def claim_has_rivals(*, claim: CompanyClaim) -> bool:
+    """True when someone else also claims `claim`'s company (their claim pending too)."""
+    return (
+        CompanyClaim.objects.filter(company_id=claim.company_id, status=ClaimStatus.PENDING).exclude(pk=claim.pk).exists()
+    )
+
+
+def invitation_company_used_by(
+    *, token: str, tenant: Tenant, user: AbstractBaseUser | AnonymousUser
+) -> ClientCompany | None:
+    """The company of the invitation named by `token` (a validly signed link of `tenant`) if that
+    invitation was accepted and `user` owns its company — i.e. `user` is who used the link — else
+    None (a forged token, another firm's, an unused or revoked one, or anyone else)."""
+    from django.core import signing
+
+    from onboarding.services.core import INVITATION_SALT
+
+    if not user.is_authenticated:
+        return None
+    try:
+        pk = signing.TimestampSigner(salt=INVITATION_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+    invitation = Invitation.objects.filter(pk=pk, tenant=tenant, accepted_at__isnull=False).first()
+    if invitation is None:
+        return None
+    return ClientCompany.objects.filter(pk=invitation.company_id, tenant=tenant, owner=user).first()
+
+
+def client_job_claimant_view(*, job: EnrollmentJob) -> CompanyClaim | None:
+    """The claim of a claimant's `job` (see `CompanyClaim`), with `job.company` turned into that
+    claimant's display copy while the claim is not proven; None for the company's own jobs."""
+    if job.claim_id is None:
+        return None
+    claim = CompanyClaim.objects.get(pk=job.claim_id)
+    if claim.status != ClaimStatus.WON:
+        _claimant_view(job.company, claim)
+    return claim
 
 
 # Why a company needs nothing more from its owner (`client_company_settled`).
@@ -496,7 +635,7 @@ def _poll_sql(connection: BaseDatabaseWrapper) -> str:
     sql = _POLL_SQL.get(connection.vendor)
     if sql is None:
         qn = connection.ops.quote_name
-        job, company, event = EnrollmentJob._meta, ClientCompany._meta, JobEvent._meta
+        job, company, event, claim = EnrollmentJob._meta, ClientCompany._meta, JobEvent._meta, CompanyClaim._meta
         owner = get_user_model()._meta
 
         def col(meta: Any, name: str) -> str:
@@ -510,8 +649,11 @@ def _poll_sql(connection: BaseDatabaseWrapper) -> str:
             f"u.{col(owner, 'password')}, u.{col(owner, 'is_active')} "
             f"FROM {qn(job.db_table)} j "
             f"INNER JOIN {qn(company.db_table)} c ON c.{col(company, 'id')} = j.{col(job, 'company')} "
-            f"INNER JOIN {qn(owner.db_table)} u ON u.{qn(owner.pk.column)} = c.{col(company, 'owner')} "
-            f"WHERE j.{col(job, 'id')} = %s AND c.{col(company, 'owner')} = %s"
+            # A claimant's job is its claimant's; the company's own jobs are its owner's.
+            f"LEFT OUTER JOIN {qn(claim.db_table)} k ON k.{col(claim, 'id')} = j.{col(job, 'claim')} "
+            f"INNER JOIN {qn(owner.db_table)} u ON u.{qn(owner.pk.column)} = CASE WHEN j.{col(job, 'claim')} IS NULL "
+            f"THEN c.{col(company, 'owner')} ELSE k.{col(claim, 'user')} END "
+            f"WHERE j.{col(job, 'id')} = %s AND u.{qn(owner.pk.column)} = %s"
         )
         _POLL_SQL[connection.vendor] = sql
     return sql
@@ -525,8 +667,8 @@ def _aware(value: datetime | None, connection: BaseDatabaseWrapper) -> datetime 
 
 
 def job_status_poll_get(*, job_id: object, owner_id: object) -> JobStatusPoll | None:
-    """The status ETag of job `job_id` if its company is owned by the user whose primary key is
-    `owner_id`, with that user's password hash and active flag; None when there is no such job (not
+    """The status ETag of job `job_id` if it is the job of the user whose primary key is `owner_id`
+    (the claimant's, for a claimant's job; else the company owner's), with that user's password hash and active flag; None when there is no such job (not
     theirs, or none, or a malformed id). One precompiled statement, no model.
 
     The ownership rule is `access.client_job_or_404`'s; the caller must still verify that the request
@@ -647,6 +789,10 @@ def job_failure_advice(*, job: EnrollmentJob) -> FailureAdvice | None:
             "Use el certificado digital de un representante legal de la empresa o de un usuario que ya sea "
             f"administrador de la empresa en el SII, y {again}.",
             upload_another=True,
+        )
+    if code == "claim_lost":  # services.claims: another claimant was proven first
+        return FailureAdvice(
+            "firm", f"Si usted administra esta empresa y cree que es un error, comuníquese con {firm}.", upload_another=False
         )
     if code == "company_not_authorized":
         return FailureAdvice(

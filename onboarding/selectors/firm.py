@@ -17,14 +17,28 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Case, F, IntegerField, Prefetch, Q, QuerySet, Value, When, Window
+from django.db.models import (
+    Case,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Length, Lower, Replace, RowNumber
+from django.db.models.functions import Coalesce, Length, Lower, Replace, RowNumber
 from django.utils import timezone
 
 from onboarding.models import (
     AuditEntry,
     ClientCompany,
+    CompanyClaim,
     CompanyStage,
     EnrollmentJob,
     Invitation,
@@ -237,11 +251,21 @@ class DashboardRow:
     owner_email: str
     stage: str
     stage_changed_at: dt.datetime
+    claimants: int  # how many people registered the company themselves (CompanyClaim); 0 if the firm did
     job: LatestJob | None
 
 
 # The company columns of a DashboardRow, in its field order (values_list tuples map onto it).
-_ROW_COLUMNS: tuple[str, ...] = ("pk", "rut", "legal_name", "owner_name", "owner_email", "stage", "stage_changed_at")
+_ROW_COLUMNS: tuple[str, ...] = (
+    "pk", "rut", "legal_name", "owner_name", "owner_email", "stage", "stage_changed_at", "claimants",
+)
+
+
+def _with_claimants(queryset: QuerySet[ClientCompany]) -> QuerySet[ClientCompany]:
+    """`queryset` annotated with `claimants`, a correlated count in the same statement (no query more)."""
+    # COUNT(*) as a plain function, not an aggregate: the subquery needs no GROUP BY.
+    count = CompanyClaim.objects.filter(company=OuterRef("pk")).order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")
+    return queryset.annotate(claimants=Coalesce(Subquery(count, output_field=IntegerField()), 0))
 _JOB_COLUMNS: tuple[str, ...] = (
     "company_id", "pk", "status", "attempt", "failure_code", "failure_message", "certificate_id",
     "certificate__destroyed_at",
@@ -252,7 +276,7 @@ def company_dashboard_values(*, tenant: Tenant, filters: CompanyFilters) -> Quer
     """What `company_dashboard_list` selects, as tuples of the dashboard's columns (lazy): paginate
     it (one COUNT unless the paginator is told the count, one page query), then pass the page to
     `dashboard_rows` (one more query) for the rows with their latest attempts."""
-    return _company_filtered(tenant=tenant, filters=filters).values_list(*_ROW_COLUMNS)
+    return _with_claimants(_company_filtered(tenant=tenant, filters=filters)).values_list(*_ROW_COLUMNS)
 
 
 def _latest_jobs(*, tenant: Tenant, company_ids: list[int]) -> dict[int, LatestJob]:
@@ -280,7 +304,7 @@ def dashboard_rows(*, tenant: Tenant, companies: Iterable[tuple[Any, ...]]) -> l
 def company_rows_by_ids(*, tenant: Tenant, company_ids: list[int]) -> list[DashboardRow]:
     """The tenant's companies with these ids (others' ids are silently dropped) as dashboard rows,
     in the order given: what the dashboard's live refresh re-renders (two queries)."""
-    companies = ClientCompany.objects.filter(tenant=tenant, pk__in=company_ids).values_list(*_ROW_COLUMNS)
+    companies = _with_claimants(ClientCompany.objects.filter(tenant=tenant, pk__in=company_ids)).values_list(*_ROW_COLUMNS)
     by_id = {company[0]: company for company in companies}
     return dashboard_rows(tenant=tenant, companies=[by_id[pk] for pk in company_ids if pk in by_id])
 

@@ -20,7 +20,9 @@ from django.utils import timezone
 from onboarding.models import (
     AuditAction,
     Certificate,
+    ClaimStatus,
     ClientCompany,
+    CompanyClaim,
     CompanyStage,
     EnrollmentJob,
     Invitation,
@@ -39,7 +41,6 @@ from onboarding.services.core import (
     audit_record,
     certificate_destroy,
     certificate_store,
-    client_company_create,
     enrollment_job_create,
 )
 from sii_bot.rut import normalize_rut
@@ -48,13 +49,14 @@ if TYPE_CHECKING:
     from sii_bot.certificates import CertificateBundle
 
 __all__ = [
+    "ClientSignup",
     "FinishedEmail",
-    "job_finished_emails",
     "client_certificate_delete",
     "client_certificate_open",
     "client_certificate_upload",
     "client_consent_give",
     "client_signup",
+    "job_finished_emails",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,17 @@ def _user_create(*, email: str, password: str, name: str) -> AbstractBaseUser:
         raise ServiceError("Ya existe una cuenta con este correo.", code="email_taken") from None
 
 
+@dataclass(frozen=True)
+class ClientSignup:
+    """What a signup registered: the company, the account (new or given), and whether the company
+    was already registered by someone else, so `user` is one of several claimants (see
+    `CompanyClaim`) rather than its owner."""
+
+    company: ClientCompany
+    user: AbstractBaseUser
+    competing: bool
+
+
 def client_signup(
     *,
     tenant: Tenant,
@@ -92,18 +105,22 @@ def client_signup(
     password: str = "",
     user: AbstractBaseUser | None = None,
     invitation: Invitation | None = None,
-) -> ClientCompany:
-    """Register a client of `tenant` and return its company (owned by the new or given user).
+) -> ClientSignup:
+    """Register a client of `tenant`: returns the company, the user and whether others claim it too.
 
     Creates the user (email = username) unless an authenticated `user` is given. Without an
-    invitation a new company is created (WAITING_CERTIFICATE). With an open `invitation` the user
-    becomes the owner of the invited company instead, the invitation is marked accepted and the
-    company moves from INVITED to WAITING_CERTIFICATE. Audited (SIGNUP).
+    invitation this is a self-signup claim (`services.claims.company_claim_start`): the first one
+    creates the company (WAITING_CERTIFICATE) owned by the user; later ones of the same RUT, while no
+    claimant is proven in the SII, add the user as a competing claimant. With an open `invitation`
+    the user becomes the owner of the invited company instead, the invitation is marked accepted and
+    the company moves from INVITED to WAITING_CERTIFICATE. Audited (SIGNUP).
 
     Raises ServiceError (Spanish message) when the email already has an account, the company RUT is
-    already a client of the firm, the RUT differs from the invitation's company, or the invitation was
-    used meanwhile. Nothing is written when it raises.
+    a client the firm registered or whose owner is already proven, the RUT differs from the
+    invitation's company, or the invitation was used meanwhile. Nothing is written when it raises.
     """
+    from onboarding.services.claims import company_claim_start
+
     canonical = normalize_rut(rut)
     legal_name = legal_name.strip()
     owner_name = owner_name.strip()
@@ -117,25 +134,26 @@ def client_signup(
                 owner_name=owner_name, owner_email=owner_email,
             )
         else:
-            company = client_company_create(
-                tenant=tenant,
-                rut=canonical,
-                legal_name=legal_name,
-                owner=user,
-                owner_name=owner_name,
-                owner_email=owner_email,
-                stage=CompanyStage.WAITING_CERTIFICATE,
+            company = company_claim_start(
+                tenant=tenant, rut=canonical, legal_name=legal_name, user=user, name=owner_name, email=owner_email
             )
+        competing = company.owner_id != user.pk
         audit_record(
             tenant=company.tenant,
             actor=user,
             action=AuditAction.SIGNUP,
             company=company,
-            summary=f"{owner_name or user.get_username()} registró {company.legal_name} ({rut_display(company.rut)})"
-            + (" por invitación" if invitation is not None else ""),
-            details={"invitation": invitation.pk if invitation is not None else None, "email": owner_email},
+            summary=f"{owner_name or user.get_username()} registró {legal_name or company.legal_name} "
+            f"({rut_display(company.rut)})"
+            + (" por invitación" if invitation is not None else "")
+            + (" (otra persona ya la había registrado)" if competing else ""),
+            details={
+                "invitation": invitation.pk if invitation is not None else None,
+                "email": owner_email,
+                "competing": competing,
+            },
         )
-    return company
+    return ClientSignup(company=company, user=user, competing=competing)
 
 
 def _invitation_accept(
@@ -210,19 +228,29 @@ def client_certificate_open(*, upload: UploadedFile, password: str) -> Certifica
 
 
 def client_certificate_upload(
-    *, company: ClientCompany, upload: UploadedFile, password: str, uploaded_by: AbstractBaseUser
+    *,
+    company: ClientCompany,
+    upload: UploadedFile,
+    password: str,
+    uploaded_by: AbstractBaseUser,
+    claim: CompanyClaim | None = None,
 ) -> Certificate:
     """Open the client's certificate file and store it sealed for `company`; returns the Certificate.
 
-    The password opens the file here and goes nowhere else. Older certificates of the company that no
-    queued or running job needs are erased (reason "replaced"): only the newest one is kept.
-    Raises `CertificateError` for a file or password we refuse (nothing is stored then).
+    `claim`: the uploader's pending claim on the company (see `CompanyClaim`), None for its owner's
+    own certificates; the certificate then belongs to that claim only. The password opens the file
+    here and goes nowhere else. Older certificates of the same claim (or of the company's own, for
+    None) that no queued or running job needs are erased (reason "replaced"): only the newest one is
+    kept. Raises `CertificateError` for a file or password we refuse (nothing is stored then).
     """
     bundle = client_certificate_open(upload=upload, password=password)
     with transaction.atomic():
         certificate = certificate_store(company=company, bundle=bundle, uploaded_by=uploaded_by)
+        if claim is not None:
+            certificate.claim = claim
+            certificate.save(update_fields=["claim"])
         older = Certificate.objects.filter(
-            tenant_id=company.tenant_id, company=company, destroyed_at__isnull=True
+            tenant_id=company.tenant_id, company=company, claim=claim, destroyed_at__isnull=True
         ).exclude(pk=certificate.pk)
         for previous in older.select_related("company__tenant"):
             if not certificate_in_active_job(certificate=previous):
@@ -324,15 +352,45 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
     """
     from django.urls import reverse
 
+    from onboarding.services.claims import claim_lost_message
+
     company = job.company
     tenant = job.tenant
+    # A claimant's job (see `CompanyClaim`) is news for that claimant only, in their own words.
+    claim = CompanyClaim.objects.filter(pk=job.claim_id).first() if job.claim_id is not None else None
+    client_name = claim.name if claim is not None else company.owner_name
+    client_email = claim.email if claim is not None else company.owner_email
+    legal_name = (claim.legal_name or company.legal_name) if claim is not None else company.legal_name
     who = f"{job.user_name} (RUT {rut_display(job.user_rut)})"
-    where = f"{company.legal_name} (RUT {rut_display(company.rut)})"
+    where = f"{legal_name} (RUT {rut_display(company.rut)})"
     status_url = _absolute(reverse("client:job", kwargs={"job_id": job.pk}))
     signature = f"— Autoriza, para {tenant.name}"
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = f"Hola {client_name.split()[0]}:" if client_name.strip() else "Hola:"
     emails: list[FinishedEmail] = []
-    if job.status == JobStatus.SUCCEEDED:
+    if claim is not None and claim.status == ClaimStatus.LOST:
+        # Another claimant was proven first: this job found (or would have found) the SII already done.
+        lines = [
+            greeting,
+            "",
+            f"La empresa {where} ya había sido autorizada en el SII por su dueño comprobado.",
+            "",
+            claim_lost_message(tenant=tenant),
+            "",
+            "Vea el detalle en:",
+            status_url,
+            "",
+            signature,
+        ]
+        client_subject = f"Su registro de {legal_name} no continuará"
+        firm_subject = f"Registro descartado: {company.legal_name}"
+        firm_body = [
+            (
+                f"El intento de {claim.name or claim.email} ({claim.email}) para {company.legal_name} "
+                f"(RUT {rut_display(company.rut)}) terminó después de que otra persona comprobó ser su dueño; "
+                "su registro quedó descartado y su certificado fue eliminado."
+            ),
+        ]
+    elif job.status == JobStatus.SUCCEEDED:
         result = job_result_view(job=job)
         permissions = (
             f"Usuario Administrador: {result.admin} · Firmar Documentos: {result.sign} · Registro: {result.registry}"
@@ -358,7 +416,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
             "",
             signature,
         ]
-        client_subject = f"Autorización completada en el SII: {company.legal_name}"
+        client_subject = f"Autorización completada en el SII: {legal_name}"
         firm_subject = f"Autorizado en el SII: {company.legal_name}"
         firm_body = [
             f"{who} quedó registrado como usuario autorizado de {where}.",
@@ -381,7 +439,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
             "",
             signature,
         ]
-        client_subject = f"No se pudo completar la autorización en el SII: {company.legal_name}"
+        client_subject = f"No se pudo completar la autorización en el SII: {legal_name}"
         firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
         firm_body = [
             f"No se pudo registrar a {who} como usuario autorizado de {where}.",
@@ -390,8 +448,8 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
             if job.failure_retryable
             else "Revise el detalle del trabajo antes de volver a intentarlo.",
         ]
-    if company.owner_email:
-        emails.append(FinishedEmail(client_subject, _join(lines), [company.owner_email]))
+    if client_email:
+        emails.append(FinishedEmail(client_subject, _join(lines), [client_email]))
     firm_recipients = tenant.notification_email_list
     if firm_recipients:
         paragraphs = [line for line in firm_body if line]

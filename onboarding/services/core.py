@@ -399,10 +399,16 @@ def enrollment_job_create(
             "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",
             code="no_representative",
         )
+    # A claimant's certificate makes the job theirs (services.claims); one in flight per claim.
+    claim = certificate.claim if certificate is not None and certificate.claim_id is not None else None
     with transaction.atomic():
         # Lock the company row so two concurrent requests compute distinct attempt numbers.
         ClientCompany.objects.select_for_update().filter(pk=company.pk).first()
-        if EnrollmentJob.objects.filter(company=company, status__in=ACTIVE_JOB_STATUSES).exists():
+        if claim is not None:
+            from onboarding.services.claims import company_claim_job_check  # it imports this module
+
+            company_claim_job_check(claim=claim)
+        if EnrollmentJob.objects.filter(company=company, claim=claim, status__in=ACTIVE_JOB_STATUSES).exists():
             raise ServiceError(
                 "Ya hay una autorización en curso para esta empresa. Espere a que termine.",
                 code="job_already_active",
@@ -413,6 +419,7 @@ def enrollment_job_create(
                 job = EnrollmentJob.objects.create(
                     tenant=tenant,
                     company=company,
+                    claim=claim,
                     certificate=certificate,
                     representative=representative,
                     user_rut=representative.rut,
@@ -757,6 +764,9 @@ def _job_succeeded(job: EnrollmentJob, result: EnrollmentResult) -> EnrollmentJo
             summary=f"{job.user_name} autorizado en {job.company.legal_name}",
             details={"job": str(job.pk), "outcome": result.outcome},
         )
+        from onboarding.services.claims import company_claim_settle  # it imports this module
+
+        company_claim_settle(job=job)  # self-signup claims: the first one proven in the SII owns the company
         job.refresh_from_db()
         transaction.on_commit(lambda: _notify_finished(job))
     logger.info("job %s succeeded (%s)", job.pk, result.outcome)

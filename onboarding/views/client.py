@@ -37,10 +37,11 @@ from onboarding.forms.client import (
     SignupForm,
 )
 from onboarding.forms.common import ResetRequestForm
-from onboarding.models import Certificate, ClientCompany, EnrollmentJob, JobStatus
+from onboarding.models import Certificate, ClaimStatus, ClientCompany, CompanyClaim, EnrollmentJob, JobStatus
 from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
 from onboarding.selectors import core as core_selectors
+from onboarding.services.claims import claim_lost_message
 from onboarding.services.core import ServiceError
 from sii_bot.certificates import CertificateError
 
@@ -60,6 +61,12 @@ __all__ = [
     "signup",
 ]
 
+# Told to a client who registers a company someone else already registered with the firm (CompanyClaim).
+COMPETING_NOTE = (
+    "Otra persona ya había registrado esta empresa con {tenant}. Quedará como dueña de la empresa en "
+    "Autoriza la primera persona que complete la autorización en el SII con el certificado digital de "
+    "un representante legal o administrador de la empresa."
+)
 # Certificates that expire within this many days get a warning on the review step.
 EXPIRY_WARNING_DAYS = 15
 # How long a rendered status partial is kept (keyed by its ETag: never stale, only evicted).
@@ -69,20 +76,33 @@ JOB_STATUS_CACHE_SECONDS = 600
 # --- Access ---------------------------------------------------------------------------------------
 
 
-def client_company_or_404(*, user: AbstractBaseUser | AnonymousUser, company_id: object) -> ClientCompany:
-    """The company if `user` owns it, else Http404 — the same rule as `access.client_job_or_404`:
-    another client's or another firm's company is indistinguishable from one that does not exist."""
+def client_company_or_404(
+    *, user: AbstractBaseUser | AnonymousUser, company_id: object
+) -> tuple[ClientCompany, CompanyClaim | None]:
+    """The company if `user` owns or claims it, with `user`'s claim on it (None for an owner without
+    one), else Http404 — the same rule as `access.client_job_or_404`: another client's or another
+    firm's company is indistinguishable from one that does not exist. For an unproven claimant the
+    company is their display copy (`client_selectors.client_company_get`)."""
     company = client_selectors.client_company_get(user=user, company_id=company_id)
     if company is None:
         raise Http404
-    return company
+    return company, client_selectors.client_claim_get(company=company, user=user)
 
 
-def _client_certificate_or_404(*, company: ClientCompany, certificate_id: object) -> Certificate:
-    certificate = client_selectors.client_certificate_get(company=company, certificate_id=certificate_id)
+def _client_certificate_or_404(*, company: ClientCompany, claim: CompanyClaim | None, certificate_id: object) -> Certificate:
+    certificate = client_selectors.client_certificate_get(company=company, certificate_id=certificate_id, claim=claim)
     if certificate is None:
         raise Http404
     return certificate
+
+
+def _claim_lost(claim: CompanyClaim | None) -> bool:
+    return claim is not None and claim.status == ClaimStatus.LOST
+
+
+def _claim_pending(claim: CompanyClaim | None) -> CompanyClaim | None:
+    """The claim new certificates and jobs belong to: a pending one; None once the user owns the company."""
+    return claim if claim is not None and claim.status == ClaimStatus.PENDING else None
 
 
 def _not_found_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -110,13 +130,18 @@ def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         raise Http404
     token = request.GET.get("invitacion", "").strip()
     invitation = services.invitation_from_token(token=token, tenant=tenant) if token else None
+    if invitation is None and token:
+        # Back after signing up by invitation: the link is spent, but it was this user who spent it.
+        used = client_selectors.invitation_company_used_by(token=token, tenant=tenant, user=request.user)
+        if used is not None:
+            return redirect("client:company", company_id=used.pk)
     with_account = not request.user.is_authenticated
     if request.method == "POST":
         form = SignupForm(request.POST, with_account=with_account)
         if form.is_valid():
             data = form.cleaned_data
             try:
-                company = services.client_signup(
+                signup = services.client_signup(
                     tenant=tenant,
                     rut=data["company_rut"],
                     legal_name=data["legal_name"],
@@ -135,9 +160,11 @@ def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
                 form.add_error(field, error.message)
             else:
                 if with_account:
-                    login(request, company.owner)
-                messages.success(request, f"Listo: registramos {company.legal_name}. Ahora suba su certificado digital.")
-                return redirect("client:certificate_upload", company_id=company.pk)
+                    login(request, signup.user)
+                messages.success(request, f"Listo: registramos {data['legal_name']}. Ahora suba su certificado digital.")
+                if signup.competing:
+                    messages.info(request, COMPETING_NOTE.format(tenant=tenant.name))
+                return redirect("client:certificate_upload", company_id=signup.company.pk)
     else:
         initial: dict[str, str] = {}
         if invitation is not None:
@@ -171,12 +198,13 @@ def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 @_not_found_page
 def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     """Where the company stands: its latest job (with a link to the status page) or the wizard."""
-    company = client_company_or_404(user=request.user, company_id=company_id)
-    latest = core_selectors.job_latest_for_company(company=company)
-    certificate = client_selectors.client_certificate_current(company=company)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    latest = client_selectors.client_job_latest(company=company, claim=claim)
+    certificate = client_selectors.client_certificate_current(company=company, claim=claim)
     representative = client_selectors.representative_active(tenant=company.tenant)
     # Nothing left to do (already authorized as the firm asks, or the relationship ended)?
     settled = client_selectors.client_company_settled(company=company)
+    lost = _claim_lost(claim)
     return render(
         request,
         "client/company.html",
@@ -189,13 +217,16 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
             "representative": representative,
             "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
             "settled": settled,
+            # Another claimant was proven first (CompanyClaim): the page says so and offers nothing.
+            "claim_lost": claim_lost_message(tenant=company.tenant) if lost else "",
+            "claim_competing": _claim_pending(claim) is not None and client_selectors.claim_has_rivals(claim=claim),
             # A new attempt makes sense before the first one and after a failure, never during one,
             # and never when the SII already holds what the firm asks for or the relationship ended.
-            "can_start": (latest is None or latest.status == JobStatus.FAILED) and settled is None,
+            "can_start": (latest is None or latest.status == JobStatus.FAILED) and settled is None and not lost,
             # A revocation or change of representative waiting for the client (services.changes).
             "pending_change": (
                 change_selectors.change_consent_terms(company=company)
-                if latest is None or latest.is_finished
+                if (latest is None or latest.is_finished) and not lost
                 else None
             ),
         },
@@ -205,9 +236,9 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
 # --- The certificate wizard -----------------------------------------------------------------------
 
 
-def _active_job_redirect(request: HttpRequest, company: ClientCompany) -> HttpResponse | None:
-    """To the page of the company's queued or running job (with a note), or None when there is none."""
-    active = client_selectors.client_job_active(company=company)
+def _active_job_redirect(request: HttpRequest, company: ClientCompany, claim: CompanyClaim | None) -> HttpResponse | None:
+    """To the page of the user's queued or running job for the company (with a note), or None."""
+    active = client_selectors.client_job_active(company=company, claim=claim)
     if active is None:
         return None
     wording = client_selectors.job_wording(job=active)
@@ -215,9 +246,13 @@ def _active_job_redirect(request: HttpRequest, company: ClientCompany) -> HttpRe
     return redirect("client:job", job_id=active.pk)
 
 
-def _settled_redirect(request: HttpRequest, company: ClientCompany) -> HttpResponse | None:
+def _settled_redirect(request: HttpRequest, company: ClientCompany, claim: CompanyClaim | None) -> HttpResponse | None:
     """To the company page (with a note) when the company needs no certificate any more — the SII
-    already holds what the firm asks for, or the relationship ended — else None."""
+    already holds what the firm asks for, the relationship ended, or another claimant of it was
+    proven first — else None."""
+    if _claim_lost(claim):
+        messages.warning(request, claim_lost_message(tenant=company.tenant))
+        return redirect("client:company", company_id=company.pk)
     settled = client_selectors.client_company_settled(company=company)
     if settled is None:
         return None
@@ -264,8 +299,8 @@ _CERTIFICATE_ERROR_FIELD = {"wrong_password": "password", "legacy_disabled": Non
 @_not_found_page
 @sensitive_variables("password")
 def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
-    company = client_company_or_404(user=request.user, company_id=company_id)
-    elsewhere = _active_job_redirect(request, company) or _settled_redirect(request, company)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    elsewhere = _active_job_redirect(request, company, claim) or _settled_redirect(request, company, claim)
     if elsewhere is not None:
         return elsewhere
     if request.method == "POST":
@@ -274,7 +309,8 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
             password = form.cleaned_data["password"]
             try:
                 certificate = services.client_certificate_upload(
-                    company=company, upload=form.cleaned_data["certificate"], password=password, uploaded_by=request.user
+                    company=company, upload=form.cleaned_data["certificate"], password=password,
+                    uploaded_by=request.user, claim=_claim_pending(claim),
                 )
             except CertificateError as error:
                 form.add_error(_CERTIFICATE_ERROR_FIELD.get(error.code, "certificate"), error.message)
@@ -291,7 +327,7 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
             "company": company,
             "company_rut": client_selectors.rut_display(company.rut),
             "form": form,
-            "current": client_selectors.client_certificate_current(company=company),
+            "current": client_selectors.client_certificate_current(company=company, claim=claim),
             "max_kb": settings.AUTORIZA_MAX_CERTIFICATE_BYTES // 1024,
             "step": 1,
             "wizard_kind": _wizard_kind(company),
@@ -300,12 +336,14 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
 
 
 def _usable_certificate_or_redirect(
-    request: HttpRequest, company: ClientCompany, certificate_id: object
+    request: HttpRequest, company: ClientCompany, claim: CompanyClaim | None, certificate_id: object
 ) -> Certificate | HttpResponse:
-    certificate = _client_certificate_or_404(company=company, certificate_id=certificate_id)
+    certificate = _client_certificate_or_404(company=company, claim=claim, certificate_id=certificate_id)
+    if _claim_lost(claim):
+        return _settled_redirect(request, company, claim)  # type: ignore[return-value] - never None when lost
     if not certificate.is_usable:
         # E.g. Back from the result page: the job erased it, and nothing may be left to do.
-        done = _settled_redirect(request, company)
+        done = _settled_redirect(request, company, claim)
         if done is not None:
             return done
         messages.warning(request, "Ese certificado ya fue eliminado de nuestros sistemas. Suba su certificado para continuar.")
@@ -317,8 +355,8 @@ def _usable_certificate_or_redirect(
 @_not_found_page
 def certificate_review(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
     """Step 2: what the certificate says (holder, RUT, issuer, validity, fingerprint)."""
-    company = client_company_or_404(user=request.user, company_id=company_id)
-    certificate = _usable_certificate_or_redirect(request, company, certificate_id)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _usable_certificate_or_redirect(request, company, claim, certificate_id)
     if isinstance(certificate, HttpResponse):
         return certificate
     now = timezone.now()
@@ -343,8 +381,8 @@ def certificate_review(request: HttpRequest, company_id: int, certificate_id: st
 def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
     """Step 3: who will be authorized, with which permissions, in which company; the consent
     checkbox; on POST the job is created and the client goes to its status page."""
-    company = client_company_or_404(user=request.user, company_id=company_id)
-    certificate = _usable_certificate_or_redirect(request, company, certificate_id)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _usable_certificate_or_redirect(request, company, claim, certificate_id)
     if isinstance(certificate, HttpResponse):
         return certificate
     service_error: ServiceError | None = None
@@ -374,12 +412,12 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
             else:
                 return redirect("client:job", job_id=job.pk)
     else:
-        elsewhere = _active_job_redirect(request, company) or _settled_redirect(request, company)
+        elsewhere = _active_job_redirect(request, company, claim) or _settled_redirect(request, company, claim)
         if elsewhere is not None:
             return elsewhere
         form = ConsentForm(initial={"terms_version": terms.version})
     active_job = (
-        client_selectors.client_job_active(company=company)
+        client_selectors.client_job_active(company=company, claim=claim)
         if service_error is not None and service_error.code == "job_already_active"
         else None
     )
@@ -404,8 +442,8 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
 @_not_found_page
 def certificate_delete(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
     """Erase a stored certificate that no authorization in progress needs."""
-    company = client_company_or_404(user=request.user, company_id=company_id)
-    certificate = _client_certificate_or_404(company=company, certificate_id=certificate_id)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    certificate = _client_certificate_or_404(company=company, claim=claim, certificate_id=certificate_id)
     try:
         services.client_certificate_delete(certificate=certificate, actor=request.user)
     except ServiceError as error:
@@ -452,6 +490,8 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     etag = client_selectors.job_status_etag(job=job)
     context = _job_status_context(job, etag)
     context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
+    claim = client_selectors.client_claim_get(company=job.company, user=request.user) if job.claim_id else None
+    context["claim_lost"] = claim_lost_message(tenant=job.tenant) if _claim_lost(claim) else ""
     return render(request, "client/job.html", context)
 
 
@@ -544,7 +584,9 @@ def company_end(request: HttpRequest, company_id: int) -> HttpResponse:
     """The client ends the relationship with the firm: GET says exactly who will be removed from the
     company's SII account; POST ends it (a job now if the certificate is still stored, else the
     client is sent to upload it and consents on the next screen)."""
-    company = client_company_or_404(user=request.user, company_id=company_id)
+    company, claim = client_company_or_404(user=request.user, company_id=company_id)
+    if claim is not None and claim.status != ClaimStatus.WON:
+        raise Http404  # an unproven claimant has no relationship with the firm to end
     if request.method == "POST":
         try:
             job = services.company_relationship_end(company=company, actor=request.user)

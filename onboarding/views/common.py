@@ -26,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect(reverse("staff:dashboard", kwargs={"tenant_slug": memberships[0].tenant.slug}))
         except NoReverseMatch:
             pass
-    companies = list(selectors.companies_owned_by(user=request.user))
+    companies = selectors.client_companies(user=request.user)  # owned or claimed (CompanyClaim)
     if not memberships and len(companies) == 1:
         try:
             return redirect(reverse("client:company", kwargs={"company_id": companies[0].pk}))

@@ -49,6 +49,7 @@ from onboarding.forms.staff import (
     TenantSettingsForm,
 )
 from onboarding.models import ArtifactKind, ClientCompany, CompanyStage, JobStatus, Membership, Role
+from onboarding.selectors import claims as claim_selectors
 from onboarding.templatetags.staff_format import rut_display
 
 StaffView = Callable[..., HttpResponse]
@@ -222,6 +223,9 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
                 f'<span class="muted small contact">{escape(row.owner_name)}{separator}'
                 f"{escape(row.owner_email)}</span>"
             )
+        if row.claimants > 1:  # several people registered it themselves (CompanyClaim): see the job's page
+            contact += f'<span class="small contact claimants">{row.claimants} personas registraron esta empresa</span>'
+
         state = f'<span class="badge {escape(row.stage)}">{escape(_STAGE_LABELS.get(row.stage, row.stage))}</span>'
         if job is not None:
             state += f' <span class="muted small nowrap">intento {job.attempt}</span>'
@@ -460,7 +464,9 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         artifacts=[
             {"artifact": artifact, "label": _step_label(artifact.step)} for artifact in selectors.job_artifacts(job=job)
         ],
-        attempts=list(selectors.job_attempts(job=job).select_related("created_by")),
+        attempts=list(selectors.job_attempts(job=job).select_related("created_by", "claim")),
+        # Everyone who registered the company themselves, and who was proven its owner (CompanyClaim).
+        claims=claim_selectors.company_claim_list(tenant=membership.tenant, company_id=job.company_id),
         has_rerun=selectors.job_has_rerun(job=job),
         certificate_usable=bool(job.certificate and job.certificate.is_usable),
         result=job.result if isinstance(job.result, dict) else None,
