@@ -40,11 +40,6 @@ def company_get(*, tenant: Tenant, company_id: int) -> ClientCompany | None:
     return ClientCompany.objects.filter(tenant=tenant, pk=company_id).first()
 
 
-def companies_owned_by(*, user: AbstractBaseUser) -> QuerySet[ClientCompany]:
-    """The companies a client user registered, with their tenant."""
-    return ClientCompany.objects.select_related("tenant").filter(owner=user).order_by("-created_at")
-
-
 def company_stage_counts(*, tenant: Tenant) -> dict[str, int]:
     """How many of the tenant's clients are in each stage (every stage present, zeros included)."""
     counts = dict.fromkeys(CompanyStage.values, 0)
