@@ -332,7 +332,7 @@ class _PfxWalk:
         if fields and fields[0].is_universal(asn1.TAG_INTEGER):
             key_size = fields.pop(0).integer(what=f"{what} keyLength")
             if not 1 <= key_size <= _MAX_PBKDF2_KEY_BYTES:
-                raise _TooMuchWork(f"{what} asks for a {key_size}-byte key")
+                raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (a {key_size}-byte key)")
         prf = "1.2.840.113549.2.7"
         if fields:
             prf_fields = fields.pop(0).sequence(minimum=1, maximum=2, what=f"{what} prf")
@@ -357,7 +357,7 @@ class _PfxWalk:
             raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (N={n}, r={r}, p={p})")
         key_size = fields[4].integer(what=f"{what} keyLength") if len(fields) == 5 else 0
         if len(fields) == 5 and not 1 <= key_size <= _MAX_PBKDF2_KEY_BYTES:
-            raise _TooMuchWork(f"{what} asks for a {key_size}-byte key")
+            raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (a {key_size}-byte key)")
         self.charge(n * r * p, what)
         return _Pbe("scrypt", salt, "", key_size, scrypt=(n, r, p))
 

@@ -224,3 +224,52 @@ def map_tree(der: bytes, change: Callable[[Node], None]) -> bytes:
     tree = parse_der(der)
     change(tree)
     return encode(tree)
+
+
+# --- AlgorithmIdentifiers and bags for hostile files ---------------------------------------------------
+
+
+def pkcs12_pbe(iterations: int) -> bytes:
+    """pbeWithSHAAnd3-KeyTripleDES-CBC with ``iterations`` rounds."""
+    return pbe_3des(os.urandom(8), iterations)
+
+
+def pbes1(iterations: int) -> bytes:
+    """PKCS#5 PBES1 pbeWithMD5AndDES-CBC with ``iterations`` rounds."""
+    return tlv(0x30, tlv(0x06, OID_PBE_MD5_DES) + tlv(0x30, tlv(0x04, os.urandom(8)) + integer(iterations)))
+
+
+def pbkdf2(iterations: int, *, key_length: int | None = None) -> bytes:
+    """PBKDF2 with hmacWithSHA256 as a key-derivation AlgorithmIdentifier."""
+    params = tlv(0x04, os.urandom(16)) + integer(iterations)
+    if key_length is not None:
+        params += integer(key_length)
+    params += tlv(0x30, tlv(0x06, OID_HMAC_SHA256) + b"\x05\x00")
+    return tlv(0x30, tlv(0x06, OID_PBKDF2) + tlv(0x30, params))
+
+
+def scrypt(n: int, r: int, p: int) -> bytes:
+    params = tlv(0x04, os.urandom(16)) + integer(n) + integer(r) + integer(p)
+    return tlv(0x30, tlv(0x06, OID_SCRYPT) + tlv(0x30, params))
+
+
+def pbes2(kdf: bytes) -> bytes:
+    """PBES2 with ``kdf`` and AES-256-CBC."""
+    scheme = tlv(0x30, tlv(0x06, OID_AES256_CBC) + tlv(0x04, os.urandom(16)))
+    return tlv(0x30, tlv(0x06, OID_PBES2) + tlv(0x30, kdf + scheme))
+
+
+def pbmac1(iterations: int) -> bytes:
+    """A PBMAC1 (RFC 9579) MAC AlgorithmIdentifier whose PBKDF2 asks for ``iterations`` rounds."""
+    scheme = tlv(0x30, tlv(0x06, OID_HMAC_SHA256) + b"\x05\x00")
+    return tlv(0x30, tlv(0x06, OID_PBMAC1) + tlv(0x30, pbkdf2(iterations, key_length=32) + scheme))
+
+
+def shrouded_bag(algorithm: bytes) -> bytes:
+    """A pkcs8ShroudedKeyBag encrypted with ``algorithm`` (its ciphertext is random: it never decrypts)."""
+    value = tlv(0x30, algorithm + tlv(0x04, os.urandom(64)))
+    return tlv(0x30, tlv(0x06, OID_SHROUDED_KEY_BAG) + tlv(0xA0, value))
+
+
+def safe_contents(*bags: bytes) -> bytes:
+    return tlv(0x30, b"".join(bags))
