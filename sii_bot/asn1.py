@@ -17,6 +17,8 @@ TAG_INTEGER, TAG_OCTET_STRING, TAG_NULL, TAG_OID, TAG_SEQUENCE, TAG_SET = 2, 4, 
 
 _MAX_LENGTH_BYTES = 8  # significant length bytes (OpenSSL reads at most a C long)
 _MAX_TAG_BYTES = 4  # bytes of a high tag number
+# Constructed strings inside constructed strings: OpenSSL (via cryptography) refuses a 7th level.
+_MAX_STRING_NESTING = 6
 
 
 class Asn1Error(Exception):
@@ -83,7 +85,8 @@ class Element:
             raise Asn1Error(f"{what} is not an INTEGER")
         return int.from_bytes(self.value, "big", signed=True)
 
-    def octets(self, *, what: str = "OCTET STRING", implicit: tuple[int, int] | None = None) -> bytes:
+    def octets(self, *, what: str = "OCTET STRING", implicit: tuple[int, int] | None = None,
+               _nesting: int = 0) -> bytes:
         """The content of an OCTET STRING, joining the segments of a constructed one.
 
         ``implicit`` = (class, number) accepts that tag instead of the universal one (``[0] IMPLICIT``).
@@ -93,8 +96,10 @@ class Element:
             raise Asn1Error(f"{what} is not an OCTET STRING")
         if not self.constructed:
             return self.value
+        if _nesting >= _MAX_STRING_NESTING:
+            raise Asn1Error(f"{what} has constructed segments nested too deep")
         # Segments of a constructed string are universal OCTET STRINGs (themselves possibly constructed).
-        return b"".join(child.octets(what=what) for child in self.children)
+        return b"".join(child.octets(what=what, _nesting=_nesting + 1) for child in self.children)
 
 
 def decode_oid(raw: bytes) -> str:

@@ -152,13 +152,14 @@ def pkcs12_kdf(password: str, salt: bytes, purpose: int, iterations: int, size: 
 
 def assemble(
     content_infos: list[bytes], password: str, *, mac_iterations: int = 2048, mac_field: int | None = None,
-    mac_algorithm: bytes | None = None,
+    mac_algorithm: bytes | None = None, auth_safe: bytes | None = None,
 ) -> bytes:
     """A DER PFX of these ContentInfos with a valid HMAC-SHA1 MAC over ``mac_iterations`` rounds.
 
     ``mac_field`` writes another count in the file (the MAC then no longer verifies); ``mac_algorithm``
-    replaces the DigestInfo's AlgorithmIdentifier (e.g. PBMAC1)."""
-    auth_safe = tlv(0x30, b"".join(content_infos))
+    replaces the DigestInfo's AlgorithmIdentifier (e.g. PBMAC1); ``auth_safe`` gives the encoded
+    AuthenticatedSafe itself (e.g. in BER) instead of the DER SEQUENCE of ``content_infos``."""
+    auth_safe = auth_safe if auth_safe is not None else tlv(0x30, b"".join(content_infos))
     salt = os.urandom(8)
     key = pkcs12_kdf(password, salt, 3, mac_iterations, 20)
     digest = hmac.new(key, auth_safe, "sha1").digest()
