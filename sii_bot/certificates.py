@@ -212,8 +212,8 @@ def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int | None]:
 # ---------------------------------------------------------------------------------------------------
 # The key-derivation budget. OpenSSL runs every key derivation a PKCS#12 file names (the MAC's, each
 # EncryptedData's, each shrouded key bag's) with the counts the file itself gives, in one
-# uninterruptible call: a file asking for 300,000,000 rounds keeps a web process busy for minutes
-# before "wrong password". So before ``cryptography`` sees a byte, the whole file is read here with a
+# uninterruptible call: a file whose MAC asks for 300,000,000 rounds keeps a web process busy ~18 s
+# before "wrong password" (2^31 rounds: minutes). So before ``cryptography`` sees a byte, the whole file is read here with a
 # strict BER reader (indefinite and long-form lengths and constructed strings included: OpenSSL
 # accepts them), every derivation is found and priced, and anything this walk cannot read or price is
 # refused. EncryptedData is decrypted here (after pricing it) because it may hold more shrouded key
@@ -799,7 +799,8 @@ def open_pkcs12(
     """Open a .pfx/.p12 and return the holder's RUT, validity and PEM material as a ``CertificateBundle``.
 
     Refuses (``CertificateError`` with one of ``CERTIFICATE_ERROR_CODES``) files that are empty, too
-    large, not PKCS#12, locked with another password, without key or certificate, expired or not yet
+    large, not PKCS#12 (also: asking for more key-derivation work than real files, see
+    ``_check_pfx_structure``), locked with another password, without key or certificate, expired or not yet
     valid at ``now`` (default: the current time), without a valid person RUT, or when this server has
     OpenSSL's legacy algorithms disabled. Never raises anything else for any ``data``.
     """
@@ -817,6 +818,8 @@ def open_pkcs12(
         _check_pfx_structure(data)
     except asn1.Asn1Error as exc:
         raise CertificateError("not_pkcs12", detail=f"not a PFX: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - fail closed: a file the check cannot finish never reaches OpenSSL
+        raise CertificateError("not_pkcs12", detail=f"structure check failed: {type(exc).__name__}") from None
 
     if "\x00" in password:
         # No real password holds a NUL byte, and cryptography's Rust layer panics on one (a
@@ -829,6 +832,8 @@ def open_pkcs12(
         raise CertificateError("not_pkcs12", detail=f"not a PFX: {exc}") from None
     except _Undecryptable as exc:
         raise _load_failure(f"{exc}") from None
+    except Exception as exc:  # noqa: BLE001 - fail closed: a file the check cannot finish never reaches OpenSSL
+        raise CertificateError("not_pkcs12", detail=f"structure check failed: {type(exc).__name__}") from None
     try:
         loaded = _load(data, password)
     except Exception as exc:  # noqa: BLE001 - cryptography raises ValueError/TypeError/UnsupportedAlgorithm

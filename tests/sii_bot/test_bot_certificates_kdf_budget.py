@@ -193,6 +193,16 @@ def test_unreadable_or_unpriceable_structures_are_refused_before_the_loader(hone
         assert refused_without_work(data, loads).code == "not_pkcs12", name
 
 
+def test_a_check_that_cannot_finish_refuses_the_file(honest: bytes, loads: list[int],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: whatever breaks inside the walk, the file is not handed to cryptography."""
+    def broken(*args: object) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("sii_bot.certificates._pbe_decryptions", broken)
+    assert refused_without_work(honest, loads).detail == "structure check failed: RuntimeError"
+
+
 def test_a_wrong_password_is_refused_before_the_loader_when_certificates_are_encrypted(honest: bytes,
                                                                                        loads: list[int]) -> None:
     with pytest.raises(CertificateError) as refused:
