@@ -8,35 +8,38 @@ Spanish message that tells the user what to do.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4, TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from . import asn1
 from .rut import InvalidRut, is_person_rut, normalize_rut
 
 __all__ = [
-    "CertificateError",
+    "CERTIFICATE_ERROR_CODES",
+    "DEFAULT_MAX_BYTES",
+    "SII_RUT_OID",
     "CertificateBundle",
+    "CertificateError",
     "CertificateMaterial",
     "open_pkcs12",
-    "CERTIFICATE_ERROR_CODES",
-    "SII_RUT_OID",
-    "DEFAULT_MAX_BYTES",
 ]
 
 # Decreto 181/2002: the holder's RUT travels in subjectAltName otherName with this type id.
 SII_RUT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.8321.1")
 DEFAULT_MAX_BYTES = 64 * 1024
-
-_OID_DATA = "1.2.840.113549.1.7.1"
-_OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 
 # Spanish messages per code. Kept in one table so the web app can show them for stored codes too.
 CERTIFICATE_ERROR_CODES: dict[str, str] = {
@@ -176,8 +179,7 @@ class CertificateBundle:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Minimal DER/BER reading, only to tell "not a PKCS#12 at all" from "wrong password" (cryptography
-# raises the same ValueError for both).
+# Minimal DER reading for values inside an already parsed certificate (the SAN otherName).
 
 
 class _Asn1Error(Exception):
@@ -190,7 +192,7 @@ def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int | None]:
         raise _Asn1Error("truncated: no tag")
     tag = data[pos]
     pos += 1
-    if tag & 0x1F == 0x1F:  # high tag numbers never occur in the PFX header
+    if tag & 0x1F == 0x1F:  # high tag numbers never occur in a SAN value
         raise _Asn1Error("unexpected high tag number")
     if pos >= len(data):
         raise _Asn1Error("truncated: no length")
@@ -207,147 +209,428 @@ def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int | None]:
     return tag, pos + count, length
 
 
-def _decode_oid(raw: bytes) -> str:
-    if not raw:
-        raise _Asn1Error("empty OID")
-    first = raw[0]
-    parts = [str(min(first // 40, 2)), str(first - 40 * min(first // 40, 2))]
-    value = 0
-    for byte in raw[1:]:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(str(value))
-            value = 0
-    return ".".join(parts)
+# ---------------------------------------------------------------------------------------------------
+# The key-derivation budget. OpenSSL runs every key derivation a PKCS#12 file names (the MAC's, each
+# EncryptedData's, each shrouded key bag's) with the counts the file itself gives, in one
+# uninterruptible call: a file whose MAC asks for 300,000,000 rounds keeps a web process busy ~18 s
+# before "wrong password" (2^31 rounds: minutes). So before ``cryptography`` sees a byte, the whole file is read here with a
+# strict BER reader (indefinite and long-form lengths and constructed strings included: OpenSSL
+# accepts them), every derivation is found and priced, and anything this walk cannot read or price is
+# refused. EncryptedData is decrypted here (after pricing it) because it may hold more shrouded key
+# bags, which OpenSSL derives keys for too.
 
+# Real files use 1 to 600,000 rounds per derivation (OpenSSL 2,048, Windows 2,000, recent tools up to
+# 600,000) and three derivations (MAC, certificates, key).
+MAX_KDF_ITERATIONS = 1_000_000
+# The file's total, in hash-output blocks times rounds (about 0.1–0.4 µs each in OpenSSL).
+MAX_KDF_WORK = 6_000_000
+# scrypt: N·r·p is its time, 128·r·N bytes its memory (OpenSSL itself refuses above 32 MiB).
+MAX_SCRYPT_WORK = 1 << 20
+MAX_SCRYPT_MEMORY = 32 * 1024 * 1024
+_MAX_PBKDF2_KEY_BYTES = 64
 
-def _check_pfx_structure(data: bytes) -> None:
-    """Raise ``_Asn1Error`` unless ``data`` starts like a PKCS#12 PFX and is not visibly truncated.
-
-    PFX ::= SEQUENCE { version INTEGER {v3(3)}, authSafe ContentInfo, macData MacData OPTIONAL }
-    ContentInfo ::= SEQUENCE { contentType OID (data or signedData), content [0] EXPLICIT ... }
-    """
-    tag, pos, length = _read_tlv(data, 0)
-    if tag != 0x30:
-        raise _Asn1Error("outer element is not a SEQUENCE")
-    if length is not None and pos + length > len(data):
-        raise _Asn1Error(f"truncated: PFX declares {length} bytes, {len(data) - pos} present")
-    tag, vpos, vlen = _read_tlv(data, pos)
-    if tag != 0x02 or vlen is None or vlen < 1 or vlen > 4:
-        raise _Asn1Error("version is not a small INTEGER")
-    if int.from_bytes(data[vpos : vpos + vlen], "big") != 3:
-        raise _Asn1Error("PFX version is not 3")
-    tag, cpos, clen = _read_tlv(data, vpos + vlen)
-    if tag != 0x30:
-        raise _Asn1Error("authSafe is not a SEQUENCE")
-    if clen is not None and cpos + clen > len(data):
-        raise _Asn1Error("truncated authSafe")
-    tag, opos, olen = _read_tlv(data, cpos)
-    if tag != 0x06 or olen is None or opos + olen > len(data):
-        raise _Asn1Error("authSafe contentType is not an OID")
-    if _decode_oid(data[opos : opos + olen]) not in (_OID_DATA, _OID_SIGNED_DATA):
-        raise _Asn1Error("authSafe contentType is neither data nor signedData")
-    tag, _, _ = _read_tlv(data, opos + olen)
-    if tag != 0xA0:
-        raise _Asn1Error("authSafe has no [0] content")
-    if clen is not None and cpos + clen < len(data):
-        _check_mac_iterations(data, cpos + clen)
-    _check_pbe_parameters(data)
-
-
-# Real files use 1 to 600,000 rounds (OpenSSL 2048, Windows 2000, recent tools 10,000–600,000). A file
-# asking for billions would keep a web process busy for many minutes before the MAC check fails.
-MAX_MAC_ITERATIONS = 1_000_000
-
-
-def _check_mac_iterations(data: bytes, pos: int) -> None:
-    """Raise ``_Asn1Error`` if the MacData at ``pos`` asks for more than MAX_MAC_ITERATIONS rounds.
-
-    MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
-    """
-    tag, mpos, mlen = _read_tlv(data, pos)
-    if tag != 0x30 or mlen is None:
-        raise _Asn1Error("macData is not a SEQUENCE")
-    end = mpos + mlen
-    tag, dpos, dlen = _read_tlv(data, mpos)  # DigestInfo
-    if tag != 0x30 or dlen is None:
-        raise _Asn1Error("macData has no DigestInfo")
-    tag, spos, slen = _read_tlv(data, dpos + dlen)  # macSalt
-    if tag != 0x04 or slen is None:
-        raise _Asn1Error("macData has no salt")
-    if spos + slen >= end:
-        return  # iterations omitted: DEFAULT 1
-    tag, ipos, ilen = _read_tlv(data, spos + slen)
-    if tag != 0x02 or ilen is None or ilen > 8:
-        raise _Asn1Error("macData iterations is not a small INTEGER")
-    if int.from_bytes(data[ipos : ipos + ilen], "big") > MAX_MAC_ITERATIONS:
-        raise _Asn1Error("macData asks for an unreasonable number of iterations")
-
-
-# Password-based encryption schemes whose parameters name a work factor: PKCS#12's own PBEs
-# (pbeWithSHAAnd*, 1.2.840.113549.1.12.1.x: salt, iterations), PBKDF2 inside PBES2 (salt,
-# iterationCount) and scrypt (salt, costParameter N). Real files stay far below these caps.
-_OID_PKCS12_PBE_PREFIX = "1.2.840.113549.1.12.1."
+_OID_DATA = "1.2.840.113549.1.7.1"
+_OID_ENCRYPTED_DATA = "1.2.840.113549.1.7.6"
+_OID_SHROUDED_KEY_BAG = "1.2.840.113549.1.12.10.1.2"
+_OID_SAFE_CONTENTS_BAG = "1.2.840.113549.1.12.10.1.6"
+_OID_PBES2 = "1.2.840.113549.1.5.13"
 _OID_PBKDF2 = "1.2.840.113549.1.5.12"
+_OID_PBMAC1 = "1.2.840.113549.1.5.14"
 _OID_SCRYPT = "1.3.6.1.4.1.11591.4.11"
-MAX_SCRYPT_COST = 1 << 20
-_MAX_DER_ELEMENTS = 20_000
+# PKCS#12 PBEs (1.2.840.113549.1.12.1.n): (cipher, key bytes); SHA-1 key derivation, IV of 8 bytes.
+_PKCS12_PBES: dict[str, tuple[str, int]] = {
+    "1.2.840.113549.1.12.1.1": ("rc4", 16),
+    "1.2.840.113549.1.12.1.2": ("rc4", 5),
+    "1.2.840.113549.1.12.1.3": ("3des", 24),
+    "1.2.840.113549.1.12.1.4": ("3des", 16),
+    "1.2.840.113549.1.12.1.5": ("rc2", 16),
+    "1.2.840.113549.1.12.1.6": ("rc2", 5),
+}
+# PKCS#5 PBES1 (1.2.840.113549.1.5.n): (digest, cipher); 8-byte key and IV from one digest chain.
+_PKCS5_PBES1: dict[str, tuple[str, str]] = {
+    "1.2.840.113549.1.5.1": ("md2", "des"),
+    "1.2.840.113549.1.5.3": ("md5", "des"),
+    "1.2.840.113549.1.5.4": ("md2", "rc2"),
+    "1.2.840.113549.1.5.6": ("md5", "rc2"),
+    "1.2.840.113549.1.5.10": ("sha1", "des"),
+    "1.2.840.113549.1.5.11": ("sha1", "rc2"),
+}
+# PBKDF2 PRFs: hashlib name, output bytes.
+_PBKDF2_PRFS: dict[str, tuple[str, int]] = {
+    "1.2.840.113549.2.7": ("sha1", 20),
+    "1.2.840.113549.2.8": ("sha224", 28),
+    "1.2.840.113549.2.9": ("sha256", 32),
+    "1.2.840.113549.2.10": ("sha384", 48),
+    "1.2.840.113549.2.11": ("sha512", 64),
+    "1.2.840.113549.2.12": ("sha512_224", 28),
+    "1.2.840.113549.2.13": ("sha512_256", 32),
+}
+# PBES2 encryption schemes: (cipher, key bytes); the parameters are the IV.
+_PBES2_CIPHERS: dict[str, tuple[str, int]] = {
+    "2.16.840.1.101.3.4.1.2": ("aes", 16),
+    "2.16.840.1.101.3.4.1.22": ("aes", 24),
+    "2.16.840.1.101.3.4.1.42": ("aes", 32),
+    "1.2.840.113549.3.7": ("3des", 24),
+    "1.3.14.3.2.7": ("des", 8),
+}
 
 
-def _check_pbe_parameters(data: bytes) -> None:
-    """Raise ``_Asn1Error`` if any key-derivation parameters visible in the file ask for more work than
-    real files do (``MAX_MAC_ITERATIONS`` rounds, scrypt cost ``MAX_SCRYPT_COST``).
+class _TooMuchWork(asn1.Asn1Error):
+    """The file asks for more key-derivation work than any real certificate file."""
 
-    Walks the whole DER tree, also into OCTET STRINGs that hold DER (the authSafe and its unencrypted
-    SafeContents, where shrouded key bags and EncryptedData name their schemes), with explicit stacks
-    and an element budget. Bags inside an *encrypted* SafeContents are out of sight until decryption;
-    OpenSSL derives that outer key first, with parameters this check has already capped.
-    """
-    # (tag, primitive content), each element's primitives before its children's, then a -1 marker.
-    tokens: list[tuple[int, bytes]] = []
-    ranges = [(0, len(data))]
-    seen = 0
-    while ranges:
-        start, end = ranges.pop()
-        pos = start
-        children: list[tuple[int, int]] = []
-        while pos < end:
-            seen += 1
-            if seen > _MAX_DER_ELEMENTS:
-                raise _Asn1Error("too many ASN.1 elements")
-            try:
-                tag, cpos, clen = _read_tlv(data, pos)
-            except _Asn1Error:
-                break  # not DER after all (an OCTET STRING of ciphertext, say): nothing to see here
-            if clen is None or cpos + clen > end:
-                break  # BER indefinite lengths or garbage: left to the real parser
-            if tag & 0x20:
-                children.append((cpos, cpos + clen))
+
+class _Undecryptable(Exception):
+    """An EncryptedData does not open with the given password (so OpenSSL could not open it either)."""
+
+
+def _blocks(size: int, block: int) -> int:
+    return max(1, -(-size // block))
+
+
+@dataclass
+class _Pbe:
+    """A priced password-based encryption: how to derive its key and which cipher uses it."""
+
+    kind: str  # "pkcs12", "pbes1", "pbkdf2", "scrypt"
+    salt: bytes
+    cipher: str
+    key_size: int
+    iterations: int = 1
+    digest: str = "sha1"
+    iv: bytes = b""
+    scrypt: tuple[int, int, int] = (0, 0, 0)
+
+
+class _PfxWalk:
+    """Reads one PFX (see ``_check_pfx_structure``) and keeps its running key-derivation bill."""
+
+    def __init__(self) -> None:
+        self.budget = asn1.Budget()
+        self.work = 0
+        self.encrypted: list[tuple[_Pbe, bytes]] = []  # EncryptedData still to open: scheme, ciphertext
+
+    # -- pricing ------------------------------------------------------------------------------------
+
+    def charge(self, units: int, what: str) -> None:
+        self.work += units
+        if self.work > MAX_KDF_WORK:
+            raise _TooMuchWork(f"{what}: the file asks for an unreasonable amount of key-derivation work")
+
+    def rounds(self, element: asn1.Element, what: str) -> int:
+        count = element.integer(what=what)
+        if count < 1:
+            raise asn1.Asn1Error(f"{what} is not a positive count")
+        if count > MAX_KDF_ITERATIONS:
+            raise _TooMuchWork(f"{what} asks for an unreasonable amount of work ({count} rounds)")
+        return count
+
+    def pbkdf2(self, params: asn1.Element, *, key_size: int | None, what: str) -> _Pbe:
+        """PBKDF2-params ::= SEQUENCE { salt OCTET STRING, iterationCount, keyLength OPTIONAL, prf DEFAULT sha1 }"""
+        fields = list(params.sequence(minimum=2, maximum=4, what=what))
+        salt = fields.pop(0).octets(what=f"{what} salt")  # the otherSource CHOICE is unsupported everywhere
+        iterations = self.rounds(fields.pop(0), f"{what} iterationCount")
+        if fields and fields[0].is_universal(asn1.TAG_INTEGER):
+            key_size = fields.pop(0).integer(what=f"{what} keyLength")
+            if not 1 <= key_size <= _MAX_PBKDF2_KEY_BYTES:
+                raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (a {key_size}-byte key)")
+        prf = "1.2.840.113549.2.7"
+        if fields:
+            prf_fields = fields.pop(0).sequence(minimum=1, maximum=2, what=f"{what} prf")
+            prf = prf_fields[0].oid(what=f"{what} prf")
+            if len(prf_fields) == 2 and not prf_fields[1].is_universal(asn1.TAG_NULL):
+                raise asn1.Asn1Error(f"{what} prf has parameters")
+        if fields or prf not in _PBKDF2_PRFS:
+            raise asn1.Asn1Error(f"{what} uses an unsupported PRF")
+        digest, out = _PBKDF2_PRFS[prf]
+        size = key_size or _MAX_PBKDF2_KEY_BYTES
+        self.charge(iterations * _blocks(size, out), what)
+        return _Pbe("pbkdf2", salt, "", size, iterations=iterations, digest=digest)
+
+    def scrypt(self, params: asn1.Element, what: str) -> _Pbe:
+        """scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter, blockSize, parallelizationParameter, keyLength OPTIONAL }"""
+        fields = params.sequence(minimum=4, maximum=5, what=what)
+        salt = fields[0].octets(what=f"{what} salt")
+        n, r, p = (fields[i].integer(what=f"{what} parameter") for i in (1, 2, 3))
+        if n < 2 or n & (n - 1) or r < 1 or p < 1:
+            raise asn1.Asn1Error(f"{what} has invalid parameters")
+        if n * r * p > MAX_SCRYPT_WORK or 128 * r * (n + p) > MAX_SCRYPT_MEMORY:
+            raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (N={n}, r={r}, p={p})")
+        key_size = fields[4].integer(what=f"{what} keyLength") if len(fields) == 5 else 0
+        if len(fields) == 5 and not 1 <= key_size <= _MAX_PBKDF2_KEY_BYTES:
+            raise _TooMuchWork(f"{what} asks for an unreasonable amount of work (a {key_size}-byte key)")
+        self.charge(n * r * p, what)
+        return _Pbe("scrypt", salt, "", key_size, scrypt=(n, r, p))
+
+    def encryption(self, algorithm: asn1.Element, what: str) -> _Pbe:
+        """Price the AlgorithmIdentifier of an EncryptedData or a shrouded key bag; refuse unknown ones."""
+        fields = algorithm.sequence(minimum=2, maximum=2, what=what)
+        oid = fields[0].oid(what=what)
+        params = fields[1]
+        if oid in _PKCS12_PBES or oid in _PKCS5_PBES1:
+            salt_el, count_el = params.sequence(minimum=2, maximum=2, what=f"{what} parameters")
+            salt = salt_el.octets(what=f"{what} salt")
+            iterations = self.rounds(count_el, f"{what} iterations")
+            if oid in _PKCS12_PBES:
+                cipher, key_size = _PKCS12_PBES[oid]
+                self.charge(iterations * (_blocks(key_size, 20) + 1), what)  # key, then the IV (8 bytes)
+                return _Pbe("pkcs12", salt, cipher, key_size, iterations=iterations)
+            digest, cipher = _PKCS5_PBES1[oid]
+            self.charge(iterations, what)
+            return _Pbe("pbes1", salt, cipher, 8, iterations=iterations, digest=digest)
+        if oid != _OID_PBES2:
+            raise asn1.Asn1Error(f"{what} uses an unsupported algorithm {oid}")
+        kdf, scheme = params.sequence(minimum=2, maximum=2, what=f"{what} PBES2 parameters")
+        scheme_oid, iv_el = scheme.sequence(minimum=2, maximum=2, what=f"{what} encryption scheme")
+        cipher, key_size = _PBES2_CIPHERS.get(scheme_oid.oid(what=f"{what} cipher"), ("", 0))
+        if not cipher:
+            raise asn1.Asn1Error(f"{what} uses an unsupported cipher")
+        iv = iv_el.octets(what=f"{what} IV")
+        kdf_oid, kdf_params = kdf.sequence(minimum=2, maximum=2, what=f"{what} key derivation")
+        name = kdf_oid.oid(what=f"{what} key derivation")
+        if name == _OID_PBKDF2:
+            pbe = self.pbkdf2(kdf_params, key_size=key_size, what=f"{what} PBKDF2")
+        elif name == _OID_SCRYPT:
+            pbe = self.scrypt(kdf_params, f"{what} scrypt")
+        else:
+            raise asn1.Asn1Error(f"{what} uses an unsupported key derivation {name}")
+        if pbe.key_size not in (0, key_size):
+            raise asn1.Asn1Error(f"{what} key length does not fit its cipher")
+        pbe.cipher, pbe.key_size, pbe.iv = cipher, key_size, iv
+        return pbe
+
+    # -- structure ----------------------------------------------------------------------------------
+
+    def pfx(self, data: bytes) -> None:
+        """PFX ::= SEQUENCE { version INTEGER {v3(3)}, authSafe ContentInfo, macData MacData OPTIONAL }"""
+        # Bytes after the PFX are ignored by OpenSSL too; some exporters pad files.
+        root, _ = asn1.parse_one(data, self.budget, allow_trailing=True)
+        fields = root.sequence(minimum=2, maximum=3, what="PFX")
+        if fields[0].integer(what="PFX version") != 3:
+            raise asn1.Asn1Error("PFX version is not 3")
+        content_type, content = fields[1].sequence(minimum=2, maximum=2, what="authSafe")
+        if content_type.oid(what="authSafe contentType") != _OID_DATA:  # OpenSSL opens no other kind
+            raise asn1.Asn1Error("authSafe is not of type data")
+        octets = content.explicit(0, what="authSafe content").octets(what="authSafe content")
+        if len(fields) == 3:
+            self.mac_data(fields[2])
+        for info in asn1.parse_all(octets, self.budget).sequence(what="AuthenticatedSafe"):
+            self.content_info(info)
+
+    def mac_data(self, mac: asn1.Element) -> None:
+        """MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }"""
+        fields = mac.sequence(minimum=2, maximum=3, what="macData")
+        algorithm, _digest = fields[0].sequence(minimum=2, maximum=2, what="macData DigestInfo")
+        _digest.octets(what="macData digest")
+        fields[1].octets(what="macData salt")
+        iterations = self.rounds(fields[2], "macData iterations") if len(fields) == 3 else 1
+        self.charge(iterations, "macData")
+        alg_fields = algorithm.sequence(minimum=1, maximum=2, what="macData algorithm")
+        if alg_fields[0].oid(what="macData algorithm") == _OID_PBMAC1:
+            # PBMAC1 (RFC 9579) takes its rounds from PBKDF2 parameters, not from the field above.
+            if len(alg_fields) != 2:
+                raise asn1.Asn1Error("PBMAC1 without parameters")
+            kdf, _scheme = alg_fields[1].sequence(minimum=2, maximum=2, what="PBMAC1 parameters")
+            kdf_oid, kdf_params = kdf.sequence(minimum=2, maximum=2, what="PBMAC1 key derivation")
+            if kdf_oid.oid(what="PBMAC1 key derivation") != _OID_PBKDF2:
+                raise asn1.Asn1Error("PBMAC1 without PBKDF2")
+            self.pbkdf2(kdf_params, key_size=None, what="PBMAC1 PBKDF2")
+
+    def content_info(self, info: asn1.Element) -> None:
+        """One ContentInfo of the AuthenticatedSafe: data (a SafeContents) or encryptedData."""
+        content_type, content = info.sequence(minimum=2, maximum=2, what="ContentInfo")
+        kind = content_type.oid(what="ContentInfo contentType")
+        inner = content.explicit(0, what="ContentInfo content")
+        if kind == _OID_DATA:
+            self.safe_contents(asn1.parse_all(inner.octets(what="SafeContents"), self.budget))
+        elif kind == _OID_ENCRYPTED_DATA:
+            # EncryptedData ::= SEQUENCE { version, EncryptedContentInfo }
+            # EncryptedContentInfo ::= SEQUENCE { contentType, algorithm, encryptedContent [0] IMPLICIT OPTIONAL }
+            _version, enc = inner.sequence(minimum=2, maximum=2, what="EncryptedData")
+            _version.integer(what="EncryptedData version")
+            fields = enc.sequence(minimum=2, maximum=3, what="EncryptedContentInfo")
+            if fields[0].oid(what="EncryptedContentInfo contentType") != _OID_DATA:
+                raise asn1.Asn1Error("EncryptedContentInfo does not hold data")
+            pbe = self.encryption(fields[1], "EncryptedData")
+            if len(fields) == 3:
+                ciphertext = fields[2].octets(what="encryptedContent", implicit=(asn1.CONTEXT, 0))
+                self.encrypted.append((pbe, ciphertext))
+        else:
+            raise asn1.Asn1Error(f"AuthenticatedSafe holds unsupported content {kind}")
+
+    def safe_contents(self, contents: asn1.Element) -> None:
+        """SafeContents ::= SEQUENCE OF SafeBag { bagId OID, bagValue [0] EXPLICIT, bagAttributes SET OPTIONAL }"""
+        for bag in contents.sequence(what="SafeContents"):
+            fields = bag.sequence(minimum=2, maximum=3, what="SafeBag")
+            bag_id = fields[0].oid(what="SafeBag bagId")
+            value = fields[1].explicit(0, what="SafeBag value")
+            if len(fields) == 3:
+                fields[2].set_of(what="SafeBag attributes")
+            if bag_id == _OID_SHROUDED_KEY_BAG:
+                # EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm, encryptedData OCTET STRING }
+                algorithm, encrypted = value.sequence(minimum=2, maximum=2, what="shrouded key bag")
+                encrypted.octets(what="shrouded key")
+                self.encryption(algorithm, "shrouded key bag")
+            elif bag_id == _OID_SAFE_CONTENTS_BAG:
+                self.safe_contents(value)
+            # keyBag, certBag, crlBag, secretBag and unknown bags involve no key derivation.
+
+    def open_encrypted(self, password: str) -> None:
+        """Decrypt each EncryptedData with ``password`` and walk the SafeContents inside."""
+        while self.encrypted:
+            pbe, ciphertext = self.encrypted.pop(0)
+            for plain in _pbe_decryptions(pbe, password, ciphertext):
+                try:
+                    contents = asn1.parse_all(plain, self.budget)
+                except _TooMuchWork:
+                    raise
+                except asn1.Asn1Error:
+                    continue  # a wrong key whose output happened to end in valid padding
+                self.safe_contents(contents)
+                break
             else:
-                tokens.append((tag, data[cpos : cpos + clen]))
-                if tag == 0x04 and clen > 2 and data[cpos] == 0x30:
-                    children.append((cpos, cpos + clen))  # an OCTET STRING that may wrap DER
-            pos = cpos + clen
-        ranges.extend(reversed(children))
-        tokens.append((-1, b""))
-    for index, (tag, value) in enumerate(tokens):
-        if tag != 0x06:
-            continue
-        try:
-            oid = _decode_oid(value)
-        except _Asn1Error:
-            continue
-        if not (oid.startswith(_OID_PKCS12_PBE_PREFIX) or oid in (_OID_PBKDF2, _OID_SCRYPT)):
-            continue
-        # params: SEQUENCE { salt OCTET STRING, work INTEGER, ... } -> the salt then the first INTEGER.
-        following = [t for t in tokens[index + 1 : index + 6] if t[0] != -1]
-        if len(following) < 2 or following[0][0] != 0x04 or following[1][0] != 0x02:
-            continue
-        raw = following[1][1]
-        work = int.from_bytes(raw, "big") if len(raw) <= 8 else 1 << 64
-        limit = MAX_SCRYPT_COST if oid == _OID_SCRYPT else MAX_MAC_ITERATIONS
-        if work > limit:
-            raise _Asn1Error(f"encryption parameters ask for an unreasonable amount of work ({oid})")
+                raise _Undecryptable("EncryptedData does not open with this password")
+
+
+def _check_pfx_structure(data: bytes, password: str | None = None) -> None:
+    """Raise ``asn1.Asn1Error`` (``_TooMuchWork`` for over-budget files) unless ``data`` is a PKCS#12 PFX
+    this walk can read whole and whose key derivations stay within ``MAX_KDF_ITERATIONS`` rounds each,
+    ``MAX_SCRYPT_WORK`` for scrypt and ``MAX_KDF_WORK`` in all.
+
+    With ``password``, EncryptedData contents are decrypted and walked too (raises ``_Undecryptable``
+    when one does not open with it); without, only what is readable without the password is checked.
+    """
+    walk = _PfxWalk()
+    walk.pfx(data)
+    if password is not None:
+        walk.open_encrypted(password)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decrypting an EncryptedData (only to see the bags inside before OpenSSL does).
+
+
+def _pkcs12_kdf(secret: bytes, salt: bytes, purpose: int, iterations: int, size: int) -> bytes:
+    """RFC 7292 appendix B.2 with SHA-1 (u = 20, v = 64): purpose 1 = key, 2 = IV."""
+
+    def fill(raw: bytes) -> bytes:
+        if not raw:
+            return b""
+        length = 64 * -(-len(raw) // 64)
+        return (raw * (length // len(raw) + 1))[:length]
+
+    block = bytearray(fill(salt) + fill(secret))
+    out = b""
+    while len(out) < size:
+        digest = hashlib.sha1(bytes([purpose]) * 64 + bytes(block)).digest()
+        for _ in range(iterations - 1):
+            digest = hashlib.sha1(digest).digest()
+        out += digest
+        b = int.from_bytes((digest * 4)[:64], "big")
+        for start in range(0, len(block), 64):
+            value = (int.from_bytes(block[start : start + 64], "big") + b + 1) & ((1 << 512) - 1)
+            block[start : start + 64] = value.to_bytes(64, "big")
+    return out[:size]
+
+
+def _pbe_secrets(password: str, kind: str) -> list[bytes]:
+    """The password bytes OpenSSL may use: PKCS#12 PBEs take UTF-16BE with a terminator, and an empty
+    password is tried both as "" and as "no password" (``_load`` does the same)."""
+    if kind == "pkcs12":
+        if not password:
+            return [b"\x00\x00", b""]
+        return [password.encode("utf-16-be", "surrogatepass") + b"\x00\x00"]
+    return [password.encode("utf-8", "surrogatepass")]
+
+
+def _pbe_decryptions(pbe: _Pbe, password: str, ciphertext: bytes) -> Iterator[bytes]:
+    """Each plaintext of ``ciphertext`` (padding removed) that a form of ``password`` gives."""
+    for secret in _pbe_secrets(password, pbe.kind):
+        if pbe.kind == "pkcs12":
+            key = _pkcs12_kdf(secret, pbe.salt, 1, pbe.iterations, pbe.key_size)
+            iv = _pkcs12_kdf(secret, pbe.salt, 2, pbe.iterations, 8) if pbe.cipher != "rc4" else b""
+        elif pbe.kind == "pbes1":
+            if pbe.digest not in ("md5", "sha1"):
+                raise _Undecryptable("MD2-based PBES1 is not supported here")
+            chain = hashlib.new(pbe.digest, secret + pbe.salt).digest()
+            for _ in range(pbe.iterations - 1):
+                chain = hashlib.new(pbe.digest, chain).digest()
+            key, iv = chain[:8], chain[8:16]
+        elif pbe.kind == "pbkdf2":
+            key = hashlib.pbkdf2_hmac(pbe.digest, secret, pbe.salt, pbe.iterations, pbe.key_size)
+            iv = pbe.iv
+        else:
+            n, r, p = pbe.scrypt
+            key = hashlib.scrypt(secret, salt=pbe.salt, n=n, r=r, p=p, maxmem=2 * MAX_SCRYPT_MEMORY,
+                                 dklen=pbe.key_size)
+            iv = pbe.iv
+        plain = _cipher_decrypt(pbe.cipher, key, iv, ciphertext)
+        if plain is not None:
+            yield plain
+
+
+def _cipher_decrypt(cipher: str, key: bytes, iv: bytes, data: bytes) -> bytes | None:
+    """CBC (or RC4) decryption with PKCS#7 padding removed; None when the padding is wrong."""
+    if cipher == "rc4":
+        decryptor = Cipher(ARC4(key), mode=None).decryptor()
+        return decryptor.update(data) + decryptor.finalize()
+    size = 16 if cipher == "aes" else 8
+    if not data or len(data) % size or len(iv) != size:
+        return None
+    if cipher == "rc2":
+        plain = _rc2_cbc_decrypt(key, iv, data)
+    else:
+        algorithm = AES(key) if cipher == "aes" else TripleDES(key * 3 if cipher == "des" else key)
+        decryptor = Cipher(algorithm, modes.CBC(iv)).decryptor()
+        plain = decryptor.update(data) + decryptor.finalize()
+    pad = plain[-1]
+    if not 1 <= pad <= size or plain[-pad:] != bytes([pad]) * pad:
+        return None
+    return plain[:-pad]
+
+
+# RFC 2268's PITABLE. RC2 with 40 effective key bits is what Chilean CAs encrypt certificates with, and
+# ``cryptography`` offers RC2 only with 128-bit keys.
+_RC2_PITABLE = bytes.fromhex(
+    "d978f9c419ddb5ed28e9fd794aa0d89dc67e37832b76538e624c6488448bfba2179a59f587b34f1361456d8d09817d32"
+    "bd8f40eb86b77b0bf09521225c6b4e8254d66593ce60b21c7356c014a78cf1dc1275ca1f3bbee4d1423dd430a33cb626"
+    "6fbf0eda4669075727f21d9bbc944303f811c7f690ef3ee706c3d52fc8661ed708e8eade8052eef784aa72ac354d6a2a"
+    "961ad2715a1549744b9fd05e0418a4ecc2e0416e0f51cbcc2491af50a1f47039997c3a8523b8b47afc02365b25559731"
+    "2d5dfa98e38a92ae05df2910676cbac9d300e6cfe19ea82c6316013f58e289a90d38341bab33ffb0bb480c5fb9b1cd2e"
+    "c5f3db47e5a59c770aa62068fe7fc1ad"
+)
+
+
+def _rc2_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """RC2-CBC (RFC 2268) with effective key bits = 8 × len(key), as OpenSSL's rc2-40/rc2-128-cbc."""
+    bits = 8 * len(key)
+    expanded = bytearray(128)
+    expanded[: len(key)] = key
+    for i in range(len(key), 128):
+        expanded[i] = _RC2_PITABLE[(expanded[i - 1] + expanded[i - len(key)]) & 0xFF]
+    t8, tm = (bits + 7) // 8, 0xFF >> (-bits & 7)
+    expanded[128 - t8] = _RC2_PITABLE[expanded[128 - t8] & tm]
+    for i in range(127 - t8, -1, -1):
+        expanded[i] = _RC2_PITABLE[expanded[i + 1] ^ expanded[i + t8]]
+    k = [expanded[2 * i] | (expanded[2 * i + 1] << 8) for i in range(64)]
+    out = bytearray()
+    previous = iv
+    for start in range(0, len(data), 8):
+        block = data[start : start + 8]
+        r = [block[2 * i] | (block[2 * i + 1] << 8) for i in range(4)]
+        j = 63
+        for round_ in range(16):
+            for i in (3, 2, 1, 0):
+                shift = (1, 2, 3, 5)[i]
+                r[i] = ((r[i] << (16 - shift)) | (r[i] >> shift)) & 0xFFFF
+                r[i] = (r[i] - k[j] - (r[(i - 1) % 4] & r[(i - 2) % 4]) - (~r[(i - 1) % 4] & r[(i - 3) % 4])) & 0xFFFF
+                j -= 1
+            if round_ in (4, 10):
+                for i in (3, 2, 1, 0):
+                    r[i] = (r[i] - k[r[(i - 1) % 4] & 63]) & 0xFFFF
+        plain = b"".join(word.to_bytes(2, "little") for word in r)
+        out += bytes(a ^ b for a, b in zip(plain, previous))
+        previous = block
+    return bytes(out)
 
 
 def _looks_like_pem(data: bytes) -> bool:
@@ -493,6 +776,19 @@ def _load(data: bytes, password: str) -> pkcs12.PKCS12KeyAndCertificates:
         return pkcs12.load_pkcs12(data, None)
 
 
+def _load_failure(detail: str) -> CertificateError:
+    """The refusal for a file that does not open with the password given."""
+    # With legacy providers disabled, RC2-40 files fail with the same "Invalid password or PKCS12
+    # data" as a wrong password: blame the server configuration, not the user.
+    if os.environ.get("CRYPTOGRAPHY_OPENSSL_NO_LEGACY", "").strip() not in ("", "0"):
+        return CertificateError(
+            "legacy_disabled",
+            detail="CRYPTOGRAPHY_OPENSSL_NO_LEGACY is set: legacy PKCS#12 (RC2-40) cannot be opened; "
+            "unset it on this host",
+        )
+    return CertificateError("wrong_password", detail=detail)
+
+
 def open_pkcs12(
     data: bytes,
     password: str,
@@ -503,7 +799,8 @@ def open_pkcs12(
     """Open a .pfx/.p12 and return the holder's RUT, validity and PEM material as a ``CertificateBundle``.
 
     Refuses (``CertificateError`` with one of ``CERTIFICATE_ERROR_CODES``) files that are empty, too
-    large, not PKCS#12, locked with another password, without key or certificate, expired or not yet
+    large, not PKCS#12 (also: asking for more key-derivation work than real files, see
+    ``_check_pfx_structure``), locked with another password, without key or certificate, expired or not yet
     valid at ``now`` (default: the current time), without a valid person RUT, or when this server has
     OpenSSL's legacy algorithms disabled. Never raises anything else for any ``data``.
     """
@@ -517,26 +814,30 @@ def open_pkcs12(
     if _looks_like_pem(data):
         raise CertificateError("not_pkcs12", detail="PEM text, not a PKCS#12 file")
     try:
+        # Everything readable without the password first: a hostile file is refused before any work.
         _check_pfx_structure(data)
-    except _Asn1Error as exc:
+    except asn1.Asn1Error as exc:
         raise CertificateError("not_pkcs12", detail=f"not a PFX: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - fail closed: a file the check cannot finish never reaches OpenSSL
+        raise CertificateError("not_pkcs12", detail=f"structure check failed: {type(exc).__name__}") from None
 
     if "\x00" in password:
         # No real password holds a NUL byte, and cryptography's Rust layer panics on one (a
         # BaseException that would escape the handler below).
         raise CertificateError("wrong_password", detail="password contains a NUL byte")
     try:
+        # Then the bags inside each EncryptedData, which OpenSSL would derive keys for as well.
+        _check_pfx_structure(data, password)
+    except asn1.Asn1Error as exc:
+        raise CertificateError("not_pkcs12", detail=f"not a PFX: {exc}") from None
+    except _Undecryptable as exc:
+        raise _load_failure(f"{exc}") from None
+    except Exception as exc:  # noqa: BLE001 - fail closed: a file the check cannot finish never reaches OpenSSL
+        raise CertificateError("not_pkcs12", detail=f"structure check failed: {type(exc).__name__}") from None
+    try:
         loaded = _load(data, password)
     except Exception as exc:  # noqa: BLE001 - cryptography raises ValueError/TypeError/UnsupportedAlgorithm
-        # With legacy providers disabled, RC2-40 files fail with the same "Invalid password or PKCS12
-        # data" as a wrong password: blame the server configuration, not the user.
-        if os.environ.get("CRYPTOGRAPHY_OPENSSL_NO_LEGACY", "").strip() not in ("", "0"):
-            raise CertificateError(
-                "legacy_disabled",
-                detail="CRYPTOGRAPHY_OPENSSL_NO_LEGACY is set: legacy PKCS#12 (RC2-40) cannot be opened; "
-                "unset it on this host",
-            ) from None
-        raise CertificateError("wrong_password", detail=f"load_pkcs12 failed: {type(exc).__name__}") from None
+        raise _load_failure(f"load_pkcs12 failed: {type(exc).__name__}") from None
 
     try:
         return _bundle_from(loaded, now)
@@ -569,9 +870,9 @@ def _bundle_from(loaded: pkcs12.PKCS12KeyAndCertificates, now: datetime | None) 
         leaf = matching[0]
         others = [c for c in candidates if c is not leaf]
 
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     not_before = leaf.not_valid_before_utc
     not_after = leaf.not_valid_after_utc
     if moment < not_before:

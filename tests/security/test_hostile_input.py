@@ -212,11 +212,86 @@ def test_a_pfx_demanding_billions_of_key_derivation_rounds_is_refused_fast(tmp_p
     )
     _tried("upload")
     try:
-        result = subprocess.run([sys.executable, "-c", code, str(hostile)], cwd=ROOT, capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-c", code, str(hostile)], check=False, cwd=ROOT, capture_output=True, text=True,
                                 timeout=5, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     except subprocess.TimeoutExpired:
         pytest.fail("parsing a PKCS#12 file with 2^31 MAC iterations took more than 5 s")
     assert result.stdout.strip() == "not_pkcs12", result.stdout + result.stderr
+
+
+ENCODINGS_300M = ["der", "indefinite", "long"]
+
+
+def _mac_300m(encoding: str) -> bytes:
+    """A .pfx whose MAC asks for 300,000,000 rounds (~18 s of OpenSSL CPU), in DER, with BER indefinite
+    lengths, or with long-form (non-minimal) lengths everywhere in its envelope."""
+    from tests.sii_bot import hostile_pfx
+    from tests.sii_bot.bot_pfx_factory import CertSpec, make_pfx
+
+    der = with_mac_iterations(make_pfx(CertSpec(), password="p"), 300_000_000)
+    return der if encoding == "der" else hostile_pfx.reencode_outer(der, encoding)
+
+
+@pytest.fixture
+def pkcs12_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Calls of cryptography's PKCS#12 loader (where OpenSSL derives the keys)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    calls: list[int] = []
+    real = pkcs12.load_pkcs12
+    monkeypatch.setattr(pkcs12, "load_pkcs12", lambda data, password, *a, **k: calls.append(1) or real(data, password, *a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS_300M)
+def test_the_upload_form_refuses_a_300_million_round_pfx_in_any_encoding_without_the_work(  # type: ignore[no-untyped-def]
+        client, owner, pkcs12_loads, encoding: str) -> None:
+    hostile = _mac_300m(encoding)
+    before = row_counts()
+    started = time.perf_counter()
+    response = upload(client, owner.company_a, hostile, "p")
+    elapsed = time.perf_counter() - started
+    _tried("upload")
+    assert response.status_code == 200
+    assert field_error(response, "certificate") == CERTIFICATE_ERROR_CODES["not_pkcs12"]
+    assert row_counts() == before
+    assert pkcs12_loads == [], "the file reached cryptography's loader"
+    assert elapsed < 1, f"the upload took {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS_300M)
+def test_sii_certificate_info_refuses_a_300_million_round_pfx_in_any_encoding_without_the_work(  # type: ignore[no-untyped-def]
+        tmp_path, monkeypatch, capsys, pkcs12_loads, encoding: str) -> None:
+    from django.core.management import call_command
+
+    path = tmp_path / "firma.pfx"
+    path.write_bytes(_mac_300m(encoding))
+    monkeypatch.setenv("SII_PFX_PASSWORD", "p")
+    started = time.perf_counter()
+    with pytest.raises(SystemExit) as exited:
+        call_command("sii_certificate_info", "--pfx", str(path))
+    elapsed = time.perf_counter() - started
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"Error: {CERTIFICATE_ERROR_CODES['not_pkcs12']}\n"
+    assert pkcs12_loads == [], "the file reached cryptography's loader"
+    assert elapsed < 1, f"the command took {elapsed:.2f} s"
+
+
+def test_manage_py_sii_certificate_info_exits_2_at_once_on_the_indefinite_length_300_million_round_pfx(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The real command line (manage.py in a subprocess): ~18 s of CPU without the budget check."""
+    import os
+
+    path = tmp_path / "firma.pfx"
+    path.write_bytes(_mac_300m("indefinite"))
+    env = {**os.environ, "DJANGO_DEBUG": "1", "SII_PFX_PASSWORD": "p"}
+    try:
+        result = subprocess.run([sys.executable, "manage.py", "sii_certificate_info", "--pfx", str(path)], check=False, cwd=ROOT,
+                                env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("sii_certificate_info spent more than 10 s on the file")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"Error: {CERTIFICATE_ERROR_CODES['not_pkcs12']}\n"
 
 
 def _der_length(n: int) -> bytes:
