@@ -7,7 +7,6 @@ there and then, and is never stored, logged, put in a session or passed to a tas
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -24,14 +23,11 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     Invitation,
-    JobStatus,
     Tenant,
 )
 from onboarding.selectors.client import (
     certificate_in_active_job,
     consent_terms,
-    job_failure_advice,
-    job_result_view,
     rut_display,
 )
 from onboarding.services.core import (
@@ -40,16 +36,14 @@ from onboarding.services.core import (
     certificate_destroy,
     certificate_store,
     client_company_create,
-    enrollment_job_create,
 )
+from onboarding.services.jobs.lifecycle import enrollment_job_create
 from sii_bot.rut import normalize_rut
 
 if TYPE_CHECKING:
     from sii_bot.certificates import CertificateBundle
 
 __all__ = [
-    "FinishedEmail",
-    "job_finished_emails",
     "client_certificate_delete",
     "client_certificate_open",
     "client_certificate_upload",
@@ -288,124 +282,6 @@ def client_consent_give(
             },
         )
     return job
-
-
-# --- The emails about a finished job -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FinishedEmail:
-    """One notification about a finished job: subject, plain-text body, recipients."""
-
-    subject: str
-    body: str
-    recipients: list[str]
-
-
-def _absolute(path: str) -> str:
-    return settings.AUTORIZA_BASE_URL.rstrip("/") + path
-
-
-def _staff_job_url(job: EnrollmentJob) -> str:
-    from django.urls import NoReverseMatch, reverse
-
-    try:
-        return _absolute(reverse("staff:job_detail", kwargs={"tenant_slug": job.tenant.slug, "job_id": job.pk}))
-    except NoReverseMatch:
-        return _absolute("/")
-
-
-def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
-    """The emails to send when `job` finished: one to the client (owner) with a link to the status
-    page and what to do next, one to the firm's notification addresses with a link to the staff
-    page. Either is left out when it has no recipient. Plain Spanish; no certificate data.
-
-    Meant to be called by `services.core._notify_finished` (which sends them and logs failures).
-    """
-    from django.urls import reverse
-
-    company = job.company
-    tenant = job.tenant
-    who = f"{job.user_name} (RUT {rut_display(job.user_rut)})"
-    where = f"{company.legal_name} (RUT {rut_display(company.rut)})"
-    status_url = _absolute(reverse("client:job", kwargs={"job_id": job.pk}))
-    signature = f"— Autoriza, para {tenant.name}"
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
-    emails: list[FinishedEmail] = []
-    if job.status == JobStatus.SUCCEEDED:
-        result = job_result_view(job=job)
-        permissions = (
-            f"Usuario Administrador: {result.admin} · Firmar Documentos: {result.sign} · Registro: {result.registry}"
-            if result is not None
-            else ""
-        )
-        outcome = {
-            "updated": f"{job.user_name} ya era usuario de la empresa; el SII actualizó sus permisos.",
-            "already_authorized": f"{job.user_name} ya estaba autorizado con estos permisos; no fue necesario hacer cambios.",
-        }.get(job.outcome, "")
-        lines = [
-            greeting,
-            "",
-            f"El SII registró a {who}, representante de {tenant.name}, como usuario autorizado de {where}.",
-            "",
-            f"Permisos: {permissions}" if permissions else "",
-            outcome,
-            "",
-            "Su certificado digital ya fue eliminado de nuestros sistemas. No necesita hacer nada más.",
-            "",
-            "Vea la confirmación del SII en:",
-            status_url,
-            "",
-            signature,
-        ]
-        client_subject = f"Autorización completada en el SII: {company.legal_name}"
-        firm_subject = f"Autorizado en el SII: {company.legal_name}"
-        firm_body = [
-            f"{who} quedó registrado como usuario autorizado de {where}.",
-            f"Permisos: {permissions}" if permissions else "",
-            outcome,
-        ]
-    else:
-        advice = job_failure_advice(job=job)
-        lines = [
-            greeting,
-            "",
-            f"No pudimos registrar a {who} como usuario autorizado de {where} en el SII.",
-            "",
-            f"Motivo: {job.failure_message or 'ocurrió un problema al hacer el trámite en el SII.'}",
-            "",
-            f"Qué hacer ahora: {advice.text}" if advice is not None else "",
-            "",
-            "Vea el detalle en:",
-            status_url,
-            "",
-            signature,
-        ]
-        client_subject = f"No se pudo completar la autorización en el SII: {company.legal_name}"
-        firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
-        firm_body = [
-            f"No se pudo registrar a {who} como usuario autorizado de {where}.",
-            f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
-            "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."
-            if job.failure_retryable
-            else "Revise el detalle del trabajo antes de volver a intentarlo.",
-        ]
-    if company.owner_email:
-        emails.append(FinishedEmail(client_subject, _join(lines), [company.owner_email]))
-    firm_recipients = tenant.notification_email_list
-    if firm_recipients:
-        paragraphs = [line for line in firm_body if line]
-        body = _join(["\n\n".join(paragraphs), "", "Detalle del trabajo:", _staff_job_url(job), "", "— Autoriza"])
-        emails.append(FinishedEmail(firm_subject, body, firm_recipients))
-    return emails
-
-
-def _join(lines: list[str]) -> str:
-    """Lines joined, without the empty lines a missing optional sentence would leave doubled."""
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
-    return text.strip() + "\n"
 
 
 def consent_preconditions_check(

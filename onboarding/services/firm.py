@@ -43,9 +43,10 @@ from onboarding.models import (
     SiiEnvironment,
     Tenant,
 )
-from onboarding.services.core import ServiceError, audit_record, client_company_create, enrollment_job_rerun
+from onboarding.services.core import ServiceError, audit_record, client_company_create
 from onboarding.services.core import membership_add as _membership_add
 from onboarding.services.core import representative_add as _representative_add
+from onboarding.services.jobs.lifecycle import enrollment_job_rerun
 from sii_bot.rut import InvalidRut, normalize_rut
 
 logger = logging.getLogger(__name__)
