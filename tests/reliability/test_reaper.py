@@ -87,3 +87,35 @@ def test_production_refuses_a_reaper_threshold_below_the_hard_time_limit(tmp_pat
     result = run(["manage.py", "check"], {**PRODUCTION, "AUTORIZA_JOB_REAP_AFTER_SECONDS": "120"}, tmp_path)
     assert result.returncode != 0 and "AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed" in result.stderr
     assert run(["manage.py", "check"], PRODUCTION, tmp_path).returncode == 0
+
+
+def test_threads_pool_refuses_a_reaper_threshold_a_live_job_can_outlast(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With the threads pool (the default) Celery enforces no time limit: a live job is bounded by the
+    engine (SII_JOB_TIMEOUT + its 30 s grace, + 15 s to record the outcome), not by AUTORIZA_JOB_TIME_LIMIT.
+    A threshold above the hard limit but below that bound would reap jobs that are still running."""
+    from tests.portal.test_settings import PRODUCTION, run
+
+    env = {**PRODUCTION, "AUTORIZA_WORKER_POOL": "threads", "SII_JOB_TIMEOUT": "600", "AUTORIZA_JOB_REAP_AFTER_SECONDS": "400"}
+    result = run(["manage.py", "check"], env, tmp_path)
+    assert result.returncode == 1
+    assert (
+        "AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed the longest a live job can go without reporting: with "
+        "AUTORIZA_WORKER_POOL=threads, where Celery enforces no time limit, SII_JOB_TIMEOUT (600 s) + the engine's "
+        "grace (30 s) + 15 s to record the outcome = 645 s. It is 400 s, so the reaper could fail a job that is "
+        "still running. Set it above 645 (e.g. 705) or lower SII_JOB_TIMEOUT."
+    ) in result.stderr
+    # The same threshold is fine where the prefork pool's hard time limit (300 s) ends every job first.
+    assert run(["manage.py", "check"], {**env, "AUTORIZA_WORKER_POOL": "prefork"}, tmp_path).returncode == 0
+
+
+def test_the_default_reaper_threshold_is_derived_from_the_bound_that_applies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.portal.test_settings import PRODUCTION, run
+
+    code = ["-c", "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.CELERY_WORKER_POOL, s.JOB_SILENCE_BOUND_SECONDS, s.AUTORIZA_JOB_REAP_AFTER_SECONDS)"]
+    assert run(["manage.py", "check"], PRODUCTION, tmp_path).returncode == 0
+    assert run(code, PRODUCTION, tmp_path).stdout.split() == ["threads", "285.0", "360"]
+    # A longer SII budget moves the default with it: never a configuration that reaps live jobs.
+    longer = {**PRODUCTION, "SII_JOB_TIMEOUT": "600"}
+    assert run(["manage.py", "check"], longer, tmp_path).returncode == 0
+    assert run(code, longer, tmp_path).stdout.split() == ["threads", "645.0", "705"]
