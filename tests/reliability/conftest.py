@@ -10,4 +10,5 @@ from tests.reliability.fixtures import (  # noqa: F401 - fixtures are registered
     start_scheduler,
     worker_env,
 )
+from tests.onboarding.conftest import enqueued  # noqa: F401 - the broker stand-in of the fast tests here
 from tests.reliability.suite_results import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401

@@ -111,8 +111,11 @@ def test_threads_pool_refuses_a_reaper_threshold_a_live_job_can_outlast(tmp_path
 def test_the_default_reaper_threshold_is_derived_from_the_bound_that_applies(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.portal.test_settings import PRODUCTION, run
 
-    code = ["-c", "import django; django.setup(); from django.conf import settings as s; "
-            "print(s.CELERY_WORKER_POOL, s.JOB_SILENCE_BOUND_SECONDS, s.AUTORIZA_JOB_REAP_AFTER_SECONDS)"]
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CELERY_WORKER_POOL, s.JOB_SILENCE_BOUND_SECONDS, s.AUTORIZA_JOB_REAP_AFTER_SECONDS)"
+    )
+    code = ["-c", probe]
     assert run(["manage.py", "check"], PRODUCTION, tmp_path).returncode == 0
     assert run(code, PRODUCTION, tmp_path).stdout.split() == ["threads", "285.0", "360"]
     # A longer SII budget moves the default with it: never a configuration that reaps live jobs.
