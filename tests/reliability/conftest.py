@@ -2,6 +2,7 @@
 sandbox, and short recovery thresholds for the test process (workers get them through `FAST_ENV`)."""
 from __future__ import annotations
 
+from tests.onboarding.conftest import enqueued  # noqa: F401 - the broker stand-in of the fast tests here
 from tests.reliability.fixtures import (  # noqa: F401 - fixtures are registered by being imported here
     FAST_ENV,
     demo_bundle,
@@ -10,5 +11,4 @@ from tests.reliability.fixtures import (  # noqa: F401 - fixtures are registered
     start_scheduler,
     worker_env,
 )
-from tests.onboarding.conftest import enqueued  # noqa: F401 - the broker stand-in of the fast tests here
 from tests.reliability.suite_results import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
