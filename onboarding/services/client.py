@@ -23,6 +23,7 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     Invitation,
+    JobEvent,
     Tenant,
 )
 from onboarding.selectors.client import (
@@ -48,6 +49,7 @@ __all__ = [
     "client_certificate_open",
     "client_certificate_upload",
     "client_consent_give",
+    "client_job_certificate_delete",
     "client_signup",
 ]
 
@@ -236,6 +238,26 @@ def client_certificate_delete(*, certificate: Certificate, actor: AbstractBaseUs
             code="certificate_in_use",
         )
     return certificate_destroy(certificate=certificate, reason="client_deleted", actor=actor)
+
+
+def client_job_certificate_delete(*, job: EnrollmentJob, actor: AbstractBaseUser) -> bool:
+    """Erase, at the owner's request from a finished job's page, the certificate that job used (audited
+    as a deletion, like `client_certificate_delete`; the job's page notes it). Returns True if key
+    material was erased now, False if it was already gone. Raises ServiceError while a queued or
+    running job still needs it."""
+    if job.certificate is None:
+        return False
+    with transaction.atomic():
+        erased = client_certificate_delete(certificate=job.certificate, actor=actor)
+        if erased:
+            JobEvent.objects.create(
+                tenant_id=job.tenant_id, job=job, step="certificate_deleted", status="info",
+                message=(
+                    f"Eliminó su certificado digital ({job.certificate.holder_name}) de Autoriza. Para volver a "
+                    "intentarlo tendrá que subirlo otra vez."
+                ),
+            )
+    return erased
 
 
 # --- Consent ---------------------------------------------------------------------------------
