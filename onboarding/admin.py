@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from onboarding import services
 from onboarding.models import (
+    ACTIVE_JOB_STATUSES,
     AuditEntry,
     Certificate,
     ClientCompany,
@@ -44,6 +45,23 @@ class ClientCompanyAdmin(admin.ModelAdmin):
     list_filter = ["tenant", "stage"]
     search_fields = ["legal_name", "rut"]
     raw_id_fields = ["owner"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: ClientCompany | None = None) -> bool:
+        # A company with a job in flight stays: the job's outcome would have nowhere to go.
+        if obj is not None and obj.jobs.filter(status__in=ACTIVE_JOB_STATUSES).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: ClientCompany) -> None:
+        # Through the service: the company's stored certificates are erased first, audited.
+        services.client_company_remove(company=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ClientCompany]) -> None:
+        for company in queryset.select_related("tenant"):
+            try:
+                services.client_company_remove(company=company, actor=request.user)
+            except services.ServiceError as error:
+                self.message_user(request, f"{company}: {error.message}", level=messages.WARNING)
 
 
 @admin.register(Certificate)

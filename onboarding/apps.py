@@ -1,4 +1,5 @@
-"""App config: validates the master keys at start so a bad key fails before serving anything."""
+"""App config: validates the master keys at start so a bad key fails before serving anything, and
+registers the Celery tasks (services send jobs to them by name)."""
 from django.apps import AppConfig
 
 
@@ -13,3 +14,7 @@ class OnboardingConfig(AppConfig):
         # Raises ImproperlyConfigured for a missing or malformed AUTORIZA_MASTER_KEYS: web server,
         # worker and management commands all refuse to start rather than fail at the first upload.
         crypto.get_keyring()
+        # Registers the tasks with the Celery app in every process (web, worker, commands):
+        # `services.jobs` looks the job task up by name instead of importing the tasks module, which
+        # imports the services.
+        from onboarding import tasks  # noqa: F401

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 @shared_task(name="onboarding.tasks.enrollment_job_run", acks_late=True, reject_on_worker_lost=True)
 def enrollment_job_run(job_id: str) -> None:
     """Run one enrollment job (a redelivered message for a job already claimed does nothing, unless
-    the process that claimed it provably died: then it resumes the job; see `enrollment_job_claim`)."""
+    the process that claimed it provably died: then it resumes the job; see `enrollment_job_take_over`)."""
     # The full process identity (host, pid, start time, PID namespace, boot), not just the host name,
     # so that another process can tell for certain whether the claimer is still alive.
     services.enrollment_job_execute(job_id=job_id, worker=services.worker_identity())

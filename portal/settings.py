@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from sii_bot.settings import JOB_GRACE_SECONDS, SiiSettings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -247,14 +249,53 @@ CELERY_ACCEPT_CONTENT = ["json"]
 AUTORIZA_MASTER_KEYS: str = env.str("AUTORIZA_MASTER_KEYS", default="")
 AUTORIZA_CERT_RETENTION_DAYS: int = env.int("AUTORIZA_CERT_RETENTION_DAYS", default=7)
 AUTORIZA_JOB_MAX_RETRIES: int = env.int("AUTORIZA_JOB_MAX_RETRIES", default=3)
-# Job recovery thresholds (onboarding.services.core). Settings, not constants, so that the reliability
-# suite can prove the recovery paths in seconds; production keeps the defaults.
-# - A RUNNING job whose heartbeat is older than this is failed as `worker_lost` by the reaper. A job
-#   reports at every step, but one step may block up to the hard time limit: stay above it.
-AUTORIZA_JOB_REAP_AFTER_SECONDS: int = env.int("AUTORIZA_JOB_REAP_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
-if not DEBUG and AUTORIZA_JOB_REAP_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
-    # Reaping below the hard time limit could fail a job that is still running.
-    raise ImproperlyConfigured("AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed AUTORIZA_JOB_TIME_LIMIT.")
+# Job recovery thresholds (onboarding.services.jobs.recovery). Settings, not constants, so that the
+# reliability suite can prove the recovery paths in seconds; production keeps the defaults.
+# - The SII job budget a job runs with (`jobs.bot.sii_settings_for`): SII_JOB_TIMEOUT for sandbox firms,
+#   the preset's default for the real SII; the larger of the two bounds every job.
+SII_JOB_TIMEOUT_SECONDS: float = max(
+    SiiSettings.job_timeout_seconds, env.float("SII_JOB_TIMEOUT", default=SiiSettings.job_timeout_seconds)
+)
+
+
+# After the engine gives up on a job: its browser thread has up to 5 s to answer the cancellation,
+# then the outcome is written. A live job may be that much later still.
+JOB_OUTCOME_SLACK_SECONDS = 15.0
+
+
+def job_silence_bound_seconds(*, pool: str, hard_time_limit: float, job_timeout: float) -> float:
+    """The longest a live job can go without a heartbeat in a worker of `pool`: the engine gives up on
+    a job `job_timeout` + JOB_GRACE_SECONDS after it starts (a job may report nothing in between) and
+    its outcome is written within JOB_OUTCOME_SLACK_SECONDS; only the prefork pool also enforces
+    Celery's hard time limit (threads and solo enforce none)."""
+    engine_bound = job_timeout + JOB_GRACE_SECONDS + JOB_OUTCOME_SLACK_SECONDS
+    return min(engine_bound, hard_time_limit) if pool == "prefork" else engine_bound
+
+
+JOB_SILENCE_BOUND_SECONDS: float = job_silence_bound_seconds(
+    pool=CELERY_WORKER_POOL, hard_time_limit=CELERY_TASK_TIME_LIMIT, job_timeout=SII_JOB_TIMEOUT_SECONDS
+)
+# - A RUNNING job whose heartbeat is older than this is failed as `worker_lost` by the reaper. It must
+#   exceed the bound above, or a job still running would be failed (and its result arrive late): the
+#   default adds a minute to it (and is never below the hard time limit + 60 s). Checked at start,
+#   except with DEBUG (development, and the reliability suite, which shrinks every threshold).
+AUTORIZA_JOB_REAP_AFTER_SECONDS: int = env.int(
+    "AUTORIZA_JOB_REAP_AFTER_SECONDS", default=int(max(JOB_SILENCE_BOUND_SECONDS, CELERY_TASK_TIME_LIMIT)) + 60
+)
+if not DEBUG and AUTORIZA_JOB_REAP_AFTER_SECONDS <= JOB_SILENCE_BOUND_SECONDS:
+    raise ImproperlyConfigured(
+        f"AUTORIZA_JOB_REAP_AFTER_SECONDS must exceed the longest a live job can go without reporting: "
+        f"with AUTORIZA_WORKER_POOL={CELERY_WORKER_POOL}, "
+        + (
+            f"the smaller of AUTORIZA_JOB_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s) and "
+            if CELERY_WORKER_POOL == "prefork"
+            else "where Celery enforces no time limit, "
+        )
+        + f"SII_JOB_TIMEOUT ({SII_JOB_TIMEOUT_SECONDS:g} s) + the engine's grace ({JOB_GRACE_SECONDS:g} s) "
+        f"+ {JOB_OUTCOME_SLACK_SECONDS:g} s to record the outcome = {JOB_SILENCE_BOUND_SECONDS:g} s. It is {AUTORIZA_JOB_REAP_AFTER_SECONDS} s, so the reaper could fail "
+        f"a job that is still running. Set it above {JOB_SILENCE_BOUND_SECONDS:g} (e.g. "
+        f"{int(JOB_SILENCE_BOUND_SECONDS) + 60}) or lower SII_JOB_TIMEOUT."
+    )
 # - A QUEUED job whose message was sent longer ago than this is sent again by the dispatcher (the
 #   broker lost it: Redis crash without persistence, a worker killed with the message in hand).
 AUTORIZA_JOB_LOST_AFTER_SECONDS: int = env.int("AUTORIZA_JOB_LOST_AFTER_SECONDS", default=600)

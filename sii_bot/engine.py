@@ -34,7 +34,7 @@ from .models import (
     RevocationRequest,
     RevocationResult,
 )
-from .settings import SiiSettings
+from .settings import JOB_GRACE_SECONDS, SiiSettings
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
@@ -46,8 +46,9 @@ _Request = EnrollmentRequest | RevocationRequest | ReplacementRequest
 log = logging.getLogger(__name__)
 
 # Extra time the caller waits beyond the job budget before declaring the job stuck (logout and
-# context teardown happen after the budget).
-_GRACE_SECONDS = 30.0
+# context teardown happen after the budget). Defined with the settings: the portal's start-up check
+# of the job reaper's threshold reads it too.
+_GRACE_SECONDS = JOB_GRACE_SECONDS
 # How long a caller gives the browser thread's loop to answer before deciding the thread is stuck.
 _LOOP_RESPONSE_SECONDS = 5.0
 

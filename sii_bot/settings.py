@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "SiiSettings",
+    "JOB_GRACE_SECONDS",
     "PRODUCTION_ENROLL_URL",
     "CERTIFICATION_ENROLL_URL",
     "DEFAULT_CERT_ORIGINS",
@@ -87,6 +88,13 @@ def _origin(url: str) -> str:
     default_port = 443 if parts.scheme == "https" else 80
     port = f":{parts.port}" if parts.port and parts.port != default_port else ""
     return f"{parts.scheme}://{host}{port}"
+
+
+# How long a caller (``BrowserEngine``) waits beyond ``job_timeout_seconds`` before it declares a job
+# stuck and cancels it: logout and context teardown happen after the budget. With it, a job ends
+# (result, failure or cancellation) at most ``job_timeout_seconds + JOB_GRACE_SECONDS`` after it gets
+# its browser slot; a caller that watches jobs from outside must not give up on one sooner.
+JOB_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -44,19 +44,21 @@ from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = [
     "CERTIFICATE_FAILURE_CODES",
+    "JOB_STEPS",
     "SII_REJECTED_CERTIFICATE_CODES",
+    "CertificateRetention",
     "ConsentTerms",
     "FailureAdvice",
-    "JOB_STEPS",
     "JobResultView",
     "JobStatusPoll",
     "JobTimeline",
     "JobWording",
     "TimelineStep",
     "certificate_in_active_job",
+    "certificate_retention",
     "claim_has_rivals",
-    "client_certificate_get",
     "client_certificate_current",
+    "client_certificate_get",
     "client_claim_get",
     "client_companies",
     "client_company_get",
@@ -220,6 +222,58 @@ def client_certificate_current(*, company: ClientCompany, claim: CompanyClaim | 
 def certificate_in_active_job(*, certificate: Certificate) -> bool:
     """True while a queued or running job is going to use this certificate."""
     return EnrollmentJob.objects.filter(certificate=certificate, status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+# Why a certificate's key is no longer stored, in the client's words.
+DESTROY_REASON_LABELS: dict[str, str] = {
+    "job_succeeded": "porque el trámite en el SII terminó bien",
+    "sii_rejected": "porque el SII no aceptó ese certificado",
+    "client_deleted": "a su pedido",
+    "replaced": "porque subió otro certificado",
+    "retention": "porque se cumplió el plazo de conservación",
+    "relationship_ended": "porque terminó la relación con su estudio contable",
+    "company_removed": "porque la empresa fue eliminada de Autoriza",
+}
+
+
+@dataclass(frozen=True)
+class CertificateRetention:
+    """What Autoriza keeps of a client's certificate after a job, and until when (for the client's pages).
+
+    `stored`: the private key is still stored (sealed). Then `erase_by` is when the periodic purge erases
+    it at the latest (`retention_days` after the upload, within the hour after), and `in_use` says a
+    queued or running job still needs it (it cannot be deleted now). Otherwise `destroyed_at` and
+    `destroyed_because` say when and why it was erased.
+    """
+
+    certificate_id: Any
+    holder_name: str
+    stored: bool
+    retention_days: int
+    erase_by: datetime
+    in_use: bool
+    destroyed_at: datetime | None
+    destroyed_because: str
+
+
+def certificate_retention(*, certificate: Certificate | None) -> CertificateRetention | None:
+    """How long `certificate` stays stored and how it can go sooner; None when there is no certificate."""
+    if certificate is None:
+        return None
+    days = settings.AUTORIZA_CERT_RETENTION_DAYS
+    # The periodic purge (CELERY_BEAT_SCHEDULE) erases it within one of its periods after the retention.
+    purge_every = float(settings.CELERY_BEAT_SCHEDULE["purge-expired-certificates"]["schedule"])
+    stored = certificate.is_usable
+    return CertificateRetention(
+        certificate_id=certificate.pk,
+        holder_name=certificate.holder_name,
+        stored=stored,
+        retention_days=days,
+        erase_by=certificate.created_at + timedelta(days=days, seconds=purge_every),
+        in_use=stored and certificate_in_active_job(certificate=certificate),
+        destroyed_at=certificate.destroyed_at,
+        destroyed_because=DESTROY_REASON_LABELS.get(certificate.destroy_reason, ""),
+    )
 
 
 def client_job_active(*, company: ClientCompany, claim: CompanyClaim | None = None) -> EnrollmentJob | None:
@@ -418,6 +472,9 @@ INFO_EVENT_LABELS: dict[str, str] = {
     "queued": "En cola",
     "retry": "Reintento programado",
     "finished": "Terminado",
+    "late_result": "Resultado recibido tarde",
+    "superseded": "No fue necesario",
+    "certificate_deleted": "Certificado eliminado",
 }
 
 

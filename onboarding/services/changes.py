@@ -2,17 +2,16 @@
 firm's representative (REPLACE) and changing the permissions the firm requests (AUTHORIZE, the bot's
 edit path).
 
-Each change runs through the same job machinery as the first authorization (`enrollment_job_create`
-/ `enrollment_job_execute`): when the client's certificate is still stored the job is created at
-once; otherwise the client is emailed a link to upload it again, and their consent creates the job
-(`change_consent_give`). Success handlers here record on the company what the SII now holds.
+Each change runs through the same job machinery as the first authorization (`services.jobs`:
+`enrollment_job_create` / `enrollment_job_execute`): when the client's certificate is still stored the
+job is created at once; otherwise the client is emailed a link to upload it again, and their consent
+creates the job (`change_consent_give`). What a succeeded change writes on the company is
+`jobs.lifecycle.JOB_KIND_OUTCOMES`.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -35,15 +34,12 @@ from onboarding.models import (
 )
 from onboarding.services.core import (
     ServiceError,
-    _company_set_stage,
-    _job_failed_or_retry,
-    _job_finish_failed,
-    _notify_finished,
     audit_record,
-    certificate_destroy,
-    enrollment_job_create,
+    company_certificates_destroy,
+    company_stage_set,
     representative_add,
 )
+from onboarding.services.jobs.lifecycle import enrollment_job_create
 from sii_bot.rut import normalize_rut
 
 logger = logging.getLogger(__name__)
@@ -51,7 +47,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ChangeReport",
     "change_consent_give",
-    "change_job_finished_emails",
     "company_relationship_end",
     "company_usable_certificate",
     "permissions_sync",
@@ -263,7 +258,9 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
         if not company.sii_user_rut:
             ClientCompany.objects.filter(pk=company.pk).update(relationship=Relationship.ENDED)
             company.relationship = Relationship.ENDED
-            _company_set_stage(company, CompanyStage.REVOKED)
+            company_stage_set(company=company, stage=CompanyStage.REVOKED)
+            # Nothing can be re-run for an ended relationship: its stored keys go now, not at retention.
+            company_certificates_destroy(company=company, reason="relationship_ended", actor=actor)
             audit_record(
                 tenant=company.tenant,
                 actor=actor,
@@ -492,165 +489,3 @@ def change_consent_give(
             },
         )
     return job
-
-
-# --- Running the jobs (called by services.core.enrollment_job_execute) -----------------------
-
-
-def job_bot_call(*, job: EnrollmentJob) -> tuple[Callable[..., Any], Any]:
-    """(the `sii_bot` entry point, its request) for the job's kind."""
-    import sii_bot
-
-    permissions = frozenset(sii_bot.Permission(code) for code in job.permissions)
-    if job.kind == JobKind.REVOKE:
-        return sii_bot.revoke, sii_bot.RevocationRequest(company_rut=job.company.rut, user_rut=job.user_rut)
-    if job.kind == JobKind.REPLACE:
-        return sii_bot.replace, sii_bot.ReplacementRequest(
-            company_rut=job.company.rut,
-            new_user_rut=job.user_rut,
-            old_user_rut=job.old_user_rut,
-            permissions=permissions,
-        )
-    return sii_bot.enroll, sii_bot.EnrollmentRequest(
-        company_rut=job.company.rut, user_rut=job.user_rut, permissions=permissions
-    )
-
-
-def _record_sii_holder(company_id: int, record: Any, now: Any) -> None:
-    ClientCompany.objects.filter(pk=company_id).update(
-        sii_user_rut=record.user_rut,
-        sii_admin=record.admin,
-        sii_sign=record.sign,
-        sii_registry=record.registry,
-        sii_synced_at=now,
-    )
-
-
-def change_job_succeeded(*, job: EnrollmentJob, result: Any) -> EnrollmentJob:
-    """Record a succeeded REVOKE (relationship ENDED, stage REVOKED, nobody held) or REPLACE (the new
-    representative held, stage AUTHORIZED); erase the certificate; audit; email after commit."""
-    now = timezone.now()
-    with transaction.atomic():
-        EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED,
-            finished_at=now,
-            heartbeat_at=now,
-            outcome=result.outcome,
-            result=result.to_dict(),
-            failure_code="",
-            failure_message="",
-            failure_retryable=False,
-            failure_detail="",
-        )
-        if job.kind == JobKind.REVOKE:
-            ClientCompany.objects.filter(pk=job.company_id).update(
-                relationship=Relationship.ENDED,
-                sii_user_rut="",
-                sii_admin=False,
-                sii_sign=False,
-                sii_registry=False,
-                sii_synced_at=now,
-            )
-            _company_set_stage(job.company, CompanyStage.REVOKED)
-            summary = f"{job.user_name} eliminado como usuario de {job.company.legal_name} ({result.outcome})"
-        else:
-            _record_sii_holder(job.company_id, result.addition.record, now)
-            _company_set_stage(job.company, CompanyStage.AUTHORIZED)
-            summary = (
-                f"{job.user_name} autorizado y {job.old_user_name or job.old_user_rut} eliminado en "
-                f"{job.company.legal_name}"
-            )
-        if job.certificate is not None:
-            certificate_destroy(certificate=job.certificate, reason="job_succeeded")
-        audit_record(
-            tenant=job.tenant,
-            actor=None,
-            action=AuditAction.JOB_FINISHED,
-            company=job.company,
-            summary=summary,
-            details={"job": str(job.pk), "kind": job.kind, "outcome": result.outcome},
-        )
-        job.refresh_from_db()
-        transaction.on_commit(lambda: _notify_finished(job))
-    logger.info("job %s (%s) succeeded (%s)", job.pk, job.kind, result.outcome)
-    return job
-
-
-def job_replacement_incomplete(*, job: EnrollmentJob, failure: Any) -> EnrollmentJob | None:
-    """Handle a REPLACE that authorized the new representative but did not remove the old one.
-
-    The company's sii_* state becomes the new representative (that is what the SII holds now). While
-    automatic retries remain the normal retry applies; the final failure says plainly that the new
-    representative IS authorized and the old one is still there (re-runnable). None for any other
-    failure (the caller handles it as usual).
-    """
-    from sii_bot.errors import ReplacementIncomplete
-
-    if job.kind != JobKind.REPLACE or not isinstance(failure, ReplacementIncomplete):
-        return None
-    if failure.addition is not None:
-        _record_sii_holder(job.company_id, failure.addition.record, timezone.now())
-    if failure.retryable and job.retry_count < settings.AUTORIZA_JOB_MAX_RETRIES:
-        return _job_failed_or_retry(job, failure)
-    cause = getattr(failure, "cause", None)
-    message = (
-        f"{job.user_name} (RUT {_rut_display(job.user_rut)}), el nuevo representante, YA QUEDÓ AUTORIZADO en el SII, "
-        f"pero no pudimos quitar a {job.old_user_name or job.old_user_rut} (RUT {_rut_display(job.old_user_rut)}), "
-        "que sigue autorizado. Un administrador del estudio puede volver a intentarlo: solo falta eliminar al anterior."
-        + (f" Detalle: {cause.user_message}" if cause is not None else "")
-    )
-    # Stored artifacts / retries as the usual path does, but with the message above and re-runnable.
-    from onboarding.services.core import job_artifact_store
-
-    if failure.page_html:
-        job_artifact_store(job=job, kind="page_html", step=failure.step or "failure", content=failure.page_html.encode("utf-8"))
-    if failure.screenshot:
-        job_artifact_store(
-            job=job, kind="screenshot", step=failure.step or "failure", content=failure.screenshot, unless_stored=True
-        )
-    return _job_finish_failed(job, code=failure.code, message=message, retryable=True, detail=failure.detail)
-
-
-# --- Emails about finished REVOKE / REPLACE jobs ---------------------------------------------
-
-
-def change_job_finished_emails(*, job: EnrollmentJob) -> list[Any]:
-    """The client's and the firm's emails about a finished REVOKE or REPLACE job (Spanish)."""
-    from django.urls import reverse
-
-    from onboarding.services.client import FinishedEmail, _staff_job_url
-
-    company, tenant = job.company, job.tenant
-    where = f"{company.legal_name} (RUT {_rut_display(company.rut)})"
-    new = f"{job.user_name} (RUT {_rut_display(job.user_rut)})"
-    old = f"{job.old_user_name or job.old_user_rut} (RUT {_rut_display(job.old_user_rut)})"
-    status_url = settings.AUTORIZA_BASE_URL.rstrip("/") + reverse("client:job", kwargs={"job_id": job.pk})
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
-    if job.status == JobStatus.SUCCEEDED:
-        if job.kind == JobKind.REVOKE:
-            what = f"{new}, representante de {tenant.name}, ya no es usuario autorizado de {where} en el SII."
-            subject = f"Representante eliminado en el SII: {company.legal_name}"
-        else:
-            what = (
-                f"El SII registró a {new}, nuevo representante de {tenant.name}, como usuario autorizado de "
-                f"{where}, y eliminó a {old}."
-            )
-            subject = f"Representante reemplazado en el SII: {company.legal_name}"
-        client_lines = [greeting, "", what, "", "Su certificado digital ya fue eliminado de nuestros sistemas.",
-                        "", "Vea la confirmación del SII en:", status_url, "", f"— Autoriza, para {tenant.name}"]
-        firm_lines = [what]
-    else:
-        subject = f"No se pudo completar el cambio en el SII: {company.legal_name}"
-        what = f"Motivo: {job.failure_message}"
-        client_lines = [greeting, "", f"No pudimos completar el cambio de usuarios autorizados de {where} en el SII.",
-                        "", what, "", "Vea el detalle en:", status_url, "", f"— Autoriza, para {tenant.name}"]
-        firm_lines = [f"No se pudo completar el cambio ({job.get_kind_display()}) en {where}.",
-                      f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
-                      "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
-    emails = []
-    if company.owner_email:
-        emails.append(FinishedEmail(subject, "\n".join(client_lines) + "\n", [company.owner_email]))
-    if tenant.notification_email_list:
-        body = "\n\n".join(firm_lines) + "\n\nDetalle del trabajo:\n" + _staff_job_url(job) + "\n\n— Autoriza\n"
-        emails.append(FinishedEmail(subject, body, tenant.notification_email_list))
-    return emails

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.models import (
@@ -28,10 +30,12 @@ from onboarding.models import (
     JobStatus,
     Tenant,
 )
+from onboarding.selectors.client import rut_display
 from onboarding.services.core import ServiceError, audit_record, certificate_destroy, client_company_create
 
 __all__ = [
     "CLAIM_LOST_CODE",
+    "claim_is_lost",
     "claim_lost_message",
     "company_claim_job_check",
     "company_claim_settle",
@@ -173,11 +177,6 @@ def _losers_stop(*, company: ClientCompany, losers: list[CompanyClaim], now: obj
 
 
 def _lost_email_send(*, company: ClientCompany, recipients: list[str], message: str) -> None:
-    from django.conf import settings
-    from django.urls import reverse
-
-    from onboarding.selectors.client import rut_display
-
     link = settings.AUTORIZA_BASE_URL.rstrip("/") + reverse("client:company", kwargs={"company_id": company.pk})
     body = "\n".join(
         [
@@ -199,6 +198,11 @@ def _lost_email_send(*, company: ClientCompany, recipients: list[str], message: 
             send_mail(subject, body + "\n", None, [recipient])
         except Exception:  # a mail outage must not undo the settlement
             logger.exception("claim settlement e-mail failed for company %s", company.pk)
+
+
+def claim_is_lost(*, job: EnrollmentJob) -> bool:
+    """True when `job` belongs to a claimant who lost the company to another, proven claimant."""
+    return job.claim_id is not None and CompanyClaim.objects.filter(pk=job.claim_id, status=ClaimStatus.LOST).exists()
 
 
 def company_claim_job_check(*, claim: CompanyClaim) -> None:

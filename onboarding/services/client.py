@@ -20,29 +20,28 @@ from django.utils import timezone
 from onboarding.models import (
     AuditAction,
     Certificate,
-    ClaimStatus,
     ClientCompany,
     CompanyClaim,
     CompanyStage,
     EnrollmentJob,
     Invitation,
-    JobStatus,
+    JobEvent,
     Tenant,
 )
 from onboarding.selectors.client import (
     certificate_in_active_job,
     consent_terms,
-    job_failure_advice,
-    job_result_view,
     rut_display,
 )
+from onboarding.services.claims import company_claim_start
 from onboarding.services.core import (
     ServiceError,
     audit_record,
     certificate_destroy,
     certificate_store,
-    enrollment_job_create,
 )
+from onboarding.services.jobs.lifecycle import enrollment_job_create
+from sii_bot.certificates import CertificateError, open_pkcs12
 from sii_bot.rut import normalize_rut
 
 if TYPE_CHECKING:
@@ -50,13 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClientSignup",
-    "FinishedEmail",
     "client_certificate_delete",
     "client_certificate_open",
     "client_certificate_upload",
     "client_consent_give",
+    "client_job_certificate_delete",
     "client_signup",
-    "job_finished_emails",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,8 +117,6 @@ def client_signup(
     a client the firm registered or whose owner is already proven, the RUT differs from the
     invitation's company, or the invitation was used meanwhile. Nothing is written when it raises.
     """
-    from onboarding.services.claims import company_claim_start
-
     canonical = normalize_rut(rut)
     legal_name = legal_name.strip()
     owner_name = owner_name.strip()
@@ -206,8 +202,6 @@ def client_certificate_open(*, upload: UploadedFile, password: str) -> Certifica
     `CertificateError` (with its Spanish `message`) for every refusal — including anything
     unexpected the parser raises, so a bad upload can never become a server error.
     """
-    from sii_bot.certificates import CertificateError, open_pkcs12
-
     max_bytes = settings.AUTORIZA_MAX_CERTIFICATE_BYTES
     size = upload.size or 0
     if size > max_bytes or getattr(upload, "too_large", False):
@@ -272,6 +266,26 @@ def client_certificate_delete(*, certificate: Certificate, actor: AbstractBaseUs
     return certificate_destroy(certificate=certificate, reason="client_deleted", actor=actor)
 
 
+def client_job_certificate_delete(*, job: EnrollmentJob, actor: AbstractBaseUser) -> bool:
+    """Erase, at the owner's request from a finished job's page, the certificate that job used (audited
+    as a deletion, like `client_certificate_delete`; the job's page notes it). Returns True if key
+    material was erased now, False if it was already gone. Raises ServiceError while a queued or
+    running job still needs it."""
+    if job.certificate is None:
+        return False
+    with transaction.atomic():
+        erased = client_certificate_delete(certificate=job.certificate, actor=actor)
+        if erased:
+            JobEvent.objects.create(
+                tenant_id=job.tenant_id, job=job, step="certificate_deleted", status="info",
+                message=(
+                    f"Eliminó su certificado digital ({job.certificate.holder_name}) de Autoriza. Para volver a "
+                    "intentarlo tendrá que subirlo otra vez."
+                ),
+            )
+    return erased
+
+
 # --- Consent ---------------------------------------------------------------------------------
 
 
@@ -316,154 +330,6 @@ def client_consent_give(
             },
         )
     return job
-
-
-# --- The emails about a finished job -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FinishedEmail:
-    """One notification about a finished job: subject, plain-text body, recipients."""
-
-    subject: str
-    body: str
-    recipients: list[str]
-
-
-def _absolute(path: str) -> str:
-    return settings.AUTORIZA_BASE_URL.rstrip("/") + path
-
-
-def _staff_job_url(job: EnrollmentJob) -> str:
-    from django.urls import NoReverseMatch, reverse
-
-    try:
-        return _absolute(reverse("staff:job_detail", kwargs={"tenant_slug": job.tenant.slug, "job_id": job.pk}))
-    except NoReverseMatch:
-        return _absolute("/")
-
-
-def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
-    """The emails to send when `job` finished: one to the client (owner) with a link to the status
-    page and what to do next, one to the firm's notification addresses with a link to the staff
-    page. Either is left out when it has no recipient. Plain Spanish; no certificate data.
-
-    Meant to be called by `services.core._notify_finished` (which sends them and logs failures).
-    """
-    from django.urls import reverse
-
-    from onboarding.services.claims import claim_lost_message
-
-    company = job.company
-    tenant = job.tenant
-    # A claimant's job (see `CompanyClaim`) is news for that claimant only, in their own words.
-    claim = CompanyClaim.objects.filter(pk=job.claim_id).first() if job.claim_id is not None else None
-    client_name = claim.name if claim is not None else company.owner_name
-    client_email = claim.email if claim is not None else company.owner_email
-    legal_name = (claim.legal_name or company.legal_name) if claim is not None else company.legal_name
-    who = f"{job.user_name} (RUT {rut_display(job.user_rut)})"
-    where = f"{legal_name} (RUT {rut_display(company.rut)})"
-    status_url = _absolute(reverse("client:job", kwargs={"job_id": job.pk}))
-    signature = f"— Autoriza, para {tenant.name}"
-    greeting = f"Hola {client_name.split()[0]}:" if client_name.strip() else "Hola:"
-    emails: list[FinishedEmail] = []
-    if claim is not None and claim.status == ClaimStatus.LOST:
-        # Another claimant was proven first: this job found (or would have found) the SII already done.
-        lines = [
-            greeting,
-            "",
-            f"La empresa {where} ya había sido autorizada en el SII por su dueño comprobado.",
-            "",
-            claim_lost_message(tenant=tenant),
-            "",
-            "Vea el detalle en:",
-            status_url,
-            "",
-            signature,
-        ]
-        client_subject = f"Su registro de {legal_name} no continuará"
-        firm_subject = f"Registro descartado: {company.legal_name}"
-        firm_body = [
-            (
-                f"El intento de {claim.name or claim.email} ({claim.email}) para {company.legal_name} "
-                f"(RUT {rut_display(company.rut)}) terminó después de que otra persona comprobó ser su dueño; "
-                "su registro quedó descartado y su certificado fue eliminado."
-            ),
-        ]
-    elif job.status == JobStatus.SUCCEEDED:
-        result = job_result_view(job=job)
-        permissions = (
-            f"Usuario Administrador: {result.admin} · Firmar Documentos: {result.sign} · Registro: {result.registry}"
-            if result is not None
-            else ""
-        )
-        outcome = {
-            "updated": f"{job.user_name} ya era usuario de la empresa; el SII actualizó sus permisos.",
-            "already_authorized": f"{job.user_name} ya estaba autorizado con estos permisos; no fue necesario hacer cambios.",
-        }.get(job.outcome, "")
-        lines = [
-            greeting,
-            "",
-            f"El SII registró a {who}, representante de {tenant.name}, como usuario autorizado de {where}.",
-            "",
-            f"Permisos: {permissions}" if permissions else "",
-            outcome,
-            "",
-            "Su certificado digital ya fue eliminado de nuestros sistemas. No necesita hacer nada más.",
-            "",
-            "Vea la confirmación del SII en:",
-            status_url,
-            "",
-            signature,
-        ]
-        client_subject = f"Autorización completada en el SII: {legal_name}"
-        firm_subject = f"Autorizado en el SII: {company.legal_name}"
-        firm_body = [
-            f"{who} quedó registrado como usuario autorizado de {where}.",
-            f"Permisos: {permissions}" if permissions else "",
-            outcome,
-        ]
-    else:
-        advice = job_failure_advice(job=job)
-        lines = [
-            greeting,
-            "",
-            f"No pudimos registrar a {who} como usuario autorizado de {where} en el SII.",
-            "",
-            f"Motivo: {job.failure_message or 'ocurrió un problema al hacer el trámite en el SII.'}",
-            "",
-            f"Qué hacer ahora: {advice.text}" if advice is not None else "",
-            "",
-            "Vea el detalle en:",
-            status_url,
-            "",
-            signature,
-        ]
-        client_subject = f"No se pudo completar la autorización en el SII: {legal_name}"
-        firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
-        firm_body = [
-            f"No se pudo registrar a {who} como usuario autorizado de {where}.",
-            f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
-            "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."
-            if job.failure_retryable
-            else "Revise el detalle del trabajo antes de volver a intentarlo.",
-        ]
-    if client_email:
-        emails.append(FinishedEmail(client_subject, _join(lines), [client_email]))
-    firm_recipients = tenant.notification_email_list
-    if firm_recipients:
-        paragraphs = [line for line in firm_body if line]
-        body = _join(["\n\n".join(paragraphs), "", "Detalle del trabajo:", _staff_job_url(job), "", "— Autoriza"])
-        emails.append(FinishedEmail(firm_subject, body, firm_recipients))
-    return emails
-
-
-def _join(lines: list[str]) -> str:
-    """Lines joined, without the empty lines a missing optional sentence would leave doubled."""
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
-    return text.strip() + "\n"
 
 
 def consent_preconditions_check(

@@ -6,27 +6,19 @@ state also records what a person did in the audit log when there is a person beh
 from __future__ import annotations
 
 import logging
-import os
-import random
-import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from onboarding import crypto
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
-    ArtifactKind,
     AuditAction,
     AuditEntry,
     Certificate,
@@ -34,8 +26,6 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     JobArtifact,
-    JobEvent,
-    JobStatus,
     Membership,
     Representative,
     Role,
@@ -45,9 +35,7 @@ from onboarding.models import (
 from sii_bot.rut import normalize_rut
 
 if TYPE_CHECKING:
-    from sii_bot import EnrollmentResult, ProgressEvent
     from sii_bot.certificates import CertificateBundle, CertificateMaterial
-    from sii_bot.settings import SiiSettings
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +153,36 @@ def client_company_create(
         ) from None
 
 
-def _company_set_stage(company: ClientCompany, stage: str) -> None:
+def company_stage_set(*, company: ClientCompany, stage: str) -> None:
+    """Move `company` to `stage` (a `CompanyStage`), stamping when; the instance is updated too."""
     ClientCompany.objects.filter(pk=company.pk).update(stage=stage, stage_changed_at=timezone.now())
     company.stage = stage
+
+
+def client_company_remove(*, company: ClientCompany, actor: AbstractBaseUser | None) -> None:
+    """Remove a client company of the firm, erasing its stored certificates first (audited).
+
+    Nothing can be re-run for a company that is gone, so its keys are erased at once (reason
+    "company_removed") before its rows go; the audit entries stay with the tenant. Raises
+    ServiceError while a job of the company is queued or running (its outcome would have nowhere to go).
+    """
+    with transaction.atomic():
+        company = ClientCompany.objects.select_for_update().select_related("tenant").get(pk=company.pk)
+        if EnrollmentJob.objects.filter(company=company, status__in=ACTIVE_JOB_STATUSES).exists():
+            raise ServiceError(
+                "Hay un trabajo en curso para esta empresa. Espere a que termine antes de eliminarla.",
+                code="job_already_active",
+            )
+        erased = company_certificates_destroy(company=company, reason="company_removed", actor=actor)
+        audit_record(
+            tenant=company.tenant,
+            actor=actor,
+            action=AuditAction.DELETION,
+            company=company,
+            summary=f"Empresa {company.legal_name} ({company.rut}) eliminada",
+            details={"company": company.pk, "rut": company.rut, "certificates_erased": erased},
+        )
+        company.delete()
 
 
 # --- Certificates ---------------------------------------------------------------------------
@@ -273,6 +288,22 @@ def certificate_destroy(*, certificate: Certificate, reason: str, actor: Abstrac
     return bool(erased)
 
 
+def company_certificates_destroy(*, company: ClientCompany, reason: str, actor: AbstractBaseUser | None = None) -> int:
+    """Erase every stored certificate of `company` that no queued or running job needs, now.
+
+    For when no re-run is possible any more (the relationship ended, the company is removed): the
+    retention period exists only for re-runs. Audited per certificate when there is an `actor`.
+    Returns how many certificates were erased.
+    """
+    stored = Certificate.objects.filter(company=company, destroyed_at__isnull=True).exclude(
+        jobs__status__in=ACTIVE_JOB_STATUSES
+    )
+    count = 0
+    for certificate in stored.select_related("company__tenant"):
+        count += certificate_destroy(certificate=certificate, reason=reason, actor=actor)
+    return count
+
+
 def certificates_purge_expired(*, now: Any = None) -> int:
     """Destroy key material older than the retention period that no active job still needs.
 
@@ -343,600 +374,6 @@ def job_artifact_open(*, artifact: JobArtifact) -> bytes:
     """Return the decrypted content of an artifact (callers have already checked tenant access)."""
     sealed = crypto.Sealed(artifact.key_id, bytes(artifact.wrapped_key), bytes(artifact.sealed_content))
     return bytes(crypto.open_sealed(sealed, context=_artifact_context(artifact)))
-
-
-# --- Enrollment jobs ------------------------------------------------------------------------
-
-
-def _enqueue(job: EnrollmentJob) -> None:
-    """Send the job's id (never anything secret) to the browser queue once the transaction commits."""
-    from onboarding.tasks import enrollment_job_run
-
-    job_id = str(job.pk)
-
-    def send() -> None:
-        EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(enqueued_at=timezone.now())
-        enrollment_job_run.delay(job_id)
-
-    transaction.on_commit(send)
-
-
-def enrollment_job_create(
-    *,
-    company: ClientCompany,
-    certificate: Certificate,
-    created_by: AbstractBaseUser | None,
-    representative: Representative | None = None,
-    rerun_of: EnrollmentJob | None = None,
-    kind: str | None = None,
-    old_user_rut: str = "",
-    old_user_name: str = "",
-) -> EnrollmentJob:
-    """Create a QUEUED job authorizing the tenant's representative in `company`, enqueued on commit.
-
-    Copies what is requested (representative, permissions) onto the job. Raises ServiceError when an
-    attempt for this client is already queued or running, or the tenant has no representative.
-
-    `kind` (a `JobKind`, AUTHORIZE by default): REVOKE removes `representative` (its RUT is the
-    job's `user_rut`); REPLACE authorizes `representative` and then removes `old_user_rut`. A re-run
-    of a REVOKE/REPLACE job repeats exactly what it asked (same kind, same people).
-    """
-    from onboarding.models import JobKind  # revocation/replacement (services.changes)
-
-    tenant = company.tenant
-    # Revocation/replacement: a re-run repeats the failed job's kind and people, not today's settings.
-    if kind is None and rerun_of is not None and rerun_of.kind != JobKind.AUTHORIZE:
-        kind = rerun_of.kind
-        representative = representative or rerun_of.representative
-        old_user_rut = old_user_rut or rerun_of.old_user_rut
-        old_user_name = old_user_name or rerun_of.old_user_name
-    kind = kind or JobKind.AUTHORIZE
-    if kind == JobKind.REPLACE and not old_user_rut:
-        raise ServiceError("Falta el representante a reemplazar.", code="replace_without_old")
-    representative = representative or tenant.representatives.filter(is_active=True).order_by("created_at").first()
-    if representative is None:
-        raise ServiceError(
-            "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",
-            code="no_representative",
-        )
-    # A claimant's certificate makes the job theirs (services.claims); one in flight per claim.
-    claim = certificate.claim if certificate is not None and certificate.claim_id is not None else None
-    with transaction.atomic():
-        # Lock the company row so two concurrent requests compute distinct attempt numbers.
-        ClientCompany.objects.select_for_update().filter(pk=company.pk).first()
-        if claim is not None:
-            from onboarding.services.claims import company_claim_job_check  # it imports this module
-
-            company_claim_job_check(claim=claim)
-        if EnrollmentJob.objects.filter(company=company, claim=claim, status__in=ACTIVE_JOB_STATUSES).exists():
-            raise ServiceError(
-                "Ya hay una autorización en curso para esta empresa. Espere a que termine.",
-                code="job_already_active",
-            )
-        last = EnrollmentJob.objects.filter(company=company).order_by("-attempt").values_list("attempt", flat=True).first()
-        try:
-            with transaction.atomic():
-                job = EnrollmentJob.objects.create(
-                    tenant=tenant,
-                    company=company,
-                    claim=claim,
-                    certificate=certificate,
-                    representative=representative,
-                    user_rut=representative.rut,
-                    user_name=representative.name,
-                    kind=kind,  # revocation/replacement (services.changes)
-                    old_user_rut=old_user_rut,
-                    old_user_name=old_user_name,
-                    grant_admin=tenant.grant_admin,
-                    grant_sign=tenant.grant_sign,
-                    grant_registry=tenant.grant_registry,
-                    attempt=(last or 0) + 1,
-                    rerun_of=rerun_of,
-                    created_by=created_by,
-                )
-        except IntegrityError:
-            raise ServiceError(
-                "Ya hay una autorización en curso para esta empresa. Espere a que termine.",
-                code="job_already_active",
-            ) from None
-        JobEvent.objects.create(
-            tenant=tenant, job=job, step="queued", status="info", message="Solicitud recibida; en cola para el SII."
-        )
-        _company_set_stage(company, CompanyStage.QUEUED)
-        _enqueue(job)
-    return job
-
-
-def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> EnrollmentJob:
-    """Re-run a FAILED job as a new attempt linked to it (never a reset), audited.
-
-    Raises ServiceError if the job did not fail, was already re-run, the certificate is gone, or an
-    attempt for the client is already queued or running.
-    """
-    if job.status != JobStatus.FAILED:
-        raise ServiceError("Solo se pueden re-ejecutar trabajos con error.", code="not_failed")
-    if EnrollmentJob.objects.filter(rerun_of=job).exists():
-        raise ServiceError("Este intento ya fue re-ejecutado; revise el intento más reciente.", code="already_rerun")
-    certificate = job.certificate
-    if certificate is None or not certificate.is_usable:
-        raise ServiceError(
-            "El certificado de este cliente ya no está guardado: pídale que lo suba nuevamente.",
-            code="certificate_missing",
-        )
-    new_job = enrollment_job_create(company=job.company, certificate=certificate, created_by=actor, rerun_of=job)
-    audit_record(
-        tenant=job.tenant,
-        actor=actor,
-        action=AuditAction.RERUN,
-        company=job.company,
-        summary=f"Re-ejecución del intento {job.attempt} de {job.company.legal_name}",
-        details={"job": str(job.pk), "new_job": str(new_job.pk), "failure_code": job.failure_code},
-    )
-    return new_job
-
-
-def enrollment_job_claim(*, job_id: str, worker: str) -> EnrollmentJob | None:
-    """Move a QUEUED, due job to RUNNING (compare-and-set). Returns it, or None if someone else has it.
-
-    A redelivered broker message therefore never runs a job twice.
-    """
-    now = timezone.now()
-    claimed = (
-        EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.QUEUED)
-        .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-        .update(status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200])
-    )
-    if not claimed:
-        # Reliability: a message redelivered after its worker process died (acks_late +
-        # reject_on_worker_lost requeue it at once when a pool process is killed) used to find the job
-        # RUNNING and do nothing, leaving it to the reaper minutes later. Take it over instead when the
-        # recorded process provably no longer runs on this host; the bot is idempotent (it reads the
-        # user list first and answers "already_authorized"), so resuming never authorizes twice.
-        return _job_take_over(job_id=job_id, worker=worker)
-    job = EnrollmentJob.objects.select_related("tenant", "company", "certificate", "representative").get(pk=job_id)
-    _company_set_stage(job.company, CompanyStage.RUNNING)
-    return job
-
-
-# --- Jobs whose worker process died ----------------------------------------------------------
-#
-# A claimed job records the claiming process as "host pid=N start=T ns=I boot=B" (see
-# `worker_identity`). Another process on the same host can then tell for certain that the claimer is
-# dead: same host name, same boot, same PID namespace, and no process with that PID and start time.
-# Anything else (another host or container, an unparsable or old-style value, /proc unreadable)
-# counts as "maybe alive", and only the heartbeat reaper may end the job.
-
-_IDENTITY = re.compile(
-    r"^(?P<host>\S+) pid=(?P<pid>\d+) start=(?P<start>\d+) ns=(?P<ns>\d+) boot=(?P<boot>[0-9a-f-]+)$"
-)
-_WORKER_LOST_MESSAGE = (
-    "El proceso que ejecutaba la autorización se interrumpió. Un administrador puede volver a intentarla."
-)
-
-
-def _proc_start_ticks(pid: int) -> str | None:
-    """The start time (clock ticks since boot) of a live process, None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: dead all the same
-        return None
-    return fields[19]
-
-
-def _host_facts() -> tuple[str, str, str] | None:
-    """(host name, PID namespace inode, boot id) of this process, or None where /proc is missing."""
-    try:
-        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-    return socket.gethostname(), namespace, boot
-
-
-def worker_identity() -> str:
-    """How a claiming process names itself on the job row (readable on the staff job page too)."""
-    facts = _host_facts()
-    start = _proc_start_ticks(os.getpid()) if facts else None
-    if facts is None or start is None:
-        return socket.gethostname()
-    host, namespace, boot = facts
-    return f"{host} pid={os.getpid()} start={start} ns={namespace} boot={boot}"
-
-
-def worker_is_dead(recorded: str) -> bool:
-    """True only if `recorded` (a job's `worker`) names a process of this host that no longer runs."""
-    match = _IDENTITY.match(recorded or "")
-    facts = _host_facts()
-    if match is None or facts is None:
-        return False
-    if (match["host"], match["ns"], match["boot"]) != facts:
-        return False
-    try:
-        return _proc_start_ticks(int(match["pid"])) != match["start"]
-    except (OSError, IndexError, ValueError):
-        return False  # cannot tell: leave it to the reaper
-
-
-def _job_take_over(*, job_id: str, worker: str) -> EnrollmentJob | None:
-    """Resume a RUNNING job whose claimer is dead (compare-and-set on the recorded worker).
-
-    Counts as an automatic retry: past AUTORIZA_JOB_MAX_RETRIES the job is failed as `worker_lost`
-    instead, so a job that kills its worker every time cannot loop. Returns the job or None.
-    """
-    row = EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).values_list("worker", "retry_count").first()
-    if row is None or not worker_is_dead(row[0]):
-        return None
-    recorded, retry_count = row
-    job = EnrollmentJob.objects.select_related("tenant", "company", "certificate", "representative").get(pk=job_id)
-    if retry_count >= settings.AUTORIZA_JOB_MAX_RETRIES:
-        _job_finish_failed(
-            job, code="worker_lost", message=_WORKER_LOST_MESSAGE, retryable=True,
-            detail=f"worker process died ({recorded}); retry budget exhausted",
-        )
-        return None
-    now = timezone.now()
-    with transaction.atomic():
-        taken = EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, worker=recorded).update(
-            worker=worker[:200], started_at=now, heartbeat_at=now, retry_count=retry_count + 1
-        )
-        if not taken:
-            return None  # another process took it over first
-        JobEvent.objects.create(
-            tenant_id=job.tenant_id, job=job, step="retry", status="info",
-            message=(
-                "El proceso que ejecutaba la autorización se interrumpió; la retomamos automáticamente "
-                f"(reintento {retry_count + 1} de {settings.AUTORIZA_JOB_MAX_RETRIES})."
-            ),
-        )
-    logger.warning("job %s taken over from dead worker %s", job_id, recorded)
-    job.refresh_from_db()
-    return job
-
-
-def enrollment_jobs_recover_orphans() -> int:
-    """At worker start: put back in the queue the RUNNING jobs whose claiming process on this host
-    died (a whole worker killed: its message may be gone with it, e.g. the filesystem broker, or come
-    back only after Redis' visibility timeout). Past the retry budget they fail as `worker_lost`.
-
-    Returns how many jobs were re-queued.
-    """
-    requeued = 0
-    for job in EnrollmentJob.objects.filter(status=JobStatus.RUNNING).select_related("tenant", "company"):
-        if not worker_is_dead(job.worker):
-            continue
-        if job.retry_count >= settings.AUTORIZA_JOB_MAX_RETRIES:
-            _job_finish_failed(
-                job, code="worker_lost", message=_WORKER_LOST_MESSAGE, retryable=True,
-                detail=f"worker process died ({job.worker}); retry budget exhausted",
-            )
-            continue
-        with transaction.atomic():
-            moved = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, worker=job.worker).update(
-                status=JobStatus.QUEUED, retry_count=job.retry_count + 1, run_after=None, enqueued_at=None
-            )
-            if not moved:
-                continue
-            JobEvent.objects.create(
-                tenant_id=job.tenant_id, job=job, step="retry", status="info",
-                message=(
-                    "El proceso que ejecutaba la autorización se interrumpió; la retomamos automáticamente "
-                    f"(reintento {job.retry_count + 1} de {settings.AUTORIZA_JOB_MAX_RETRIES})."
-                ),
-            )
-            _company_set_stage(job.company, CompanyStage.QUEUED)
-            _enqueue(job)
-        logger.warning("job %s re-queued: its worker %s died", job.pk, job.worker)
-        requeued += 1
-    return requeued
-
-
-def sii_settings_for(tenant: Tenant) -> SiiSettings:
-    """The SII endpoints for the tenant's environment (sandbox reads SII_* from the environment)."""
-    from sii_bot.settings import SiiSettings
-
-    if tenant.sii_environment == SiiEnvironment.SANDBOX:
-        return SiiSettings.from_env()
-    return SiiSettings.for_environment(tenant.sii_environment)
-
-
-def _record_progress(job: EnrollmentJob, event: ProgressEvent) -> None:
-    JobEvent.objects.create(
-        tenant_id=job.tenant_id,
-        job=job,
-        step=event.step.value,
-        status=event.status,
-        message=event.message,
-        created_at=event.at,
-    )
-    EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-    if event.screenshot:
-        job_artifact_store(job=job, kind=ArtifactKind.SCREENSHOT, step=event.step.value, content=event.screenshot)
-
-
-def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> EnrollmentJob | None:
-    """Run one job end to end in this worker: claim, decrypt in memory, drive the SII, record.
-
-    Returns the finished (or re-queued) job, or None when the job was not claimable (already taken,
-    finished, or not yet due). Never leaves the job RUNNING: every exception ends in a FAILED row.
-    """
-    from sii_bot.errors import EnrollmentFailure
-
-    job = enrollment_job_claim(job_id=job_id, worker=worker or socket.gethostname())
-    if job is None:
-        logger.info("job %s not claimable (already taken, finished or not due)", job_id)
-        return None
-    logger.info("job %s claimed (attempt %s, retry %s)", job.pk, job.attempt, job.retry_count)
-    try:
-        if job.certificate is None:
-            raise ServiceError(
-                "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
-                code="certificate_missing",
-            )
-        # Revocation/replacement (services.changes): the job's kind picks the bot's entry point.
-        from onboarding.services import changes
-
-        bot_call, request = changes.job_bot_call(job=job)
-        with certificate_opened(certificate=job.certificate) as material:
-            result = bot_call(
-                request,
-                certificate=material,
-                settings=sii_settings_for(job.tenant),
-                on_progress=lambda event: _record_progress(job, event),
-            )
-    except EnrollmentFailure as failure:
-        # A replacement that added the new representative but could not remove the old one.
-        partial = changes.job_replacement_incomplete(job=job, failure=failure)
-        if partial is not None:
-            return partial
-        return _job_failed_or_retry(job, failure)
-    except ServiceError as error:
-        return _job_finish_failed(job, code=error.code, message=error.message, retryable=False, detail=error.code)
-    except crypto.DecryptionFailed:
-        logger.error("job %s: certificate material does not decrypt", job.pk)
-        return _job_finish_failed(
-            job,
-            code="certificate_unreadable",
-            message="No pudimos leer el certificado guardado. Suba su certificado nuevamente.",
-            retryable=False,
-            detail="sealed material failed to decrypt (wrong master key or tampered row)",
-        )
-    except BaseException as exc:  # noqa: BLE001 - a job must never stay RUNNING
-        from celery.exceptions import SoftTimeLimitExceeded
-
-        timed_out = isinstance(exc, SoftTimeLimitExceeded)
-        logger.exception("job %s crashed", job.pk) if not timed_out else logger.warning("job %s timed out", job.pk)
-        _job_finish_failed(
-            job,
-            code="timeout" if timed_out else "internal_error",
-            message=(
-                "La autorización tardó más de lo esperado y se detuvo. Un administrador puede volver a intentarla."
-                if timed_out
-                else "Ocurrió un error inesperado de nuestra parte. Nuestro equipo fue notificado; "
-                "un administrador puede volver a intentarlo."
-            ),
-            retryable=True,
-            detail=type(exc).__name__,
-        )
-        if not isinstance(exc, Exception):
-            raise
-        return job
-    if job.kind != "authorize":  # REVOKE / REPLACE (services.changes) record their own results
-        from onboarding.services import changes
-
-        return changes.change_job_succeeded(job=job, result=result)
-    return _job_succeeded(job, result)
-
-
-def _job_succeeded(job: EnrollmentJob, result: EnrollmentResult) -> EnrollmentJob:
-    now = timezone.now()
-    with transaction.atomic():
-        EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED,
-            finished_at=now,
-            heartbeat_at=now,
-            outcome=result.outcome,
-            result=result.record.to_dict(),
-            failure_code="",
-            failure_message="",
-            failure_retryable=False,
-            failure_detail="",
-        )
-        _company_set_stage(job.company, CompanyStage.AUTHORIZED)
-        # What the SII now holds for this firm in this company (the parsed record, not the request).
-        ClientCompany.objects.filter(pk=job.company_id).update(
-            sii_user_rut=result.record.user_rut,
-            sii_admin=result.record.admin,
-            sii_sign=result.record.sign,
-            sii_registry=result.record.registry,
-            sii_synced_at=now,
-        )
-        if job.certificate is not None:
-            # Consent covered one authorization: the key has done its job and is erased now.
-            certificate_destroy(certificate=job.certificate, reason="job_succeeded")
-        audit_record(
-            tenant=job.tenant,
-            actor=None,
-            action=AuditAction.JOB_FINISHED,
-            company=job.company,
-            summary=f"{job.user_name} autorizado en {job.company.legal_name}",
-            details={"job": str(job.pk), "outcome": result.outcome},
-        )
-        from onboarding.services.claims import company_claim_settle  # it imports this module
-
-        company_claim_settle(job=job)  # self-signup claims: the first one proven in the SII owns the company
-        job.refresh_from_db()
-        transaction.on_commit(lambda: _notify_finished(job))
-    logger.info("job %s succeeded (%s)", job.pk, result.outcome)
-    return job
-
-
-def _retry_delay_seconds(job: EnrollmentJob, minimum: int | None) -> float:
-    """Exponential backoff with full jitter (30 s, 60 s, 120 s…), never below what SII demands.
-
-    Multiplied by AUTORIZA_JOB_RETRY_DELAY_SCALE (1.0 in production) so the reliability suite can run
-    the same policy with every delay shrunk proportionally.
-    """
-    base = 30 * (2**job.retry_count)
-    delay = int(base / 2 + random.uniform(0, base / 2))  # noqa: S311 - jitter, not crypto
-    return max(delay, minimum or 0) * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE
-
-
-def _job_failed_or_retry(job: EnrollmentJob, failure: Any) -> EnrollmentJob:
-    if failure.page_html:
-        job_artifact_store(job=job, kind=ArtifactKind.PAGE_HTML, step=failure.step or "failure", content=failure.page_html.encode("utf-8"))
-    if failure.screenshot:
-        job_artifact_store(
-            job=job, kind=ArtifactKind.SCREENSHOT, step=failure.step or "failure", content=failure.screenshot,
-            unless_stored=True,
-        )
-    if failure.retryable and job.retry_count < settings.AUTORIZA_JOB_MAX_RETRIES:
-        delay = _retry_delay_seconds(job, failure.retry_after_seconds)
-        run_after = timezone.now() + timedelta(seconds=delay)
-        with transaction.atomic():
-            moved = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-                status=JobStatus.QUEUED,
-                retry_count=job.retry_count + 1,
-                run_after=run_after,
-                enqueued_at=None,
-                failure_code=failure.code,
-                failure_message=failure.user_message,
-                failure_retryable=True,
-                failure_detail=failure.detail[:2000],
-            )
-            if moved:
-                JobEvent.objects.create(
-                    tenant_id=job.tenant_id,
-                    job=job,
-                    step="retry",
-                    status="info",
-                    # user_message already says that we will retry; add only which retry and when.
-                    message=(
-                        f"{failure.user_message} (Reintento {job.retry_count + 1} de "
-                        f"{settings.AUTORIZA_JOB_MAX_RETRIES}, en unos {max(1, round(delay / 60))} min.)"
-                    ),
-                )
-                _company_set_stage(job.company, CompanyStage.QUEUED)
-        logger.info("job %s: %s, retry %s in %ss", job.pk, failure.code, job.retry_count + 1, delay)
-        job.refresh_from_db()
-        return job
-    # A transient failure's own message promises an automatic retry; none is left now.
-    message = (
-        "No pudimos completar la autorización: el SII siguió sin responder como esperábamos después de "
-        "los reintentos automáticos. Un administrador del estudio puede volver a intentarlo más tarde."
-        if failure.retryable
-        else failure.user_message
-    )
-    return _job_finish_failed(job, code=failure.code, message=message, retryable=failure.retryable, detail=failure.detail)
-
-
-def _job_finish_failed(job: EnrollmentJob, *, code: str, message: str, retryable: bool, detail: str) -> EnrollmentJob:
-    """Record a RUNNING job as FAILED (compare-and-set), audited, the client and firm emailed after
-    commit; returns the job as stored.
-
-    When the SII refused the certificate itself (`SII_REJECTED_CERTIFICATE_CODES`) the job's
-    certificate is destroyed too (reason "sii_rejected"): it could only fail the same way again, so
-    the owner is asked for another one instead of being offered it again.
-    """
-    from onboarding.selectors.client import SII_REJECTED_CERTIFICATE_CODES
-
-    now = timezone.now()
-    with transaction.atomic():
-        finished = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED,
-            finished_at=now,
-            heartbeat_at=now,
-            failure_code=code,
-            failure_message=message,
-            failure_retryable=retryable,
-            failure_detail=(detail or "")[:2000],
-        )
-        if finished:
-            JobEvent.objects.create(tenant_id=job.tenant_id, job=job, step="finished", status="failed", message=message)
-            _company_set_stage(job.company, CompanyStage.FAILED)
-            certificate_destroyed = False
-            if code in SII_REJECTED_CERTIFICATE_CODES and job.certificate is not None:
-                certificate_destroyed = certificate_destroy(certificate=job.certificate, reason="sii_rejected")
-            audit_record(
-                tenant=job.tenant,
-                actor=None,
-                action=AuditAction.JOB_FINISHED,
-                company=job.company,
-                summary=f"Falló la autorización en {job.company.legal_name}: {code}",
-                details={"job": str(job.pk), "failure_code": code, "certificate_destroyed": certificate_destroyed},
-            )
-            job.refresh_from_db()
-            transaction.on_commit(lambda: _notify_finished(job))
-    logger.info("job %s failed: %s", job.pk, code)
-    return job
-
-
-def enrollment_jobs_dispatch(*, lost_after: timedelta | None = None) -> int:
-    """Enqueue QUEUED jobs that are due and have no live message (scheduled retries, lost messages).
-
-    The database is the source of truth; a message the broker lost is sent again. Returns how many
-    jobs were enqueued. Duplicates are harmless: the claim is a compare-and-set.
-    """
-    from onboarding.tasks import enrollment_job_run
-
-    # The threshold is a setting (AUTORIZA_JOB_LOST_AFTER_SECONDS, default 10 min) so the broker-crash
-    # tests can prove the recovery in seconds.
-    lost_after = lost_after if lost_after is not None else timedelta(seconds=settings.AUTORIZA_JOB_LOST_AFTER_SECONDS)
-    now = timezone.now()
-    due = EnrollmentJob.objects.filter(status=JobStatus.QUEUED).filter(
-        Q(run_after__isnull=True) | Q(run_after__lte=now)
-    ).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - lost_after))
-    count = 0
-    for job_id in due.values_list("pk", flat=True)[:500]:
-        if EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(enqueued_at=now):
-            enrollment_job_run.delay(str(job_id))
-            count += 1
-    return count
-
-
-def enrollment_jobs_reap(*, stale_after: timedelta | None = None) -> int:
-    """End RUNNING jobs whose worker stopped reporting (killed, lost) as FAILED and re-runnable.
-
-    Returns how many jobs were reaped. A job reports at every step; the limit is the hard time limit
-    plus a margin, so a live job is never reaped.
-    """
-    # A setting (AUTORIZA_JOB_REAP_AFTER_SECONDS, default hard time limit + 60 s) so the reaper test can
-    # run the real periodic reaper with a threshold of seconds.
-    stale_after = stale_after or timedelta(seconds=settings.AUTORIZA_JOB_REAP_AFTER_SECONDS)
-    cutoff = timezone.now() - stale_after
-    reaped = 0
-    stale = EnrollmentJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    for job in stale.select_related("tenant", "company"):
-        done = _job_finish_failed(
-            job,
-            code="worker_lost",
-            message=_WORKER_LOST_MESSAGE,
-            retryable=True,
-            detail="no heartbeat since " + (job.heartbeat_at.isoformat() if job.heartbeat_at else "start"),
-        )
-        reaped += done.status == JobStatus.FAILED
-    return reaped
-
-
-def _notify_finished(job: EnrollmentJob) -> None:
-    """Email the client and the firm about a finished job (console backend by default).
-
-    The texts (and the links: the client's status page, the firm's job page) come from
-    `services.client.job_finished_emails`.
-    """
-    from onboarding.models import JobKind
-    from onboarding.services.changes import change_job_finished_emails
-    from onboarding.services.client import job_finished_emails
-
-    # Revocation/replacement jobs (services.changes) have their own texts.
-    emails = job_finished_emails if job.kind == JobKind.AUTHORIZE else change_job_finished_emails
-    for email in emails(job=job):
-        try:
-            send_mail(email.subject, email.body, None, email.recipients)
-        except Exception:  # noqa: BLE001 - a mail outage must not change the job's outcome
-            logger.exception("job %s: notification email failed", job.pk)
 
 
 # --- Demo -----------------------------------------------------------------------------------

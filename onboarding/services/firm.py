@@ -43,9 +43,10 @@ from onboarding.models import (
     SiiEnvironment,
     Tenant,
 )
-from onboarding.services.core import ServiceError, audit_record, client_company_create, enrollment_job_rerun
+from onboarding.services.core import ServiceError, audit_record, client_company_create
 from onboarding.services.core import membership_add as _membership_add
 from onboarding.services.core import representative_add as _representative_add
+from onboarding.services.jobs.lifecycle import enrollment_job_rerun
 from sii_bot.rut import InvalidRut, normalize_rut
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def _invitations_send(invitations: list[Invitation]) -> int:
     try:
         with get_connection() as connection:
             connection.send_messages(messages)
-    except Exception:  # noqa: BLE001 - an SMTP failure must not lose the invitations just created
+    except Exception:
         logger.exception("sending %s invitation email(s) failed", len(messages))
         return 0
     now = timezone.now()
@@ -689,7 +690,7 @@ def member_add(*, tenant: Tenant, email: str, role: str, actor: AbstractBaseUser
         )
     try:
         EmailMessage(subject=f"Le agregaron al equipo de {tenant.name} en Autoriza", body=body, to=[email]).send()
-    except Exception:  # noqa: BLE001 - the membership stands; the owner can re-add after an outage
+    except Exception:
         logger.exception("member invitation email to tenant %s failed", tenant.pk)
     return membership
 

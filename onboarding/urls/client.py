@@ -28,6 +28,7 @@ urlpatterns = [
     path("empresa/<int:company_id>/terminar/", views.company_end, name="company_end"),  # services.changes
     path("trabajo/<str:job_id>/", views.job_detail, name="job"),
     path("trabajo/<str:job_id>/estado/", views.job_status, name="job_status"),
+    path("trabajo/<str:job_id>/certificado/eliminar/", views.job_certificate_delete, name="job_certificate_delete"),
     path("clave/recuperar/", views.PasswordResetView.as_view(), name="password_reset"),
     path("clave/recuperar/enviado/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("clave/nueva/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),

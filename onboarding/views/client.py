@@ -56,6 +56,7 @@ __all__ = [
     "client_company_or_404",
     "company_detail",
     "consent",
+    "job_certificate_delete",
     "job_detail",
     "job_status",
     "signup",
@@ -453,6 +454,40 @@ def certificate_delete(request: HttpRequest, company_id: int, certificate_id: st
     return redirect("client:certificate_upload", company_id=company.pk)
 
 
+@require_http_methods(["GET", "POST"])
+@_not_found_page
+def job_certificate_delete(request: HttpRequest, job_id: str) -> HttpResponse:
+    """"Delete my certificate now", from a job's page: GET asks for confirmation (saying what is
+    kept, until when, and what deleting it means), POST erases it (audited) and goes back to the job."""
+    job = access.client_job_or_404(user=request.user, job_id=job_id)
+    retention = client_selectors.certificate_retention(certificate=job.certificate)
+    if retention is None:
+        raise Http404
+    if request.method == "POST":
+        try:
+            erased = services.client_job_certificate_delete(job=job, actor=request.user)
+        except ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request,
+                "Eliminamos su certificado digital de nuestros sistemas."
+                if erased
+                else "Su certificado digital ya no estaba guardado en nuestros sistemas.",
+            )
+        return redirect("client:job", job_id=job.pk)
+    return render(
+        request,
+        "client/job_certificate_delete.html",
+        {
+            "job": job,
+            "retention": retention,
+            "wording": client_selectors.job_wording(job=job),
+            "company_rut": client_selectors.rut_display(job.company.rut),
+        },
+    )
+
+
 # --- The status page ------------------------------------------------------------------------------
 
 
@@ -472,6 +507,12 @@ def _job_status_context(job: EnrollmentJob, etag: str) -> dict[str, Any]:
         "user_rut": client_selectors.rut_display(job.user_rut),
         "old_user_rut": client_selectors.rut_display(job.old_user_rut),
         "step_total": len(timeline.steps),
+        # What is kept of the certificate after a failure, until when, and how to delete it now.
+        "retention": (
+            client_selectors.certificate_retention(certificate=job.certificate)
+            if job.status == JobStatus.FAILED
+            else None
+        ),
     }
 
 

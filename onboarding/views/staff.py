@@ -70,6 +70,9 @@ STEP_LABELS: dict[str, str] = {
     "result": "Resultado",
     "logout": "Cierre de sesión",
     "finished": "Terminado",
+    "late_result": "Resultado recibido tarde",
+    "superseded": "No fue necesario",
+    "certificate_deleted": "Certificado eliminado por el cliente",
 }
 EVENT_STATUS_LABELS: dict[str, str] = {
     "info": "",

@@ -2,6 +2,7 @@
 sandbox, and short recovery thresholds for the test process (workers get them through `FAST_ENV`)."""
 from __future__ import annotations
 
+from tests.onboarding.conftest import enqueued  # noqa: F401 - the broker stand-in of the fast tests here
 from tests.reliability.fixtures import (  # noqa: F401 - fixtures are registered by being imported here
     FAST_ENV,
     demo_bundle,

@@ -35,9 +35,41 @@ GUARANTEES: list[tuple[str, str, list[str], list[str]]] = [
         "A job whose worker vanished for good is failed by the periodic reaper, in bounded time, and is re-runnable",
         "The real scheduler (`celery worker -B`, as docker-compose runs it) reaps a RUNNING job with a stale "
         "heartbeat as `worker_lost` (FAILED, retryable, certificate kept, nothing saved in the SII); an "
-        "admin's re-run queues a new linked attempt. Production refuses a reaper threshold at or below the hard time limit.",
+        "admin's re-run queues a new linked attempt. A live job is never reaped: one that runs for more than "
+        "twice the threshold, reporting at every step, ends SUCCEEDED under the same scheduler. The threshold "
+        "must exceed the longest a live job can go silent in the configured pool (threads, the default: "
+        "SII_JOB_TIMEOUT + the engine's 30 s grace + 15 s to record the outcome; prefork: the smaller of that "
+        "and the hard time limit); its default is derived from that bound, and production refuses to start "
+        "with a threshold at or below it.",
         ["tests/reliability/test_reaper.py"],
         ["reaper"],
+    ),
+    (
+        "A job's outcome is recorded once, on the job and the company together, even when it arrives late",
+        "Every outcome (success, retry, final failure) is one compare-and-set on the worker's claim (RUNNING, "
+        "this worker, this start), with the company's stage and SII state, the certificate erasure and the "
+        "audit entry in the same transaction. A success reported after the reaper failed the job as lost (or "
+        "after another process took it over) is still the SII's truth: the job becomes SUCCEEDED with a "
+        "\"late_result\" event and an audit entry marked late (with the state it replaced), the company is "
+        "written as for any success, and a re-run still queued for the job is closed without running "
+        "(SUCCEEDED, \"superseded\", carrying the same confirmation): the SII sees one save. A late failure "
+        "never overwrites a newer state (it is noted and audited only), and a worker that lost its claim "
+        "cannot schedule a retry under the new owner.",
+        ["tests/reliability/test_late_results.py"],
+        [],
+    ),
+    (
+        "A certificate is kept after a failure only while a re-run is possible; its owner can delete it now",
+        "After a failure other than a certificate the SII refused, the sealed key is kept until "
+        "AUTORIZA_CERT_RETENTION_DAYS after its upload (erased by the hourly purge), only so the firm can "
+        "re-run without asking for it again, and it is erased at once when no re-run is possible: the "
+        "relationship ended (at once, or by a succeeded revocation: every stored certificate of the company) "
+        "or the company was removed (through the service, also from the platform admin; refused while a job "
+        "is in flight). The failed job's page tells the owner what is kept, until when, and offers "
+        "\"Eliminar mi certificado ahora\" (a confirmation page; the deletion is audited and noted on the "
+        "job); every other user gets 404 there.",
+        ["tests/reliability/test_certificate_erasure.py"],
+        [],
     ),
     (
         "The broker may lose messages; the database does not",
@@ -100,11 +132,15 @@ GUARANTEES: list[tuple[str, str, list[str], list[str]]] = [
     ),
     (
         "After a full run, the certificate's password and private key are nowhere",
-        "Two clients through the web, a real worker with screenshots and DEBUG logs, one success and one "
-        "failure; then the password and key (PEM, PEM body, DER PKCS#8/PKCS#1, base64, hex) and the .pfx "
-        "(raw, base64) are searched in every column of every table (and SQLite's file, -wal, -shm), Redis, "
-        "the logs, the emails, and every file created or changed in the temp and var directories. A planted "
-        "leak is caught by the same pipeline; the database does hold the key, sealed.",
+        "Clients through the web, real workers with screenshots and DEBUG logs, every way a job ends: a "
+        "success, a failure, automatic retries exhausted (HTTP 500s), a time budget run out twice, a worker "
+        "killed -9 mid-job and the job resumed by a new worker, a revocation (the certificate uploaded again) "
+        "and a company removed with its kept key; then the password and key (PEM, PEM body, DER "
+        "PKCS#8/PKCS#1, base64, hex) and the .pfx (raw, base64) are searched in every column of every table "
+        "(and SQLite's file, -wal, -shm), Redis, the logs, the emails, every stored screenshot and page "
+        "(decrypted), and every file created or changed in the temp and var directories (broker messages, a "
+        "killed worker's leftovers). A planted leak is caught by the same pipeline; the database does hold "
+        "the key, sealed.",
         ["tests/security/test_secrets_scan.py"],
         ["secrets_scan"],
     ),
@@ -212,14 +248,20 @@ def _headline(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 CHANGES = [
-    "- `onboarding/services/core.py`: `worker_identity()` (host, pid, process start time, PID namespace, boot id) "
-    "recorded on claim; `worker_is_dead()`; `enrollment_job_claim` takes over a RUNNING job whose claiming process "
-    "provably died on this host (counts as a retry; past the budget it fails as `worker_lost`); "
+    "- `onboarding/services/jobs/recovery.py`: `worker_identity()` (host, pid, process start time, PID namespace, "
+    "boot id) recorded on claim; `worker_is_dead()`; `enrollment_job_take_over` resumes a RUNNING job whose "
+    "claiming process provably died on this host (counts as a retry; past the budget it fails as `worker_lost`); "
     "`enrollment_jobs_recover_orphans()` re-queues such jobs at worker start; the reaper's and dispatcher's "
-    "thresholds and the retry delays read settings.",
+    "thresholds and the retry delays read settings; the reaper's compare-and-set also requires the stale heartbeat.",
+    "- `onboarding/services/jobs/lifecycle.py`: create / claim / succeed / fail once for every kind of job, each one "
+    "compare-and-set on the claim (worker and start); late results recorded (success: SUCCEEDED, marked and audited, "
+    "queued re-runs closed; failure: noted only). What a success writes per kind is a table (`JOB_KIND_OUTCOMES`).",
+    "- `onboarding/services/core.py`: `company_certificates_destroy` (no re-run possible: relationship ended, "
+    "company removed) and `client_company_remove` (also behind the platform admin's delete).",
     "- `onboarding/tasks.py`: the job task records `worker_identity()`; a `worker_ready` handler recovers orphaned jobs.",
-    "- `portal/settings.py`: `AUTORIZA_JOB_REAP_AFTER_SECONDS` (default hard limit + 60 s; production refuses "
-    "a value at or below the hard limit), `AUTORIZA_JOB_LOST_AFTER_SECONDS` (600), `AUTORIZA_JOB_RETRY_DELAY_SCALE` "
+    "- `portal/settings.py`: `AUTORIZA_JOB_REAP_AFTER_SECONDS` (default: the larger of the live-job bound of the "
+    "configured pool and the hard limit, + 60 s; production refuses a value at or below the live-job bound, "
+    "`JOB_SILENCE_BOUND_SECONDS`), `AUTORIZA_JOB_LOST_AFTER_SECONDS` (600), `AUTORIZA_JOB_RETRY_DELAY_SCALE` "
     "(1.0), `AUTORIZA_DISPATCH_EVERY_SECONDS` (30), `AUTORIZA_REAP_EVERY_SECONDS` (60), `AUTORIZA_BROWSER_QUEUE` "
     "(browser), `AUTORIZA_DEFAULT_QUEUE` (default).",
     "- `pyproject.toml`: the `faults` marker.",

@@ -8,7 +8,7 @@ Three ways a worker dies:
 - the whole worker right AFTER the SII saved the user but before our database knew: the resumed job
   reads the user list first and answers "already_authorized" — the SII log still shows one save;
 - only the pool process (prefork): Celery requeues the message at once (acks_late +
-  reject_on_worker_lost) and the redelivered message takes the job over (`enrollment_job_claim`).
+  reject_on_worker_lost) and the redelivered message takes the job over (`enrollment_job_take_over`).
 Without those changes the job stayed RUNNING until the reaper failed it minutes later.
 """
 from __future__ import annotations

@@ -1,9 +1,15 @@
 """After a demo-like run, the certificate's password and private key are nowhere.
 
-The run: two clients sign up, upload a certificate and consent through the web (Django's test client,
-the real views and upload handler); a real worker (screenshots on, DEBUG logging) drives Chromium
-against the SII sandbox: one authorization succeeds (the key is erased), one fails (the holder does
-not administer the company: the key stays sealed for a re-run, the SII page is kept as evidence).
+The run: clients sign up, upload a certificate and consent through the web (Django's test client,
+the real views and upload handler); real workers (screenshots on, DEBUG logging) drive Chromium
+against the SII sandbox, through every way a job ends:
+- one authorization succeeds (the key is erased), one fails (the holder does not administer the
+  company: the key stays sealed for a re-run, the SII page is kept as evidence);
+- one meets HTTP 500s until its automatic retries run out (retry-exhausted);
+- one runs out of its time budget on a slow SII, twice (timeout);
+- one loses its worker to kill -9 in the middle (crash): a new worker resumes and finishes it;
+- the first client ends the relationship: they upload the certificate again and consent, and the
+  representative is removed (removal); a company is removed from Autoriza with its kept key.
 
 Then every place bytes could have landed is scanned for the secrets in every encoding we can think
 of (the password raw and URL-encoded; the key as PEM, PEM body, base64 of the DER, DER in PKCS#8 and
@@ -12,8 +18,9 @@ PKCS#1, hex; the uploaded .pfx raw and base64):
 - Redis (when REDIS_URL is set): every key of the test's database index, kombu message bodies decoded;
 - the logs: the worker's (DEBUG), this process's captured records, the emails sent;
 - files: everything created or modified during the run in the temp directory (Chromium's profile
-  included, scanned while the worker still runs), the test's var dir (broker folders, cache) and the
-  media root.
+  included, scanned while the last worker still runs; a killed worker's leftovers too), the test's
+  var dir (broker folders with the task messages, cache) and the media root;
+- the evidence: every stored screenshot and page, decrypted.
 A positive control proves the scanner finds the secrets where they legitimately are (the client's
 own file) and that the database does hold the key — sealed.
 """
@@ -26,6 +33,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -39,9 +47,18 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.reliability.support import REPRESENTATIVE_NAME, REPRESENTATIVE_RUT, figures_record, jobs_drain
+from tests.reliability.support import (
+    REPRESENTATIVE_NAME,
+    REPRESENTATIVE_RUT,
+    figures_record,
+    jobs_drain,
+    wait_for,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.timeout(600)]
+# The workers' job policy here: one automatic retry, at 1/500 of production's delays, so that the
+# retry-exhausted and timeout paths end within seconds.
+JOB_POLICY = {"AUTORIZA_JOB_MAX_RETRIES": "1", "AUTORIZA_JOB_RETRY_DELAY_SCALE": "0.002"}
 
 # Never scanned: the tool machinery's folders and other test sessions' folders (not ours to read).
 SKIP_TEMP = re.compile(r"^(bash_jobs\.|bash_tool_)")
@@ -174,13 +191,22 @@ def scan_redis(scanner: Scanner) -> None:
 
 def run_client_flow(tenant_slug: str, company_rut: str, email: str, pfx: bytes, pfx_password: str) -> str:
     """A client signs up, uploads the certificate and consents through the web; returns the job id."""
-    client = Client()
+    return run_client_flow_with(Client(), tenant_slug, company_rut, email, pfx, pfx_password)[1]
+
+
+def run_client_flow_with(client: Client, tenant_slug: str, company_rut: str, email: str, pfx: bytes,
+                         pfx_password: str) -> tuple[Client, str]:
+    """`run_client_flow` with the given browser session; returns it (logged in) and the job id."""
     response = client.post(reverse("client:signup", kwargs={"tenant_slug": tenant_slug}), {
         "email": email, "password": "Clave-De-La-Cuenta-2026", "company_rut": company_rut,
         "legal_name": f"Empresa {company_rut}", "owner_name": "Daniela Rojas",
     })
     assert response.status_code == 302, response.content[:2000]
-    upload_url = response["Location"]
+    return client, upload_and_consent(client, response["Location"], pfx, pfx_password)
+
+
+def upload_and_consent(client: Client, upload_url: str, pfx: bytes, pfx_password: str) -> str:
+    """Upload the certificate, review it and consent (to whatever the wizard asks); returns the job id."""
     response = client.post(upload_url, {"certificate": SimpleUploadedFile("firma.pfx", pfx), "password": pfx_password})
     assert response.status_code == 302, response.content.decode()[-3000:]
     review = response["Location"]
@@ -194,11 +220,27 @@ def run_client_flow(tenant_slug: str, company_rut: str, email: str, pfx: bytes, 
     return response["Location"].rstrip("/").split("/")[-1]
 
 
+def end_relationship_through_the_web(client: Client, company_id: int, pfx: bytes, pfx_password: str) -> str:
+    """The client ends the relationship: the key is gone after the authorization, so they upload the
+    certificate again and consent to the removal; returns the REVOKE job's id."""
+    response = client.post(reverse("client:company_end", kwargs={"company_id": company_id}))
+    assert response.status_code == 302 and response["Location"].endswith("/certificado/"), response.status_code
+    return upload_and_consent(client, response["Location"], pfx, pfx_password)
+
+
 def test_no_password_or_private_key_anywhere_after_a_full_run(  # type: ignore[no-untyped-def]
     start_worker, routed_broker, sandbox, tmp_path_factory, tmp_path, caplog, settings
 ) -> None:
     from onboarding import services
-    from onboarding.models import Certificate, EnrollmentJob, JobArtifact, JobStatus, SiiEnvironment
+    from onboarding.models import (
+        Certificate,
+        ClientCompany,
+        EnrollmentJob,
+        JobArtifact,
+        JobEvent,
+        JobStatus,
+        SiiEnvironment,
+    )
     from sii_sandbox.pki import legacy_pfx
 
     caplog.set_level(logging.DEBUG)
@@ -228,11 +270,17 @@ def test_no_password_or_private_key_anywhere_after_a_full_run(  # type: ignore[n
     # --- The run -----------------------------------------------------------------------------------
     tenant = services.tenant_create(name="Estudio Escaneado", slug="escaneo", sii_environment=SiiEnvironment.SANDBOX)
     services.representative_add(tenant=tenant, rut=REPRESENTATIVE_RUT, name=REPRESENTATIVE_NAME)
-    sandbox.add_companies([{"rut": "79500002-K", "name": "SIN ADMINISTRADOR SPA", "admins": []}])
-    worker = start_worker(env={"LOG_LEVEL": "DEBUG", "SII_SCREENSHOTS": "1", "AUTORIZA_BROWSER_QUEUE": routed_broker["queue"]})
-    ok_job = run_client_flow("escaneo", "76.086.428-5", "duena@comercialdemo.cl", pfx, password)
+    holder = demo.holder_rut
+    sandbox.add_companies([
+        {"rut": "79500002-K", "name": "SIN ADMINISTRADOR SPA", "admins": []},
+        *({"rut": rut, "name": f"EMPRESA {rut}", "admins": [holder]} for rut in ("79500003-8", "79500004-6", "79500005-4")),
+    ])
+    worker_env = {"LOG_LEVEL": "DEBUG", "SII_SCREENSHOTS": "1", "AUTORIZA_BROWSER_QUEUE": routed_broker["queue"], **JOB_POLICY}
+    worker = start_worker(env=worker_env)
+    workers = [worker]
+    ok_client, ok_job = run_client_flow_with(Client(), "escaneo", "76.086.428-5", "duena@comercialdemo.cl", pfx, password)
     failing_job = run_client_flow("escaneo", "79.500.002-K", "dueno@sinadmin.cl", pfx, password)
-    jobs_drain([ok_job, failing_job], timeout=180, dispatch=False, workers=[worker])
+    jobs_drain([ok_job, failing_job], timeout=180, dispatch=False, workers=workers)
     ok, failed = EnrollmentJob.objects.get(pk=ok_job), EnrollmentJob.objects.get(pk=failing_job)
     assert ok.status == JobStatus.SUCCEEDED, (ok.failure_code, ok.failure_detail)
     assert failed.status == JobStatus.FAILED and failed.failure_code == "holder_not_administrator"
@@ -240,11 +288,59 @@ def test_no_password_or_private_key_anywhere_after_a_full_run(  # type: ignore[n
     assert JobArtifact.objects.filter(job=ok).count() >= 2
     assert sorted(JobArtifact.objects.filter(job=failed).values_list("kind", flat=True)) == ["page_html", "screenshot"]
 
-    # --- The scan (the worker still runs: Chromium's profile is still on disk) ---------------------
+    # Retry-exhausted: the SII answers HTTP 500 to every attempt.
+    sandbox.set_faults({"generic_error": True})
+    exhausted_job = run_client_flow("escaneo", "79.500.003-8", "dueno@reintentos.cl", pfx, password)
+    jobs_drain([exhausted_job], timeout=120, dispatch=True, workers=workers)
+    sandbox.clear_faults()
+    exhausted = EnrollmentJob.objects.get(pk=exhausted_job)
+    assert (exhausted.status, exhausted.failure_code, exhausted.retry_count) == (JobStatus.FAILED, "sii_unavailable", 1)
+    assert Certificate.objects.get(pk=exhausted.certificate_id).is_usable  # kept for a re-run
+
+    # Removal: the first client ends the relationship; the representative is removed from the SII.
+    revoke_job = end_relationship_through_the_web(ok_client, ok.company_id, pfx, password)
+    jobs_drain([revoke_job], timeout=120, dispatch=True, workers=workers)
+    revoked = EnrollmentJob.objects.get(pk=revoke_job)
+    assert (revoked.kind, revoked.status) == ("revoke", JobStatus.SUCCEEDED), (revoked.failure_code, revoked.failure_detail)
+    assert not Certificate.objects.filter(company_id=ok.company_id, sealed_material__isnull=False).exists()
+    # ... and a company is removed from Autoriza with the key it kept.
+    exhausted_company = ClientCompany.objects.get(pk=exhausted.company_id)
+    services.client_company_remove(company=exhausted_company, actor=None)
+    assert not Certificate.objects.filter(pk=exhausted.certificate_id).exists()
+
+    # Timeout: a worker with a 4 s budget against a slow SII, for the attempt and its retry.
+    worker.stop()
+    worker = start_worker(env={**worker_env, "SII_JOB_TIMEOUT": "4"})
+    workers.append(worker)
+    sandbox.configure(latency_ms=2500)
+    timeout_job = run_client_flow("escaneo", "79.500.004-6", "dueno@lento.cl", pfx, password)
+    jobs_drain([timeout_job], timeout=120, dispatch=True, workers=workers)
+    timed_out = EnrollmentJob.objects.get(pk=timeout_job)
+    assert (timed_out.status, timed_out.failure_code, timed_out.retry_count) == (JobStatus.FAILED, "job_timeout", 1)
+
+    # Crash: the worker is killed (-9, with its Chromium) in the middle of a job; a new one finishes it.
+    sandbox.configure(latency_ms=300)
+    crash_job = run_client_flow("escaneo", "79.500.005-4", "dueno@caida.cl", pfx, password)
+    wait_for(lambda: JobEvent.objects.filter(job_id=crash_job, step="login").exists(), timeout=90, interval=0.05,
+             what="the job to reach the login step")
+    worker.kill(signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    sandbox.configure(latency_ms=0)
+    worker = start_worker(env=worker_env)
+    workers.append(worker)
+    jobs_drain([crash_job], timeout=120, dispatch=True, workers=workers)
+    crashed = EnrollmentJob.objects.get(pk=crash_job)
+    assert (crashed.status, crashed.retry_count) == (JobStatus.SUCCEEDED, 1), (crashed.failure_code, crashed.failure_detail)
+    assert not Certificate.objects.get(pk=crashed.certificate_id).is_usable
+
+    # --- The scan (the last worker still runs: Chromium's profile is still on disk) ----------------
     scanner = Scanner(needles)
     scan_database(scanner)
     scan_redis(scanner)
-    scanner.scan_file(worker.log_path, "worker_log")
+    for each in workers:
+        scanner.scan_file(each.log_path, "worker_log")
+    for artifact in JobArtifact.objects.all():
+        scanner.scan(f"{artifact.job_id}/{artifact.kind}/{artifact.step}", "artifact", services.job_artifact_open(artifact=artifact))
     scanner.scan("caplog", "test_process_log", caplog.text.encode())
     for message in mail.outbox:
         scanner.scan(message.subject, "email", (message.subject + message.body).encode())
@@ -276,7 +372,8 @@ def test_no_password_or_private_key_anywhere_after_a_full_run(  # type: ignore[n
     assert len(changed) > 0 and scanner.bytes_scanned["database"] > 0
 
     figures_record("secrets_scan", {
-        "jobs": 2, "needles": sorted(needles), "found": len(scanner.found),
+        "jobs": EnrollmentJob.objects.count(),
+        "paths": ["succeeded", "failed", "retry_exhausted", "revoked", "company_removed", "timeout", "crash_resumed"], "needles": sorted(needles), "found": len(scanner.found),
         "bytes_scanned": scanner.bytes_scanned, "items_scanned": scanner.items_scanned,
         "files_changed_during_run": len(changed),
         "redis_scanned": bool(django_settings.REDIS_URL), "database": connection.vendor,

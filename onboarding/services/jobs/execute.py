@@ -1,0 +1,93 @@
+"""Running one job in a worker: load and claim it, open the certificate in memory, call the bot for
+the job's kind, and record the outcome through the lifecycle."""
+from __future__ import annotations
+
+import logging
+import socket
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from onboarding import crypto
+from onboarding.models import EnrollmentJob
+from onboarding.services.core import ServiceError, certificate_opened
+from onboarding.services.jobs.bot import job_bot_call, job_failure_from_bot, sii_settings_for
+from onboarding.services.jobs.lifecycle import (
+    JobFailure,
+    enrollment_job_claim,
+    enrollment_job_fail,
+    enrollment_job_progress,
+    enrollment_job_succeed,
+)
+from onboarding.services.jobs.recovery import enrollment_job_take_over
+from sii_bot.errors import EnrollmentFailure
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["enrollment_job_execute"]
+
+def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> EnrollmentJob | None:
+    """Run one job end to end in this worker: claim (or take over from a dead worker), decrypt in
+    memory, drive the SII, record.
+
+    Returns the finished (or re-queued) job, or None when the job was not claimable (already taken,
+    finished, or not yet due). Never leaves the job RUNNING: every exception ends in a FAILED row.
+    """
+    worker = worker or socket.gethostname()
+    job = enrollment_job_claim(job_id=job_id, worker=worker) or enrollment_job_take_over(job_id=job_id, worker=worker)
+    if job is None:
+        logger.info("job %s not claimable (already taken, finished or not due)", job_id)
+        return None
+    logger.info("job %s claimed (attempt %s, retry %s)", job.pk, job.attempt, job.retry_count)
+    try:
+        if job.certificate is None:
+            raise ServiceError(
+                "El certificado ya no está guardado. Suba su certificado nuevamente para continuar.",
+                code="certificate_missing",
+            )
+        bot_call, request = job_bot_call(job=job)
+        with certificate_opened(certificate=job.certificate) as material:
+            result = bot_call(
+                request,
+                certificate=material,
+                settings=sii_settings_for(job.tenant),
+                on_progress=lambda event: enrollment_job_progress(job=job, event=event),
+            )
+    except EnrollmentFailure as failure:
+        return enrollment_job_fail(job=job, failure=job_failure_from_bot(job=job, failure=failure))
+    except ServiceError as error:
+        return enrollment_job_fail(
+            job=job, failure=JobFailure(code=error.code, message=error.message, retryable=False, detail=error.code)
+        )
+    except crypto.DecryptionFailed:
+        logger.error("job %s: certificate material does not decrypt", job.pk)
+        return enrollment_job_fail(
+            job=job,
+            failure=JobFailure(
+                code="certificate_unreadable",
+                message="No pudimos leer el certificado guardado. Suba su certificado nuevamente.",
+                retryable=False,
+                detail="sealed material failed to decrypt (wrong master key or tampered row)",
+            ),
+        )
+    except BaseException as exc:  # a job must never stay RUNNING
+        timed_out = isinstance(exc, SoftTimeLimitExceeded)
+        logger.exception("job %s crashed", job.pk) if not timed_out else logger.warning("job %s timed out", job.pk)
+        enrollment_job_fail(
+            job=job,
+            failure=JobFailure(
+                code="timeout" if timed_out else "internal_error",
+                message=(
+                    "La autorización tardó más de lo esperado y se detuvo. Un administrador puede volver a intentarla."
+                    if timed_out
+                    else "Ocurrió un error inesperado de nuestra parte. Nuestro equipo fue notificado; "
+                    "un administrador puede volver a intentarlo."
+                ),
+                retryable=True,
+                auto_retry=False,
+                detail=type(exc).__name__,
+            ),
+        )
+        if not isinstance(exc, Exception):
+            raise
+        return job
+    return enrollment_job_succeed(job=job, result=result)
