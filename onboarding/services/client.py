@@ -41,7 +41,8 @@ from onboarding.services.core import (
     certificate_store,
 )
 from onboarding.services.jobs.lifecycle import enrollment_job_create
-from sii_bot.certificates import CertificateError, open_pkcs12
+from sii_bot import certificates
+from sii_bot.certificates import CertificateError
 from sii_bot.rut import normalize_rut
 
 if TYPE_CHECKING:
@@ -211,7 +212,8 @@ def client_certificate_open(*, upload: UploadedFile, password: str) -> Certifica
     upload.seek(0)
     data = upload.read(max_bytes + 1)
     try:
-        return open_pkcs12(data, password, max_bytes=max_bytes)
+        # Looked up on the module at call time, so a test can stand in for the parser.
+        return certificates.open_pkcs12(data, password, max_bytes=max_bytes)
     except CertificateError:
         raise
     except Exception as exc:  # noqa: BLE001 - the parser promises CertificateError; never trust a 500 to it
