@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from .attributes import DEFAULT_LAYOUT, flags_from
+from .attributes import DEFAULT_LAYOUT, KEYS, flags_from
 from .auth import hercules, zeus
 from .config import ENROLL_PATH, LOGOUT_PATH, Config, check_config
 from .control import control
@@ -217,14 +217,12 @@ class Sandbox:
         ``flags``: ``admin``, ``folios``, ``annul``, ``sign``, ``send``, ``registry``; or ``attributes``
         by SII field name (``{"SUP_USU": True, "ENVIAR": True}``). Missing ones are False.
         """
-        return self.store.add_user(company_rut, user_rut, log=False,
-                                   **flags_from({**flags, "attributes": attributes or {}}))
+        return self.store.add_user(company_rut, user_rut, log=False, **_flags(flags, attributes, partial=False))
 
     def update_user(self, company_rut: str, user_rut: str, *, attributes: Mapping[str, bool] | None = None,
                     **flags: bool) -> dict[str, Any]:
         """Change some attributes of a user behind the pages' back (drift); the others keep their value."""
-        return self.store.update_user(company_rut, user_rut, log=False,
-                                      **flags_from({**flags, "attributes": attributes or {}}, partial=True))
+        return self.store.update_user(company_rut, user_rut, log=False, **_flags(flags, attributes, partial=True))
 
     def delete_user(self, company_rut: str, user_rut: str) -> dict[str, Any]:
         """Remove a user behind the pages' back (drift); returns the removed record."""
@@ -256,6 +254,13 @@ class Sandbox:
     def config(self) -> dict[str, Any]:
         """The current configuration."""
         return asdict(self.runtime.cfg())
+
+
+def _flags(flags: Mapping[str, bool], attributes: Mapping[str, bool] | None, *, partial: bool) -> dict[str, bool]:
+    unknown = set(flags) - set(KEYS)
+    if unknown:
+        raise TypeError(f"unknown flags {sorted(unknown)}; known: {list(KEYS)}")
+    return flags_from({**flags, "attributes": attributes or {}}, partial=partial)
 
 
 def _url_host(host: str) -> str:
