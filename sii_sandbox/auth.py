@@ -1,6 +1,6 @@
-"""AUT2000: the zeusr-like origin (portal, login entry pages, logout) and the herculesr-like one
-(certificate login: the holder's RUT from the client certificate, throttling, session limits, and
-the TOKEN/NETSCAPE_LIVEWIRE cookies).
+"""AUT2000: the zeusr-like origin (portal, login entry pages, logout, the ``/ayudas/`` outage page)
+and the herculesr-like one (certificate login: the holder's RUT from the client certificate,
+authentication error codes, throttling, session limits, and the TOKEN/NETSCAPE_LIVEWIRE cookies).
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import urllib.parse
 
 from cryptography import x509
 
-from . import pages
+from . import login_pages as pages
+from .codes import AUTH_MESSAGES, full_code
 from .config import (
     CERT_ENTRY_PATH,
     CERT_LOGIN_PATH,
     ERRORP_PATH,
     LOGOUT_PATH,
+    OUTAGE_PATH,
     PASSWORD_ENTRY_PATH,
     PORTAL_PATH,
 )
@@ -27,12 +29,8 @@ from .rut import split, try_canonical
 from .state import SESSION_TTL_S, Session
 
 # 01.01.190.500.720.27 is SII's own code (too many sessions); the throttling one is the sandbox's.
-CODE_TOO_MANY_SESSIONS = "01.01.190.500.720.27"
+CODE_TOO_MANY_SESSIONS = full_code(27)
 CODE_THROTTLED = "01.01.190.500.720.28"
-TEXT_TOO_MANY_SESSIONS = (
-    "Usted ha superado el m&aacute;ximo de sesiones autenticadas. Para continuar, cierre alguna de sus "
-    "sesiones o espere que expiren."
-)
 TEXT_THROTTLED = (
     "Usted ha realizado demasiados intentos de autenticaci&oacute;n en poco tiempo. "
     "Espere unos minutos antes de volver a intentarlo."
@@ -42,7 +40,7 @@ DEFAULT_LOGIN_ALERT = "Su certificado digital no ha podido ser validado. Intente
 _ZEUS_STEPS = {
     "/": "portal", PORTAL_PATH: "portal", CERT_ENTRY_PATH: "IngresoCertificado",
     PASSWORD_ENTRY_PATH: "IngresoRutClave", LOGOUT_PATH: "autTermino", ERRORP_PATH: "errorp",
-    CERT_LOGIN_PATH: "clave_login",
+    CERT_LOGIN_PATH: "clave_login", OUTAGE_PATH: "ayudas",
 }
 _LIVEWIRE = ("rut", "dv", "rutm", "dvm", "clave", "mac", "exp", "sec", "lms", "locexp")
 
@@ -55,13 +53,15 @@ def zeus(h: Handler, method: str, body: bytes) -> None:
         h.send_not_found()
         return
     h.wait_latency()
-    if h.page_faults(step, ()):
+    if h.outage(step) or h.page_faults(step, ()):
         return
     rt = h.rt
     target = urllib.parse.unquote(query) if query.startswith("https%3A") else query
     target = target or rt.enroll_url
     if step == "portal":
         h.send_html(pages.portal_page())
+    elif step == "ayudas":
+        h.send_html(pages.outage_page(rt.portal_url))
     elif step == "IngresoCertificado":
         action = f"{rt.origins['hercules']}{CERT_LOGIN_PATH}?{target}"
         h.send_html(pages.cert_entry_page(target, action, rt.portal_url))
@@ -92,7 +92,7 @@ def hercules(h: Handler, method: str, body: bytes) -> None:
         h.send_not_found()
         return
     h.wait_latency()
-    if h.page_faults("CAutInicio", ()):
+    if h.outage("CAutInicio") or h.page_faults("CAutInicio", ()):
         return
     rt = h.rt
     form = h.form(body) if method == "POST" else {}
@@ -119,16 +119,22 @@ def hercules(h: Handler, method: str, body: bytes) -> None:
         text = alert if isinstance(alert, str) else DEFAULT_LOGIN_ALERT
         h.send_html(pages.alert_page(text, then=f"location.href = {pages.js_str(rt.portal_url)};"))
         return
+    code = rt.take_login_error(holder)
+    if code is not None:
+        h.send_html(pages.auth_error_page(AUTH_MESSAGES[code], full_code(code),
+                                          style=rt.fault("login_error_style") or "page", then_url=rt.portal_url))
+        return
     throttle = rt.fault("throttle_logins")
     attempts = rt.store.note_login_attempt(holder, float(rt.fault("throttle_window_s") or 60.0))
     if rt.fault("login_throttled") or (throttle is not None and attempts > throttle):
         h.send_html(pages.message_page("Autenticaci&oacute;n", [TEXT_THROTTLED], code=CODE_THROTTLED))
         return
-    max_sessions = rt.fault("max_sessions")
+    max_sessions = rt.session_cap(holder)
     if rt.fault("too_many_sessions") or (
         max_sessions is not None and rt.store.live_sessions(holder) >= max_sessions
     ):
-        h.send_html(pages.message_page("Autenticaci&oacute;n", [TEXT_TOO_MANY_SESSIONS], code=CODE_TOO_MANY_SESSIONS))
+        h.send_html(pages.auth_error_page(AUTH_MESSAGES[27], CODE_TOO_MANY_SESSIONS,
+                                          style=rt.fault("login_error_style") or "page", then_url=rt.portal_url))
         return
     name = rt.store.person_name(holder) or cert_name
     session = rt.store.create_session(holder, name)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .codes import check_code
 from .rut import try_canonical
 
 ENROLL_PATH = "/cvc_cgi/dte/eu_enrola_usuarios"
@@ -21,6 +22,8 @@ ERRORP_PATH = "/AUT2000/InicioAutenticacion/errorp.html"
 LOGOUT_PATH = "/cgi_AUT2000/autTermino.cgi"
 CERT_LOGIN_PATH = "/cgi_AUT2000/CAutInicio.cgi"
 PORTAL_PATH = "/portal/"
+# SII's "servicio no disponible" help page (www.sii.cl/ayudas/900.html in production).
+OUTAGE_PATH = "/ayudas/900.html"
 
 # Enrolment CGIs (palena-like). The names after eu_enrola_usuarios are the sandbox's own: SII's are
 # unknown, and the bot must follow forms and button labels, never these names.
@@ -28,9 +31,14 @@ PALENA_STEPS = (
     "eu_enrola_usuarios", "eu_valida_empresa", "eu_lista_usuarios", "eu_ingresa_usuario",
     "eu_confirma_usuario", "eu_graba_usuario", "eu_modifica_usuario", "eu_actualiza_usuario",
 )
-ZEUS_STEPS = ("portal", "IngresoCertificado", "IngresoRutClave", "autTermino", "errorp", "clave_login")
+ZEUS_STEPS = ("portal", "IngresoCertificado", "IngresoRutClave", "autTermino", "errorp", "clave_login", "ayudas")
 HERCULES_STEPS = ("CAutInicio",)
 ALL_STEPS = PALENA_STEPS + ZEUS_STEPS + HERCULES_STEPS
+# What ``outage: true`` sends to the help page: every login and enrolment page (not the portal, nor
+# the help page itself).
+OUTAGE_STEPS = PALENA_STEPS + HERCULES_STEPS + (
+    "IngresoCertificado", "IngresoRutClave", "autTermino", "errorp", "clave_login",
+)
 
 
 @dataclass
@@ -128,6 +136,55 @@ def _rate(v: Any) -> float:
     return f
 
 
+def _bool_or_ruts_or_rate(v: Any) -> bool | list[str] | float:
+    if isinstance(v, float) or isinstance(v, int) and not isinstance(v, bool):
+        return _rate(v)
+    return _bool_or_ruts(v)
+
+
+def _rut_key(v: Any) -> str:
+    if v == "*":
+        return "*"
+    rut = try_canonical(str(v))
+    if rut is None:
+        raise ValueError(f"invalid RUT {v!r}")
+    return rut
+
+
+def _per_rut_int(v: Any) -> int | dict[str, int] | None:
+    """N for everybody, or ``{RUT: N}`` per holder (``"*"``: everybody else)."""
+    if isinstance(v, Mapping):
+        out = {_rut_key(k): _opt_int(n) for k, n in v.items()}
+        return {k: n for k, n in out.items() if n is not None} or None
+    return _opt_int(v)
+
+
+def _login_error(v: Any) -> dict[str, dict[str, int | None]]:
+    """Normalize to ``{RUT or "*": {"code": NN, "times": N or None}}``."""
+    def spec(x: Any) -> dict[str, int | None]:
+        if isinstance(x, Mapping):
+            return {"code": check_code(x["code"]), "times": _opt_int(x.get("times"))}
+        return {"code": check_code(x), "times": None}
+
+    if isinstance(v, Mapping) and "code" not in v:
+        return {_rut_key(k): spec(x) for k, x in v.items()}
+    return {"*": spec(v)}
+
+
+def _expired_code(v: Any) -> int:
+    code = check_code(v)
+    if code not in (28, 29):
+        raise ValueError("session_expired_code must be 28 or 29")
+    return code
+
+
+def _seconds(v: Any) -> float:
+    f = float(v)
+    if f <= 0:
+        raise ValueError("expected a number of seconds > 0")
+    return f
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in options:
@@ -155,16 +212,28 @@ FAULTS: dict[str, Callable[[Any], Any]] = {
     "holder_not_admin": _bool_or_ruts,
     "user_exists": _bool_or_ruts,
     "too_many_sessions": _bool,
-    "max_sessions": _opt_int,
+    "max_sessions": _per_rut_int,
+    "login_error": _login_error,
+    "login_error_style": _choice("page", "alert"),
     "login_throttled": _bool,
     "throttle_logins": _opt_int,
     "throttle_window_s": lambda v: float(v),
     "session_expiry_pages": _opt_int,
+    "session_expiry_steps": _steps_or_none,
+    "session_expiry_count": _opt_int,
+    "session_expired_code": _expired_code,
+    "outage": _bool_or_steps,
+    "outage_seconds": _seconds,
+    "outage_pages": _opt_int,
+    "error_after_save": _bool_or_ruts_or_rate,
+    "error_after_save_answer": _choice("generic", "http500"),
     "waf": _bool_or_steps,
     "waf_style": _choice("f5", "transaccion"),
     "generic_error": _bool_or_steps,
     "http500_rate": _rate,
     "http500_steps": _steps_or_none,
+    "generic_error_rate": _rate,
+    "generic_error_steps": _steps_or_none,
     "seed": lambda v: int(v),
     "alt_layout": _bool,
     "login_alert": _bool_or_text,

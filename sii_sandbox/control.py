@@ -9,6 +9,7 @@ import json
 import urllib.parse
 from typing import Any
 
+from .attributes import flags_from
 from .handlers import Handler
 from .state import StateError
 
@@ -51,6 +52,9 @@ def _routes(h: Handler, method: str, body: bytes) -> tuple[int, Any]:
         return 200, {"ok": True}
     if method == "POST" and path == "/config":
         return 200, rt.configure(**payload)
+    if method == "POST" and path == "/companies/set":
+        changes = {k: v for k, v in payload.items() if k != "rut"}
+        return 200, rt.store.set_company(payload["rut"], **changes)
     if method == "POST" and path == "/companies":
         items = payload["companies"] if isinstance(payload, dict) and "companies" in payload else payload
         items = items if isinstance(items, list) else [items]
@@ -59,14 +63,18 @@ def _routes(h: Handler, method: str, body: bytes) -> tuple[int, Any]:
         persons = payload.get("persons") if "persons" in payload else {payload["rut"]: payload["name"]}
         rt.store.add_persons(persons)
         return 200, {"stored": len(persons)}
+    # Changes to users here happen "behind the bot's back": no log entry, no save counted.
     if path == "/users":
         if method == "GET":
             return 200, rt.store.users(params["company"])
         if method == "POST":
-            return 200, rt.store.add_user(
-                payload["company"], payload["rut"], admin=bool(payload.get("admin")),
-                sign=bool(payload.get("sign")), registry=bool(payload.get("registry")), log=False,
-            )
+            return 200, rt.store.add_user(payload["company"], payload["rut"], log=False, **flags_from(payload))
+        if method == "DELETE":
+            company = params.get("company") or payload["company"]
+            return 200, rt.store.delete_user(company, params.get("rut") or payload["rut"], log=False)
+    if method == "POST" and path == "/users/update":
+        flags = flags_from(payload, partial=True)
+        return 200, rt.store.update_user(payload["company"], payload["rut"], log=False, **flags)
     if method == "POST" and path == "/sessions/expire":
         return 200, {"expired": rt.store.expire_sessions(payload.get("holder"))}
     return 404, {"error": f"no route {method} {path}"}

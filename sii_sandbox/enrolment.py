@@ -1,7 +1,8 @@
 """The palena-like enrolment CGIs (``eu_*``): session check, then SII's company and user pages.
 
-:func:`palena` answers the origin: WAF first (it sits in front of everything, sessions included),
-then the session (none: redirect to the login entry page), the session-expiry and page faults, and
+:func:`palena` answers the origin: the outage first (SII sends every page to its help page), the
+WAF (it sits in front of everything, sessions included), then the session (none: redirect to the
+login entry page, or the …28/…29 message for a stale one), the session-expiry and page faults, and
 finally :class:`Enrolment`, one method per CGI.
 """
 
@@ -11,9 +12,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from . import attributes as attrs
 from . import pages
+from .codes import AUTH_MESSAGES, PALENA_CODE_PREFIX, full_code
 from .config import PALENA_STEPS, applies
 from .handlers import TEXT_GENERIC, Handler
+from .login_pages import auth_error_page
 from .rut import PERSON_MAX_BODY, calc_dv, join, split
 from .state import Session, StateError
 
@@ -32,29 +36,42 @@ def palena(h: Handler, method: str, body: bytes) -> None:
         return
     h.wait_latency()
     rt = h.rt
+    if h.outage(step):
+        return
     waf = rt.fault("waf")
     if waf is True or isinstance(waf, list) and step in waf:
         # The WAF sits in front of everything, sessions included.
         h.page_faults(step, PALENA_STEPS)
         return
     target = rt.origins["palena"] + h.path
-    session = rt.store.get_session(h.cookies().get("TOKEN"))
+    token = h.cookies().get("TOKEN")
+    session = rt.store.get_session(token)
     if session is None:
-        h.send_redirect(rt.login_redirect(target))
+        # A browser that never logged in goes to the login; one whose session is gone may get the
+        # …28/…29 message instead (session_expired_code).
+        _session_gone(h, target, stale=bool(token))
         return
     with rt.store.lock:
         session.pages += 1
         pages_seen = session.pages
-    limit = rt.fault("session_expiry_pages")
-    if limit is not None and pages_seen > limit:
+    if rt.take_session_expiry(step, pages_seen):
         # The session dies mid-flow, as an SII session that timed out would.
         with rt.store.lock:
             rt.store.sessions.pop(session.token, None)
-        h.send_redirect(rt.login_redirect(target))
+        _session_gone(h, target, stale=True)
         return
     if h.page_faults(step, PALENA_STEPS):
         return
     Enrolment(h, session, h.form(body)).run(step)
+
+
+def _session_gone(h: Handler, target: str, *, stale: bool) -> None:
+    code = h.rt.fault("session_expired_code")
+    if stale and code:
+        h.send_html(auth_error_page(AUTH_MESSAGES[code], full_code(code, PALENA_CODE_PREFIX),
+                                    style=h.rt.fault("login_error_style") or "page", then_url=h.rt.login_redirect(target)))
+        return
+    h.send_redirect(h.rt.login_redirect(target))
 
 
 class Enrolment:
@@ -134,15 +151,22 @@ class Enrolment:
             return None
         return company
 
-    def flags(self) -> dict[str, bool]:
-        return {
-            "admin": self.form.get("SUP_USU") == "S",
-            "sign": self.form.get("FIRMAR") == "S",
-            "registry": self.form.get("CONSULTAR") == "S",
-        }
+    def flags(self, company: Mapping[str, Any]) -> dict[str, bool]:
+        """The checkboxes of the company's layout as state flags (only the attributes the page shows)."""
+        return {attrs.FIELD_KEYS[f]: self.form.get(f) == "S" for f in attrs.fields(attrs.layout_of(company))}
 
     def record(self, user_rut: str, flags: Mapping[str, bool]) -> dict[str, Any]:
         return {"rut": user_rut, "name": self.rt.store.person_name(user_rut) or "", **flags}
+
+    def saved_then_error(self, company: Mapping[str, Any]) -> bool:
+        """Fault ``error_after_save``: the write is done, but the answer is an error page."""
+        if not self.rt.error_after_save(company["rut"]):
+            return False
+        if self.rt.fault("error_after_save_answer") == "http500":
+            self.html(pages.http500_body(), 500)
+        else:
+            self.h.send_generic_error()
+        return True
 
     # -- CGIs ------------------------------------------------------------------------------
 
@@ -188,7 +212,7 @@ class Enrolment:
         user_rut = self.rut_field("RUT_USU", "DV_USU", person=True)
         if user_rut is None:
             return
-        flags = self.flags()
+        flags = self.flags(company)
         if not any(flags.values()):
             self.html(pages.alert_page("Debe seleccionar al menos un privilegio para el usuario."))
             return
@@ -227,12 +251,12 @@ class Enrolment:
         if company["rut"] != pending["company"]:
             self.html(pages.http500_body(), 500)
             return
-        flags = {k: bool(pending[k]) for k in ("admin", "sign", "registry")}
+        flags = {k: bool(pending.get(k)) for k in attrs.KEYS}
         user_rut = pending["user"]
         if self.form.get("ACEPTAR") == "Modificar Datos":
             body, dv = split(user_rut)
-            prefill = {"RUT_USU": body, "DV_USU": dv, "SUP_USU": "S" if flags["admin"] else "",
-                       "FIRMAR": "S" if flags["sign"] else "", "CONSULTAR": "S" if flags["registry"] else ""}
+            prefill = {"RUT_USU": body, "DV_USU": dv,
+                       **{f: "S" if flags[k] else "" for f, k in attrs.FIELD_KEYS.items()}}
             self.html(pages.new_user_form(company, order=self.order, alt=self.alt, prefill=prefill))
             return
         if applies(self.rt.fault("user_exists"), company["rut"]):
@@ -247,6 +271,8 @@ class Enrolment:
             self.rt.store.add_user(company["rut"], user_rut, by=self.session.holder_rut, **flags)
         except StateError:
             self.user_exists(company, user_rut)
+            return
+        if self.saved_then_error(company):
             return
         sentence = (
             f"Se ha grabado satisfactoriamente el nuevo usuario en la empresa {pages.ent(company['name'])}, "
@@ -288,6 +314,8 @@ class Enrolment:
         by = self.session.holder_rut
         if self.form.get("ELIMINAR") == "S":
             self.rt.store.delete_user(company["rut"], user["rut"], by=by)
+            if self.saved_then_error(company):
+                return
             sentence = (
                 f"Se ha eliminado satisfactoriamente el usuario {user['rut']} de la empresa "
                 f"{pages.ent(company['name'])}, Rut {company['rut']}."
@@ -297,16 +325,20 @@ class Enrolment:
                 order=self.order, actions=self.cfg.actions, alt=self.alt,
             ))
             return
-        flags = self.flags()
+        # Only the attributes this layout shows change; the others keep their value.
+        flags = self.flags(company)
         if not any(flags.values()):
             self.html(pages.alert_page("Debe seleccionar al menos un privilegio para el usuario."))
             return
-        self.rt.store.update_user(company["rut"], user["rut"], by=by, **flags)
+        updated = self.rt.store.update_user(company["rut"], user["rut"], by=by, **flags)
+        if self.saved_then_error(company):
+            return
         sentence = (
             f"Se ha modificado satisfactoriamente el usuario en la empresa {pages.ent(company['name'])}, "
             f"Rut {company['rut']}, con los siguientes antecedentes:"
         )
         self.html(pages.result_page(
-            "MODIFICACION DE USUARIOS AUTORIZADOS", sentence, company, self.record(user["rut"], flags),
+            "MODIFICACION DE USUARIOS AUTORIZADOS", sentence, company,
+            self.record(user["rut"], {k: bool(updated.get(k)) for k in attrs.KEYS}),
             self.session.holder_name, order=self.order, actions=self.cfg.actions, alt=self.alt,
         ))

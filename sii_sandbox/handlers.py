@@ -182,6 +182,18 @@ class Handler(BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay / 1000.0)
 
+    def outage(self, step: str) -> bool:
+        """Fault ``outage``: a 302 to SII's "servicio no disponible" help page; True when it answered."""
+        if self.rt.take_outage(step):
+            self.send_redirect(self.rt.outage_url)
+            return True
+        return False
+
+    def send_generic_error(self) -> None:
+        """SII's "No ha sido posible completar su solicitud" page (HTTP 200) with the sandbox's code."""
+        self.send_html(pages.message_page(pages.TITLE, [TEXT_GENERIC], code=CODE_GENERIC, alt=self.rt.alt_layout(),
+                                          back="history"))
+
     def page_faults(self, step: str, default_steps: tuple[str, ...]) -> bool:
         """Apply WAF / HTTP 500 / generic-error faults for ``step``; True when a fault answered."""
         waf = self.rt.fault("waf")
@@ -199,9 +211,14 @@ class Handler(BaseHTTPRequestHandler):
                 return True
         generic = self.rt.fault("generic_error")
         if generic is True and step in default_steps or isinstance(generic, list) and step in generic:
-            self.send_html(pages.message_page(pages.TITLE, [TEXT_GENERIC], code=CODE_GENERIC, alt=self.rt.alt_layout(),
-                                              back="history"))
+            self.send_generic_error()
             return True
+        rate = self.rt.fault("generic_error_rate")
+        if rate:
+            steps = self.rt.fault("generic_error_steps") or default_steps
+            if step in steps and self.rt.random() < rate:
+                self.send_generic_error()
+                return True
         return False
 
     # -- dispatch --------------------------------------------------------------------------

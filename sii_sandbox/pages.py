@@ -5,6 +5,9 @@ declared anywhere). On purpose, accents appear both as entities (``autorizaci&oa
 ISO-8859-1 bytes (JavaScript alert texts, names in the user list, "Alfabético"), markup is old
 (upper-case tags, layout TABLEs, FONT in cells) and forms are ``form1``/``frmN``.
 
+Enrolment pages show the attributes of the company's layout (``company["layout"]``: "mipyme", three
+checkboxes, or "market", six; see :mod:`sii_sandbox.attributes`).
+
 ``alt=True`` renders the alternative layout used by resilience tests: other table nesting, extra
 wrappers and a different order of labels/rows/columns, with the same field names, button values
 and texts.
@@ -17,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from html.entities import codepoint2name
 from urllib.parse import urlencode
 
+from . import attributes as attrs
 from .rut import dotted, split
 
 TITLE = "MANTENCION DE USUARIOS AUTORIZADOS"
@@ -25,7 +29,7 @@ FONT_B = '<FONT FACE="Arial, Helvetica, sans-serif" SIZE="2" COLOR="#003366"><B>
 
 # Module 11 and field checks shared by the forms. Messages are SII's own (raw ISO-8859-1 in the
 # script, as old SII pages ship them).
-_JS_RUT = """
+JS_RUT = """
 function soloNumeros(s) {
   if (s.length == 0) return false;
   for (var i = 0; i < s.length; i++) {
@@ -163,116 +167,13 @@ def alert_page(message: str, *, then: str = "history.back();") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# zeus-like pages (login entry)
-# ---------------------------------------------------------------------------------------------
-
-
-def portal_page() -> str:
-    """A stand-in for www.sii.cl (where a dismissed certificate dialog lands)."""
-    body = heading("Servicio de Impuestos Internos")
-    body += (
-        f'<P ALIGN="CENTER">{FONT}Portal de pruebas (sandbox). Usted no ha ingresado con su certificado '
-        "digital.</FONT></P>\n"
-        f'<P ALIGN="CENTER">{FONT}Para realizar tr&aacute;mites debe identificarse.</FONT></P>\n'
-    )
-    return shell(body, title="SII | Servicio de Impuestos Internos")
-
-
-def password_login_page(target: str, cert_entry_url: str, action: str) -> str:
-    """IDENTIFICACIÓN DE CONTRIBUYENTES: RUT + Clave form (INGRESAR) and the certificate link."""
-    script = _JS_RUT + """
-function enviaClave() {
-  var f = document.form1;
-  if (!validaRut(f.rut.value, f.dv.value, false)) return false;
-  if (f.clave.value == "") { alert("Ingrese su clave"); return false; }
-  return true;
-}
-"""
-    body = heading("IDENTIFICACI&Oacute;N DE CONTRIBUYENTES")
-    body += (
-        f'<FORM NAME="form1" METHOD="POST" ACTION="{raw(action)}" onSubmit="return enviaClave()">\n'
-        + hidden({"referencia": target})
-        + '<TABLE WIDTH="60%" BORDER="0" ALIGN="CENTER" CELLPADDING="4">\n'
-        f'<TR><TD>{FONT}RUT</FONT></TD><TD><INPUT TYPE="text" NAME="rut" SIZE="9" MAXLENGTH="8">'
-        f' - <INPUT TYPE="text" NAME="dv" SIZE="1" MAXLENGTH="1"></TD></TR>\n'
-        f'<TR><TD>{FONT}Clave</FONT></TD><TD><INPUT TYPE="password" NAME="clave" SIZE="12" MAXLENGTH="30"></TD></TR>\n'
-        '<TR><TD COLSPAN="2" ALIGN="CENTER"><INPUT TYPE="submit" NAME="ACEPTAR" VALUE="INGRESAR"></TD></TR>\n'
-        f'<TR><TD COLSPAN="2" ALIGN="CENTER">{FONT}<A HREF="{raw(cert_entry_url)}">'
-        "Identificarse con Certificado Digital</A></FONT></TD></TR>\n"
-        "</TABLE>\n</FORM>\n"
-    )
-    return shell(body, title="SII - Identificaci&oacute;n de Contribuyentes", script=script)
-
-
-def cert_entry_page(target: str, hercules_action: str, portal_url: str) -> str:
-    """IngresoCertificado.html: confirm() then auto-submit ``referencia`` to the certificate host."""
-    script = f"""
-function ingresar() {{
-  if (confirm("Para ingresar con su Certificado Digital, éste debe estar instalado en su navegador. ¿Desea continuar?")) {{
-    document.form1.submit();
-  }} else {{
-    location.href = {js_str(portal_url)};
-  }}
-}}
-"""
-    body = heading("Autenticaci&oacute;n con Certificado Digital")
-    body += (
-        f'<FORM NAME="form1" METHOD="POST" ACTION="{raw(hercules_action)}">\n'
-        + hidden({"referencia": target})
-        + f'<P ALIGN="CENTER">{FONT}Espere un momento mientras se verifica su certificado digital...</FONT></P>\n'
-        "</FORM>\n"
-    )
-    return shell(body, title="SII - Ingreso con Certificado Digital", script=script, onload="ingresar()")
-
-
-def logout_page(portal_url: str) -> str:
-    """autTermino.cgi answer: session closed, with a link back to the portal."""
-    body = heading("T&eacute;rmino de Sesi&oacute;n")
-    body += (
-        f'<P ALIGN="CENTER">{FONT}Su sesi&oacute;n ha finalizado correctamente.</FONT></P>\n'
-        f'<P ALIGN="CENTER">{FONT}<A HREF="{raw(portal_url)}">Volver al sitio del SII</A></FONT></P>\n'
-    )
-    return shell(body, title="SII - T&eacute;rmino de Sesi&oacute;n")
-
-
-def errorp_page() -> str:
-    """errorp.html: where a login without a usable certificate ends."""
-    body = heading("Error de Autenticaci&oacute;n")
-    body += (
-        f'<P ALIGN="CENTER">{FONT}No ha sido posible obtener la identificaci&oacute;n desde su certificado '
-        "digital. Verifique que su certificado est&eacute; vigente e instalado correctamente.</FONT></P>\n"
-    )
-    return shell(body, title="SII - Error")
-
-
-# ---------------------------------------------------------------------------------------------
-# herculesr-like pages (certificate login answers)
-# ---------------------------------------------------------------------------------------------
-
-
-def login_js_page(js_cookies: list[str], target: str) -> str:
-    """The 200 success page: cookies set from JavaScript, then ``location.replace(target)``."""
-    lines = "\n".join(f"document.cookie = {js_str(c)};" for c in js_cookies)
-    return (
-        "<HTML>\n<HEAD>\n<TITLE>SII - Autenticaci&oacute;n</TITLE>\n"
-        '<SCRIPT LANGUAGE="JavaScript">\n'
-        f"{lines}\n"
-        f"location.replace({js_str(target)});\n"
-        "</SCRIPT>\n</HEAD>\n<BODY>\n"
-        f"{FONT}Autenticaci&oacute;n exitosa. Si su navegador no avanza, "
-        f'<A HREF="{raw(target)}">presione aqu&iacute;</A>.</FONT>\n'
-        "</BODY>\n</HTML>\n"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # palena-like pages (enrolment)
 # ---------------------------------------------------------------------------------------------
 
 
 def company_form(action: str, *, with_order: bool, alt: bool, screen: int) -> str:
     """Company RUT form (RUT_EMP/DV_EMP, optional ORDEN radio, ACEPTAR=Ingresar)."""
-    script = _JS_RUT + """
+    script = JS_RUT + """
 function validaEmpresa() {
   var f = document.form1;
   return validaRut(f.RUT_EMP.value, f.DV_EMP.value, false);
@@ -367,9 +268,14 @@ def user_list_page(company: Mapping[str, object], users: list[dict[str, object]]
     else:
         users = sorted(users, key=lambda u: (str(u["name"]) or "~", str(u["rut"])))
     body = heading(TITLE, alt=alt) + _company_line(company, alt)
-    cols = ["Rut", "Nombre", "Administrador", "Firmar Documentos", "Registro", "&nbsp;"]
+    layout = attrs.layout_of(company)
+    flag_fields = list(attrs.fields(layout))
     if alt:
-        cols = ["Nombre", "Rut", "Registro", "Firmar Documentos", "Administrador", "Acci&oacute;n"]
+        flag_fields.reverse()
+    flag_cols = [attrs.column_label(f, layout) for f in flag_fields]
+    cols = ["Rut", "Nombre", *flag_cols, "&nbsp;"]
+    if alt:
+        cols = ["Nombre", "Rut", *flag_cols, "Acci&oacute;n"]
     head = "".join(f'<TD BGCOLOR="#D6DFEF" ALIGN="CENTER">{FONT_B}{c}</B></FONT></TD>' for c in cols)
     rows = []
     for n, u in enumerate(users):
@@ -386,17 +292,14 @@ def user_list_page(company: Mapping[str, object], users: list[dict[str, object]]
         cells = {
             "Rut": dotted(urut) if not alt else urut,
             "Nombre": raw(str(u["name"])) or "&nbsp;",
-            "Administrador": _si_no(u["admin"]),
-            "Firmar Documentos": _si_no(u["sign"]),
-            "Registro": _si_no(u["registry"]),
+            **{f: _si_no(u.get(attrs.FIELD_KEYS[f])) for f in flag_fields},
         }
-        order_keys = ["Rut", "Nombre", "Administrador", "Firmar Documentos", "Registro"]
-        if alt:
-            order_keys = ["Nombre", "Rut", "Registro", "Firmar Documentos", "Administrador"]
+        order_keys = ["Rut", "Nombre", *flag_fields] if not alt else ["Nombre", "Rut", *flag_fields]
         tds = "".join(f"<TD>{FONT}{cells[k]}</FONT></TD>" for k in order_keys)
         rows.append(f"<TR>{tds}<TD ALIGN=\"CENTER\">{edit}</TD></TR>")
     if not rows:
-        rows.append(f'<TR><TD COLSPAN="6" ALIGN="CENTER">{FONT}La empresa no tiene usuarios autorizados.</FONT></TD></TR>')
+        rows.append(f'<TR><TD COLSPAN="{len(cols)}" ALIGN="CENTER">{FONT}La empresa no tiene usuarios autorizados.'
+                    "</FONT></TD></TR>")
     table = (
         '<TABLE WIDTH="95%" BORDER="1" CELLSPACING="0" CELLPADDING="2" ALIGN="CENTER">\n'
         f"<TR>{head}</TR>\n" + "\n".join(rows) + "\n</TABLE>\n"
@@ -416,10 +319,10 @@ def user_list_page(company: Mapping[str, object], users: list[dict[str, object]]
     return shell(body, alt=alt)
 
 
-def _privilege_rows(checked: Mapping[str, bool], alt: bool) -> str:
-    boxes = [("SUP_USU", "Usuario Administrador"), ("FIRMAR", "Firmar Documentos"), ("CONSULTAR", "Registro")]
+def _privilege_rows(checked: Mapping[str, bool], alt: bool, layout: str = attrs.DEFAULT_LAYOUT) -> str:
+    boxes = [(f, attrs.label(f, layout)) for f in attrs.fields(layout)]
     if alt:
-        boxes = [boxes[1], boxes[2], boxes[0]]
+        boxes = boxes[1:] + boxes[:1]
     rows = []
     for name, label in boxes:
         box = f'<INPUT TYPE="checkbox" NAME="{name}" VALUE="S"{" CHECKED" if checked.get(name) else ""}>'
@@ -430,36 +333,43 @@ def _privilege_rows(checked: Mapping[str, bool], alt: bool) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _none_checked_js(layout: str) -> str:
+    """JavaScript condition: no privilege checkbox of the layout is ticked."""
+    return " && ".join(f"!f.{name}.checked" for name in attrs.fields(layout))
+
+
 def new_user_form(company: Mapping[str, object], *, order: str, alt: bool,
                   prefill: Mapping[str, str] | None = None) -> str:
-    """Ingreso de nuevo usuario: form1 with RUT_USU, DV_USU, SUP_USU, FIRMAR, CONSULTAR, ACEPTAR=Aceptar."""
+    """Ingreso de nuevo usuario: form1 with RUT_USU, DV_USU, the layout's checkboxes (SUP_USU, FIRMAR,
+    CONSULTAR; market also OBTENER, ANULAR, ENVIAR), ACEPTAR=Aceptar."""
     prefill = prefill or {}
-    script = _JS_RUT + """
+    layout = attrs.layout_of(company)
+    script = JS_RUT + """
 function valida() {
   var f = document.form1;
   if (!validaRut(f.RUT_USU.value, f.DV_USU.value, true)) return false;
-  if (!f.SUP_USU.checked && !f.FIRMAR.checked && !f.CONSULTAR.checked) {
+  if (NONE_CHECKED) {
     alert("Debe seleccionar al menos un privilegio para el usuario.");
     return false;
   }
   return true;
 }
-"""
+""".replace("NONE_CHECKED", _none_checked_js(layout))
     ctx = company_fields(str(company["rut"]), order)
     rut_inputs = (
         f'<INPUT TYPE="text" NAME="RUT_USU" SIZE="9" MAXLENGTH="8" VALUE="{raw(prefill.get("RUT_USU", ""))}"> - '
         f'<INPUT TYPE="text" NAME="DV_USU" SIZE="1" MAXLENGTH="1" VALUE="{raw(prefill.get("DV_USU", ""))}">'
     )
-    checked = {k: prefill.get(k) == "S" for k in ("SUP_USU", "FIRMAR", "CONSULTAR")}
+    checked = {k: prefill.get(k) == "S" for k in attrs.fields(layout)}
     body = heading(TITLE, alt=alt) + _company_line(company, alt)
     body += heading("INGRESO DE NUEVO USUARIO AUTORIZADO", alt=alt) if not alt else f"<P>{FONT_B}Nuevo usuario</B></FONT></P>\n"
     table = '<TABLE WIDTH="80%" BORDER="0" ALIGN="CENTER" CELLPADDING="3">\n'
     rut_row = f'<TR><TD WIDTH="35%">{FONT_B}Rut Usuario</B></FONT></TD><TD>{rut_inputs}</TD></TR>\n'
     priv_title = f'<TR><TD COLSPAN="2">{FONT}Seleccione los privilegios del usuario:</FONT></TD></TR>\n'
     if alt:
-        table += priv_title + _privilege_rows(checked, alt) + rut_row
+        table += priv_title + _privilege_rows(checked, alt, layout) + rut_row
     else:
-        table += rut_row + priv_title + _privilege_rows(checked, alt)
+        table += rut_row + priv_title + _privilege_rows(checked, alt, layout)
     table += '<TR><TD COLSPAN="2" ALIGN="CENTER"><BR><INPUT TYPE="submit" NAME="ACEPTAR" VALUE="Aceptar"></TD></TR>\n</TABLE>\n'
     if alt:
         table = f'<TABLE WIDTH="100%"><TR><TD><TABLE WIDTH="100%"><TR><TD>{table}</TD></TR></TABLE></TD></TR></TABLE>\n'
@@ -471,19 +381,20 @@ function valida() {
     return shell(body, alt=alt, script=script)
 
 
-def detail_rows(record: Mapping[str, object], holder_name: str, *, alt: bool, by_label: str = "Autorizado por") -> str:
-    """The antecedentes table: Rut Usuario, Nombre Usuario, Usuario-Administrador, Firmar Documentos,
-    Registro (SI/NO) and Autorizado por."""
+def detail_rows(record: Mapping[str, object], holder_name: str, *, alt: bool, by_label: str = "Autorizado por",
+                layout: str = attrs.DEFAULT_LAYOUT) -> str:
+    """The antecedentes table: Rut Usuario, Nombre Usuario, one SI/NO row per attribute of the layout
+    (MIPYME: Usuario-Administrador, Firmar Documentos, Registro) and Autorizado por."""
+    flag_rows = [(attrs.row_label(f, layout), _si_no(record.get(attrs.FIELD_KEYS[f]))) for f in attrs.fields(layout)]
+    if alt:
+        flag_rows.reverse()
     items = [
         ("Rut Usuario", str(record["rut"])),
         ("Nombre Usuario", ent(str(record.get("name") or "")) or "&nbsp;"),
-        ("Usuario-Administrador", _si_no(record["admin"])),
-        ("Firmar Documentos", _si_no(record["sign"])),
-        ("Registro", _si_no(record["registry"])),
+        *flag_rows,
         (by_label, ent(holder_name)),
     ]
     if alt:
-        items = [items[0], items[1], items[4], items[3], items[2], items[5]]
         inner = "".join(
             f'<TR><TD><TABLE WIDTH="100%" BORDER="0"><TR><TD WIDTH="45%" BGCOLOR="#EEEEEE">{FONT}{k}:</FONT></TD>'
             f"<TD>{FONT}<B>{v}</B></FONT></TD></TR></TABLE></TD></TR>\n"
@@ -502,11 +413,10 @@ def confirm_page(company: Mapping[str, object], record: Mapping[str, object], ho
     """CONFIRMACION USUARIO AUTORIZADO with hidden ``key`` and Grabar Usuario / Modificar Datos."""
     ctx = company_fields(str(company["rut"]), order)
     body_u, dv_u = split(str(record["rut"]))
+    layout = attrs.layout_of(company)
     fields = {
         **ctx, "RUT_USU": body_u, "DV_USU": dv_u,
-        "SUP_USU": "S" if record["admin"] else "N",
-        "FIRMAR": "S" if record["sign"] else "N",
-        "CONSULTAR": "S" if record["registry"] else "N",
+        **{f: "S" if record.get(attrs.FIELD_KEYS[f]) else "N" for f in attrs.fields(layout)},
         "key": key,
     }
     body = heading("CONFIRMACION USUARIO AUTORIZADO", alt=alt)
@@ -514,7 +424,7 @@ def confirm_page(company: Mapping[str, object], record: Mapping[str, object], ho
         f'<P>{FONT}Se est&aacute; creando el siguiente usuario en la empresa {ent(str(company["name"]))}, '
         f'Rut {company["rut"]}, con los siguientes antecedentes:</FONT></P>\n'
     )
-    body += detail_rows(record, holder_name, alt=alt)
+    body += detail_rows(record, holder_name, alt=alt, layout=layout)
     script = ""
     if actions == "links":
         # As in SII's guide: plain links that submit form1 from JavaScript (the key still travels).
@@ -556,7 +466,7 @@ def result_page(title: str, sentence: str, company: Mapping[str, object], record
     body = heading(title, alt=alt)
     body += f"<P>{FONT}{sentence}</FONT></P>\n"
     if record is not None:
-        body += detail_rows(record, holder_name, alt=alt)
+        body += detail_rows(record, holder_name, alt=alt, layout=attrs.layout_of(company))
     body += "<BR>\n" + action_controls(actions, [
         ("Ingresar Otro Usuario", "eu_ingresa_usuario", ctx),
         ("Modificar Otro Usuario", "eu_lista_usuarios", ctx),
@@ -565,30 +475,31 @@ def result_page(title: str, sentence: str, company: Mapping[str, object], record
 
 
 def edit_form(company: Mapping[str, object], user: Mapping[str, object], *, order: str, alt: bool) -> str:
-    """Modificación de usuario: flags as checkboxes, ELIMINAR checkbox, ACEPTAR=Guardar Cambios."""
+    """Modificación de usuario: the layout's attributes as checkboxes, ELIMINAR checkbox, ACEPTAR=Guardar Cambios."""
+    layout = attrs.layout_of(company)
     script = """
 function validaCambios() {
   var f = document.form1;
   if (f.ELIMINAR.checked) {
     return confirm("¿Está seguro que desea eliminar este usuario de la empresa?");
   }
-  if (!f.SUP_USU.checked && !f.FIRMAR.checked && !f.CONSULTAR.checked) {
+  if (NONE_CHECKED) {
     alert("Debe seleccionar al menos un privilegio para el usuario.");
     return false;
   }
   return true;
 }
-"""
+""".replace("NONE_CHECKED", _none_checked_js(layout))
     ctx = company_fields(str(company["rut"]), order)
     body_u, dv_u = split(str(user["rut"]))
-    checked = {"SUP_USU": bool(user["admin"]), "FIRMAR": bool(user["sign"]), "CONSULTAR": bool(user["registry"])}
+    checked = {f: bool(user.get(attrs.FIELD_KEYS[f])) for f in attrs.fields(layout)}
     body = heading(TITLE, alt=alt) + _company_line(company, alt)
     body += heading("MODIFICACION DE USUARIO AUTORIZADO", alt=alt)
     table = (
         '<TABLE WIDTH="80%" BORDER="0" ALIGN="CENTER" CELLPADDING="3">\n'
         f'<TR><TD WIDTH="35%">{FONT_B}Rut Usuario</B></FONT></TD><TD>{FONT}{user["rut"]}</FONT></TD></TR>\n'
         f'<TR><TD>{FONT_B}Nombre Usuario</B></FONT></TD><TD>{FONT}{ent(str(user.get("name") or ""))}</FONT></TD></TR>\n'
-        + _privilege_rows(checked, alt)
+        + _privilege_rows(checked, alt, layout)
         + f'<TR><TD WIDTH="35%">&nbsp;</TD><TD><INPUT TYPE="checkbox" NAME="ELIMINAR" VALUE="S">'
         f"{FONT}Eliminar usuario</FONT></TD></TR>\n"
         '<TR><TD COLSPAN="2" ALIGN="CENTER"><BR><INPUT TYPE="submit" NAME="ACEPTAR" VALUE="Guardar Cambios"></TD></TR>\n'

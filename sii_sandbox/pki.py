@@ -40,7 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 # Fixed demo password for every .pfx (the sandbox is public test material, not a secret).
 PASSWORD = "demo1234"
 # Bump when the layout or the set of variants changes: an older manifest then counts as incomplete.
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 # Decreto 181/2002: holder RUT in subjectAltName otherName with this type id, value a DER IA5String.
 RUT_OID = ObjectIdentifier("1.3.6.1.4.1.8321.1")
 
@@ -53,6 +53,9 @@ K_HOLDER_NAME = "PEDRO PABLO KUNSTMANN ROJAS"
 COMPANY_HOLDER_RUT = "77123456-9"
 COMPANY_HOLDER_NAME = "INVERSIONES EJEMPLO LIMITADA"
 NO_RUT_HOLDER_NAME = "TITULAR SIN RUT"
+# The demo accounting firm's representative (also in sii_sandbox.state): his own certificate.
+REPRESENTATIVE_HOLDER_RUT = "13322924-8"
+REPRESENTATIVE_HOLDER_NAME = "ALEX BRITO MARDONES"
 
 SERVER_NAMES = ("zeus", "hercules", "palena")
 
@@ -67,6 +70,12 @@ _CLIENT_SPECS: dict[str, dict[str, Any]] = {
         "holder_rut": ADMIN2_HOLDER_RUT, "holder_name": ADMIN2_HOLDER_NAME, "rut_in": "san", "validity": "valid",
         "issuer": "sandbox",
         "description": "Second administrator; administers SOCIEDAD AJENA LIMITADA (which demo does not).",
+    },
+    "representative": {
+        "holder_rut": REPRESENTATIVE_HOLDER_RUT, "holder_name": REPRESENTATIVE_HOLDER_NAME, "rut_in": "san",
+        "validity": "valid", "issuer": "sandbox",
+        "description": ("The accounting firm's representative; Usuario Administrador of ASESORIAS DELEGADAS SPA "
+                        "(76777777-9), no access to the other seeded companies."),
     },
     "expired": {
         "holder_rut": DEMO_HOLDER_RUT, "holder_name": DEMO_HOLDER_NAME, "rut_in": "san", "validity": "expired",

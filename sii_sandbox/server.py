@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
+from .attributes import DEFAULT_LAYOUT, KEYS, flags_from
 from .auth import hercules, zeus
 from .config import ENROLL_PATH, LOGOUT_PATH, Config, check_config
 from .control import control
@@ -34,7 +35,7 @@ from .handlers import Handler, QuietServer, Route
 from .pki import Pki, ensure_pki
 from .runtime import Runtime
 from .rut import try_canonical
-from .state import DEMO_COMPANY_RUT, Store
+from .state import DEMO_COMPANY_RUT, MARKET_COMPANY_RUT, REPRESENTED_COMPANY_RUT, Store
 from .tls import TLSServer, hercules_context, server_context
 
 __all__ = ["Sandbox"]
@@ -160,6 +161,9 @@ class Sandbox:
             "SANDBOX_DEMO_PFX": str(demo.path),
             "SANDBOX_DEMO_PFX_PASSWORD": demo.password or "",
             "SANDBOX_DEMO_COMPANY_RUT": DEMO_COMPANY_RUT,
+            "SANDBOX_MARKET_COMPANY_RUT": MARKET_COMPANY_RUT,
+            "SANDBOX_REPRESENTED_COMPANY_RUT": REPRESENTED_COMPANY_RUT,
+            "SANDBOX_REPRESENTATIVE_PFX": str(self.pki["representative"].path),
             "SANDBOX_STATE_URL": o["control"] + "/state",
             "SANDBOX_CONTROL_URL": o["control"],
             "SANDBOX_PKI_MANIFEST": str(self.pki.manifest_path),
@@ -188,26 +192,41 @@ class Sandbox:
         self.runtime.reset()
 
     def add_company(self, rut: str, name: str, admins: list[str] | tuple[str, ...] = (), *,
-                    may_operate: bool = True, users: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Create or replace a company (``users``: ``[{"rut", "admin", "sign", "registry"}]``); returns it."""
-        return self.store.add_company(rut, name, admins, may_operate, users)
+                    may_operate: bool = True, users: list[dict[str, Any]] | None = None,
+                    layout: str = DEFAULT_LAYOUT) -> dict[str, Any]:
+        """Create or replace a company (``users``: ``[{"rut", "admin", "sign", "registry", ...}]`` or
+        ``[{"rut", "attributes": {"SUP_USU": True, ...}}]``; ``layout``: "mipyme" | "market"); returns it."""
+        return self.store.add_company(rut, name, admins, may_operate, users, layout)
 
     def add_companies(self, companies: list[dict[str, Any]]) -> int:
         """Bulk add (one file write): items like add_company's arguments as dicts. Returns the count."""
         return self.store.add_companies(companies)
 
     def set_company(self, rut: str, **changes: Any) -> dict[str, Any]:
-        """Change ``name``, ``may_operate`` or ``admins`` of a company; returns it."""
+        """Change ``name``, ``may_operate``, ``admins`` or ``layout`` of a company; returns it."""
         return self.store.set_company(rut, **changes)
 
     def add_person(self, rut: str, name: str) -> None:
         """Register a person's name (shown as Nombre Usuario for that RUT)."""
         self.store.add_person(rut, name)
 
-    def add_user(self, company_rut: str, user_rut: str, *, admin: bool = False, sign: bool = False,
-                 registry: bool = False) -> dict[str, Any]:
-        """Put a user straight into a company's list (e.g. to test "user already exists")."""
-        return self.store.add_user(company_rut, user_rut, admin=admin, sign=sign, registry=registry, log=False)
+    def add_user(self, company_rut: str, user_rut: str, *, attributes: Mapping[str, bool] | None = None,
+                 **flags: bool) -> dict[str, Any]:
+        """Put a user straight into a company's list, behind the pages' back (no log, no save counted).
+
+        ``flags``: ``admin``, ``folios``, ``annul``, ``sign``, ``send``, ``registry``; or ``attributes``
+        by SII field name (``{"SUP_USU": True, "ENVIAR": True}``). Missing ones are False.
+        """
+        return self.store.add_user(company_rut, user_rut, log=False, **_flags(flags, attributes, partial=False))
+
+    def update_user(self, company_rut: str, user_rut: str, *, attributes: Mapping[str, bool] | None = None,
+                    **flags: bool) -> dict[str, Any]:
+        """Change some attributes of a user behind the pages' back (drift); the others keep their value."""
+        return self.store.update_user(company_rut, user_rut, log=False, **_flags(flags, attributes, partial=True))
+
+    def delete_user(self, company_rut: str, user_rut: str) -> dict[str, Any]:
+        """Remove a user behind the pages' back (drift); returns the removed record."""
+        return self.store.delete_user(company_rut, user_rut, log=False)
 
     def expire_sessions(self, holder_rut: str | None = None) -> int:
         """Drop live sessions (all or one holder's); the next enrolment page redirects to login."""
@@ -235,6 +254,13 @@ class Sandbox:
     def config(self) -> dict[str, Any]:
         """The current configuration."""
         return asdict(self.runtime.cfg())
+
+
+def _flags(flags: Mapping[str, bool], attributes: Mapping[str, bool] | None, *, partial: bool) -> dict[str, bool]:
+    unknown = set(flags) - set(KEYS)
+    if unknown:
+        raise TypeError(f"unknown flags {sorted(unknown)}; known: {list(KEYS)}")
+    return flags_from({**flags, "attributes": attributes or {}}, partial=partial)
 
 
 def _url_host(host: str) -> str:

@@ -5,16 +5,23 @@ Persistent part (``Store.data``, written atomically to the state JSON file after
     {
       "version": 1,
       "companies": {"76086428-5": {"rut", "name", "may_operate": bool, "admins": [person RUT, ...],
-                                   "users": {"10345678-9": {"rut", "admin", "sign", "registry",
-                                                            "authorized_by", "created_at", "updated_at"}}}},
+                                   "layout": "mipyme" | "market",
+                                   "users": {"10345678-9": {"rut", "admin", "folios", "annul", "sign",
+                                                            "send", "registry", "authorized_by",
+                                                            "created_at", "updated_at"}}}},
       "persons":   {"10345678-9": "MARIA JOSE SOTO PEREZ", ...},
       "sessions":  {"10345678-9": {"logins": n, "logouts": n, "last_login": iso}},
+      "max_concurrent_sessions_by_rut": {"10345678-9": n},   # highest number of live sessions seen
+      "saves":     {"<company RUT>": {"<user RUT>": n}},      # writes made through the pages
       "log":       [{"at", "action": "create"|"update"|"delete", "company", "user",
-                     "admin", "sign", "registry", "by"}]
+                     "admin", "folios", "annul", "sign", "send", "registry", "by"}]
     }
 
-Flags map to SII's form fields: ``admin`` = SUP_USU (Usuario Administrador), ``sign`` = FIRMAR
-(Firmar Documentos), ``registry`` = CONSULTAR (Registro).
+Flags map to SII's form fields (see :mod:`sii_sandbox.attributes`): ``admin`` = SUP_USU, ``folios``
+= OBTENER, ``annul`` = ANULAR, ``sign`` = FIRMAR, ``send`` = ENVIAR, ``registry`` = CONSULTAR.
+A company's ``layout`` decides which of them its pages show (three on "mipyme", six on "market").
+``saves`` and ``log`` count only what the enrolment pages wrote (Grabar Usuario, Guardar Cambios);
+changes made through the control API ("behind the bot's back") are in neither.
 
 Live sessions (login cookies) are kept in memory only: a restart logs everybody out, which is
 what a real server restart would do too.
@@ -35,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pki as pki_mod
+from .attributes import DEFAULT_LAYOUT, KEYS, check_layout, flags_from
 from .rut import canonical
 
 STATE_VERSION = 1
@@ -53,8 +61,16 @@ DEMO_USER_NAME = "JUAN PEREZ GONZALEZ"
 
 # The demo accounting firm's representative (Autoriza's demo tenant authorizes him); in the registry
 # so "Nombre Usuario" resolves, but not yet a user of any company.
-FIRM_REPRESENTATIVE_RUT = "13322924-8"
-FIRM_REPRESENTATIVE_NAME = "ALEX BRITO MARDONES"
+FIRM_REPRESENTATIVE_RUT = pki_mod.REPRESENTATIVE_HOLDER_RUT
+FIRM_REPRESENTATIVE_NAME = pki_mod.REPRESENTATIVE_HOLDER_NAME
+
+# A company on market software: its pages show six attributes (SANDBOX_MARKET_COMPANY_RUT).
+MARKET_COMPANY_RUT = "76543210-3"
+MARKET_COMPANY_NAME = "DISTRIBUIDORA FACTURA MERCADO SPA"
+# A company where the firm representative is an authorized user with Usuario Administrador, so his
+# own certificate (PKI name "representative") can maintain its users (SANDBOX_REPRESENTED_COMPANY_RUT).
+REPRESENTED_COMPANY_RUT = "76777777-9"
+REPRESENTED_COMPANY_NAME = "ASESORIAS DELEGADAS SPA"
 
 SEED_PERSONS: dict[str, str] = {
     pki_mod.DEMO_HOLDER_RUT: pki_mod.DEMO_HOLDER_NAME,
@@ -75,12 +91,20 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def _user(rut: str, admin: bool, sign: bool, registry: bool, by: str | None) -> dict[str, Any]:
+def _user(rut: str, by: str | None, **flags: bool) -> dict[str, Any]:
+    """A user record with all six flags (missing ones False)."""
     now = _now_iso()
+    unknown = set(flags) - set(KEYS)
+    if unknown:
+        raise StateError("bad_field", f"unknown flags {sorted(unknown)}")
     return {
-        "rut": rut, "admin": admin, "sign": sign, "registry": registry,
+        "rut": rut, **{k: bool(flags.get(k)) for k in KEYS},
         "authorized_by": by, "created_at": now, "updated_at": now,
     }
+
+
+def _seed_user(rut: str, admin: bool, sign: bool, registry: bool, by: str | None, **more: bool) -> dict[str, Any]:
+    return _user(rut, by, admin=admin, sign=sign, registry=registry, **more)
 
 
 def seed_data() -> dict[str, Any]:
@@ -90,27 +114,35 @@ def seed_data() -> dict[str, Any]:
     k_holder = pki_mod.K_HOLDER_RUT
 
     def company(rut: str, name: str, admins: list[str], may_operate: bool = True,
-                users: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                users: list[dict[str, Any]] | None = None, layout: str = DEFAULT_LAYOUT) -> dict[str, Any]:
         return {
-            "rut": rut, "name": name, "may_operate": may_operate, "admins": admins,
+            "rut": rut, "name": name, "may_operate": may_operate, "admins": admins, "layout": layout,
             "users": {u["rut"]: u for u in (users or [])},
         }
 
     companies = [
         company(DEMO_COMPANY_RUT, DEMO_COMPANY_NAME, [demo], users=[
-            _user(demo, True, True, True, None),
-            _user("7880442-4", False, True, True, demo),
+            _seed_user(demo, True, True, True, None),
+            _seed_user("7880442-4", False, True, True, demo),
         ]),
         company(NOT_AUTHORIZED_COMPANY_RUT, "DISTRIBUIDORA SIN AUTORIZACION S.A.", [demo], may_operate=False),
         company(FOREIGN_COMPANY_RUT, "SOCIEDAD AJENA LIMITADA", [admin2], users=[
-            _user(admin2, True, True, True, None),
+            _seed_user(admin2, True, True, True, None),
         ]),
         company(SHARED_COMPANY_RUT, "INVERSIONES ÑUÑOA SPA", [demo, admin2], users=[
-            _user(DEMO_USER_RUT, False, True, False, admin2),
-            _user("16543210-K", False, False, True, admin2),
+            _seed_user(DEMO_USER_RUT, False, True, False, admin2),
+            _seed_user("16543210-K", False, False, True, admin2),
         ]),
         company(K_COMPANY_RUT, "PANADERIA LA K LIMITADA", [k_holder], users=[
-            _user(k_holder, True, True, True, None),
+            _seed_user(k_holder, True, True, True, None),
+        ]),
+        company(MARKET_COMPANY_RUT, MARKET_COMPANY_NAME, [demo], layout="market", users=[
+            _seed_user(demo, True, True, True, None, folios=True, annul=True, send=True),
+            _seed_user("7880442-4", False, True, False, demo, send=True),
+        ]),
+        company(REPRESENTED_COMPANY_RUT, REPRESENTED_COMPANY_NAME, [demo], users=[
+            _seed_user(FIRM_REPRESENTATIVE_RUT, True, False, False, demo),
+            _seed_user("14567890-0", False, True, True, demo),
         ]),
     ]
     # Spare companies administered by the demo holder, so tests can each use a distinct one.
@@ -123,6 +155,8 @@ def seed_data() -> dict[str, Any]:
         "companies": {c["rut"]: c for c in companies},
         "persons": dict(SEED_PERSONS),
         "sessions": {},
+        "max_concurrent_sessions_by_rut": {},
+        "saves": {},
         "log": [],
     }
 
@@ -207,6 +241,10 @@ class Store:
         """Return a deep copy of the data with ``sessions[rut]["active"]`` = live session count."""
         with self.lock:
             data = copy.deepcopy(self.data)
+            data.setdefault("max_concurrent_sessions_by_rut", {})
+            data.setdefault("saves", {})
+            for c in data["companies"].values():
+                c.setdefault("layout", DEFAULT_LAYOUT)
             now = time.time()
             for s in self.sessions.values():
                 if s.expires > now:
@@ -228,7 +266,8 @@ class Store:
             return self.data["persons"].get(canonical(rut))
 
     def users(self, company_rut: str) -> list[dict[str, Any]]:
-        """Return the company's authorized users sorted by RUT body, each with its ``name`` ('' if unknown).
+        """Return the company's authorized users sorted by RUT body, each with its ``name`` ('' if unknown)
+        and all six flags (see :mod:`sii_sandbox.attributes`).
 
         Raises StateError("unknown_company") for a company that does not exist.
         """
@@ -238,14 +277,14 @@ class Store:
                 raise StateError("unknown_company", f"unknown company {company_rut}")
             out = []
             for u in c["users"].values():
-                item = dict(u)
+                item = {**dict.fromkeys(KEYS, False), **u}  # records from older state files lack some flags
                 item["name"] = self.data["persons"].get(u["rut"], "")
                 out.append(item)
             return sorted(out, key=lambda u: int(u["rut"].split("-")[0]))
 
     def can_operate(self, holder_rut: str, company_rut: str) -> bool:
         """True when the person may maintain the company's users: a listed administrator
-        (legal representative) or an authorized user with the administrator flag."""
+        (legal representative) or an authorized user with the administrator flag (SUP_USU)."""
         with self.lock:
             c = self.data["companies"].get(company_rut)
             if c is None:
@@ -259,9 +298,10 @@ class Store:
 
     def add_company(
         self, rut: str, name: str, admins: list[str] | tuple[str, ...] = (), may_operate: bool = True,
-        users: list[dict[str, Any]] | None = None,
+        users: list[dict[str, Any]] | None = None, layout: str = DEFAULT_LAYOUT,
     ) -> dict[str, Any]:
-        """Create or replace a company; ``users`` items are ``{"rut", "admin", "sign", "registry"}``.
+        """Create or replace a company; ``users`` items are ``{"rut", "admin", "sign", ...}`` and/or
+        ``{"rut", "attributes": {"SUP_USU": true, ...}}``; ``layout`` is "mipyme" or "market".
 
         Returns a copy of the stored company.
         """
@@ -270,13 +310,11 @@ class Store:
             company_users: dict[str, dict[str, Any]] = {}
             company: dict[str, Any] = {
                 "rut": key, "name": name, "may_operate": bool(may_operate),
-                "admins": [canonical(a) for a in admins], "users": company_users,
+                "admins": [canonical(a) for a in admins], "layout": check_layout(layout), "users": company_users,
             }
             for u in users or []:
                 urut = canonical(u["rut"])
-                company_users[urut] = _user(
-                    urut, bool(u.get("admin")), bool(u.get("sign")), bool(u.get("registry")), u.get("authorized_by")
-                )
+                company_users[urut] = _user(urut, u.get("authorized_by"), **flags_from(u))
             self.data["companies"][key] = company
             self.save()
             return copy.deepcopy(company)
@@ -288,7 +326,8 @@ class Store:
             try:
                 for c in companies:
                     self.add_company(
-                        c["rut"], c["name"], c.get("admins", ()), c.get("may_operate", True), c.get("users")
+                        c["rut"], c["name"], c.get("admins", ()), c.get("may_operate", True), c.get("users"),
+                        c.get("layout", DEFAULT_LAYOUT),
                     )
             finally:
                 self.path = saved_path
@@ -296,7 +335,7 @@ class Store:
             return len(companies)
 
     def set_company(self, rut: str, **changes: Any) -> dict[str, Any]:
-        """Change ``name``, ``may_operate`` or ``admins`` of an existing company; returns a copy."""
+        """Change ``name``, ``may_operate``, ``admins`` or ``layout`` of an existing company; returns a copy."""
         with self.lock:
             c = self.data["companies"].get(canonical(rut))
             if c is None:
@@ -304,8 +343,12 @@ class Store:
             for k, v in changes.items():
                 if k == "admins":
                     c["admins"] = [canonical(a) for a in v]
-                elif k in ("name", "may_operate"):
-                    c[k] = v
+                elif k == "layout":
+                    c["layout"] = check_layout(v)
+                elif k == "may_operate":
+                    c[k] = bool(v)
+                elif k == "name":
+                    c[k] = str(v)
                 else:
                     raise StateError("bad_field", f"cannot change {k}")
             self.save()
@@ -325,16 +368,20 @@ class Store:
             self.save()
 
     def _log(self, action: str, company: str, user: dict[str, Any], by: str | None) -> None:
+        """Record a write made through the enrolment pages (log entry + ``saves`` count)."""
         self.data["log"].append({
             "at": _now_iso(), "action": action, "company": company, "user": user["rut"],
-            "admin": user["admin"], "sign": user["sign"], "registry": user["registry"], "by": by,
+            **{k: bool(user.get(k)) for k in KEYS}, "by": by,
         })
+        saves = self.data.setdefault("saves", {}).setdefault(company, {})
+        saves[user["rut"]] = saves.get(user["rut"], 0) + 1
 
     def add_user(
-        self, company_rut: str, user_rut: str, *, admin: bool, sign: bool, registry: bool, by: str | None = None,
-        log: bool = True,
+        self, company_rut: str, user_rut: str, *, by: str | None = None, log: bool = True, **flags: bool,
     ) -> dict[str, Any]:
-        """Authorize a user in a company; raises StateError("user_exists") if already there."""
+        """Authorize a user in a company (``flags``: ``admin``, ``folios``, ``annul``, ``sign``,
+        ``send``, ``registry``; missing ones False). ``log=False``: a change behind the pages' back
+        (no log entry, no save counted). Raises StateError("user_exists") if already there."""
         with self.lock:
             crut, urut = canonical(company_rut), canonical(user_rut)
             c = self.data["companies"].get(crut)
@@ -342,7 +389,7 @@ class Store:
                 raise StateError("unknown_company", f"unknown company {company_rut}")
             if urut in c["users"]:
                 raise StateError("user_exists", f"{urut} already authorized in {crut}")
-            u = _user(urut, admin, sign, registry, by)
+            u = _user(urut, by, **flags)
             c["users"][urut] = u
             if log:
                 self._log("create", crut, u, by)
@@ -350,21 +397,30 @@ class Store:
             return dict(u)
 
     def update_user(
-        self, company_rut: str, user_rut: str, *, admin: bool, sign: bool, registry: bool, by: str | None = None
+        self, company_rut: str, user_rut: str, *, by: str | None = None, log: bool = True, **flags: bool,
     ) -> dict[str, Any]:
-        """Change an existing user's flags; raises StateError("unknown_user") if absent."""
+        """Change the given flags of an existing user; the others keep their value.
+
+        Raises StateError("unknown_user") if absent.
+        """
         with self.lock:
             crut, urut = canonical(company_rut), canonical(user_rut)
             c = self.data["companies"].get(crut)
             if c is None or urut not in c["users"]:
                 raise StateError("unknown_user", f"{user_rut} is not a user of {company_rut}")
+            unknown = set(flags) - set(KEYS)
+            if unknown:
+                raise StateError("bad_field", f"unknown flags {sorted(unknown)}")
             u = c["users"][urut]
-            u.update(admin=admin, sign=sign, registry=registry, updated_at=_now_iso())
-            self._log("update", crut, u, by)
+            for k in KEYS:
+                u.setdefault(k, False)
+            u.update({k: bool(v) for k, v in flags.items()}, updated_at=_now_iso())
+            if log:
+                self._log("update", crut, u, by)
             self.save()
             return dict(u)
 
-    def delete_user(self, company_rut: str, user_rut: str, *, by: str | None = None) -> dict[str, Any]:
+    def delete_user(self, company_rut: str, user_rut: str, *, by: str | None = None, log: bool = True) -> dict[str, Any]:
         """Remove a user from a company; returns the removed record."""
         with self.lock:
             crut, urut = canonical(company_rut), canonical(user_rut)
@@ -372,7 +428,8 @@ class Store:
             if c is None or urut not in c["users"]:
                 raise StateError("unknown_user", f"{user_rut} is not a user of {company_rut}")
             u = c["users"].pop(urut)
-            self._log("delete", crut, u, by)
+            if log:
+                self._log("delete", crut, u, by)
             self.save()
             return u
 
@@ -409,6 +466,10 @@ class Store:
             entry = self.data["sessions"].setdefault(holder_rut, {"logins": 0, "logouts": 0, "last_login": None})
             entry["logins"] += 1
             entry["last_login"] = _now_iso()
+            # A session lasts from login to logout or expiry; expired ones were dropped just above.
+            live = sum(1 for x in self.sessions.values() if x.holder_rut == holder_rut)
+            peaks = self.data.setdefault("max_concurrent_sessions_by_rut", {})
+            peaks[holder_rut] = max(peaks.get(holder_rut, 0), live)
             self.save()
             return s
 

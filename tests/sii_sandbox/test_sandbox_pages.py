@@ -232,7 +232,8 @@ def test_full_enrolment_with_buttons(sandbox: Sandbox, sandbox_client: Client) -
     assert (user["admin"], user["sign"], user["registry"], user["authorized_by"]) == (False, True, True, "10345678-9")
     assert on_disk["log"][-1] | {"at": None} == {
         "at": None, "action": "create", "company": DEMO_CO, "user": "11111111-1",
-        "admin": False, "sign": True, "registry": True, "by": "10345678-9",
+        "admin": False, "folios": False, "annul": False, "sign": True, "send": False, "registry": True,
+        "by": "10345678-9",
     }
     # "Ingresar Otro Usuario" goes back to a fresh new-user form; "Modificar Otro Usuario" to the list.
     assert c.activate(result, "Ingresar Otro Usuario").has_form(with_field="RUT_USU")
