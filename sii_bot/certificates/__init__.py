@@ -14,10 +14,20 @@ from .bundle import CERTIFICATE_ERROR_CODES, CertificateBundle, CertificateError
 from .holder import SII_RUT_OID
 from .kdf_budget import MAX_KDF_ITERATIONS, MAX_KDF_WORK, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK
 from .open import DEFAULT_MAX_BYTES, open_pkcs12
+from .readiness import (
+    ACCEPTED_ISSUERS,
+    EXPIRY_WARNING_DAYS,
+    CertificateFacts,
+    Finding,
+    Readiness,
+    certificate_readiness,
+)
 
 __all__ = [
+    "ACCEPTED_ISSUERS",
     "CERTIFICATE_ERROR_CODES",
     "DEFAULT_MAX_BYTES",
+    "EXPIRY_WARNING_DAYS",
     "MAX_KDF_ITERATIONS",
     "MAX_KDF_WORK",
     "MAX_SCRYPT_MEMORY",
@@ -25,6 +35,10 @@ __all__ = [
     "SII_RUT_OID",
     "CertificateBundle",
     "CertificateError",
+    "CertificateFacts",
     "CertificateMaterial",
+    "Finding",
+    "Readiness",
+    "certificate_readiness",
     "open_pkcs12",
 ]
