@@ -33,6 +33,7 @@ from onboarding.selectors.client import (
     consent_terms,
     rut_display,
 )
+from onboarding.selectors.readiness import certificate_readiness_for
 from onboarding.services.claims import company_claim_start
 from onboarding.services.core import (
     ServiceError,
@@ -49,9 +50,11 @@ if TYPE_CHECKING:
     from sii_bot.certificates import CertificateBundle
 
 __all__ = [
+    "CERTIFICATE_NOT_READY",
     "ClientSignup",
     "client_certificate_delete",
     "client_certificate_open",
+    "client_certificate_unready_erase",
     "client_certificate_upload",
     "client_consent_give",
     "client_job_certificate_delete",
@@ -59,6 +62,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Destroy reason of a certificate erased because the SII would refuse it (readiness errors): its
+# public facts stay, so the review step can still say why.
+CERTIFICATE_NOT_READY = "not_ready"
 
 
 # --- Signup -----------------------------------------------------------------------------------
@@ -238,13 +245,23 @@ def client_certificate_upload(
     here and goes nowhere else. Older certificates of the same claim (or of the company's own, for
     None) that no queued or running job needs are erased (reason "replaced"): only the newest one is
     kept. Raises `CertificateError` for a file or password we refuse (nothing is stored then).
+
+    A certificate the SII would refuse (`certificate_readiness_for` finds an error, e.g. an issuer the
+    SII does not accept) is erased before this returns (reason `CERTIFICATE_NOT_READY`): only its
+    public facts stay, for the review step to explain, and older certificates are left as they were.
     """
     bundle = client_certificate_open(upload=upload, password=password)
+    readiness = certificate_readiness_for(
+        facts=bundle, environment=company.tenant.sii_environment, now=timezone.now()
+    )
     with transaction.atomic():
         certificate = certificate_store(company=company, bundle=bundle, uploaded_by=uploaded_by)
         if claim is not None:
             certificate.claim = claim
             certificate.save(update_fields=["claim"])
+        if readiness.blocked:
+            client_certificate_unready_erase(certificate=certificate, actor=uploaded_by)
+            return certificate
         older = Certificate.objects.filter(
             tenant_id=company.tenant_id, company=company, claim=claim, destroyed_at__isnull=True
         ).exclude(pk=certificate.pk)
@@ -252,6 +269,17 @@ def client_certificate_upload(
             if not certificate_in_active_job(certificate=previous):
                 certificate_destroy(certificate=previous, reason="replaced")
     return certificate
+
+
+def client_certificate_unready_erase(*, certificate: Certificate, actor: AbstractBaseUser | None) -> bool:
+    """Erase a certificate the SII would refuse (reason `CERTIFICATE_NOT_READY`, audited).
+
+    Returns True if key material was erased now; False if it was already gone or a queued or running
+    job still holds it (that job meets the SII's own refusal).
+    """
+    if certificate_in_active_job(certificate=certificate):
+        return False
+    return certificate_destroy(certificate=certificate, reason=CERTIFICATE_NOT_READY, actor=actor)
 
 
 def client_certificate_delete(*, certificate: Certificate, actor: AbstractBaseUser) -> bool:

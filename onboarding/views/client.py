@@ -8,7 +8,6 @@ exist — is a 404, also for anonymous visitors (who are offered the login page 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -41,6 +40,7 @@ from onboarding.models import Certificate, ClaimStatus, ClientCompany, CompanyCl
 from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
 from onboarding.selectors import core as core_selectors
+from onboarding.selectors.readiness import certificate_readiness_for
 from onboarding.services.claims import claim_lost_message
 from onboarding.services.core import ServiceError
 from sii_bot.certificates import CertificateError
@@ -68,8 +68,6 @@ COMPETING_NOTE = (
     "Autoriza la primera persona que complete la autorización en el SII con el certificado digital de "
     "un representante legal o administrador de la empresa."
 )
-# Certificates that expire within this many days get a warning on the review step.
-EXPIRY_WARNING_DAYS = 15
 # How long a rendered status partial is kept (keyed by its ETag: never stale, only evicted).
 JOB_STATUS_CACHE_SECONDS = 600
 
@@ -355,12 +353,21 @@ def _usable_certificate_or_redirect(
 @require_GET
 @_not_found_page
 def certificate_review(request: HttpRequest, company_id: int, certificate_id: str) -> HttpResponse:
-    """Step 2: what the certificate says (holder, RUT, issuer, validity, fingerprint)."""
+    """Step 2: what the certificate says (holder, RUT, issuer, validity, fingerprint) and whether the
+    SII will take it (`certificate_readiness_for`). A certificate with an error finding is erased
+    (at upload, or here if it became one since, e.g. it expired) and the client cannot continue."""
     company, claim = client_company_or_404(user=request.user, company_id=company_id)
-    certificate = _usable_certificate_or_redirect(request, company, claim, certificate_id)
-    if isinstance(certificate, HttpResponse):
-        return certificate
-    now = timezone.now()
+    certificate = _client_certificate_or_404(company=company, claim=claim, certificate_id=certificate_id)
+    if certificate.destroy_reason != services.CERTIFICATE_NOT_READY or _claim_lost(claim):
+        certificate = _usable_certificate_or_redirect(request, company, claim, certificate_id)
+        if isinstance(certificate, HttpResponse):
+            return certificate
+    readiness = certificate_readiness_for(
+        facts=certificate, environment=company.tenant.sii_environment, now=timezone.now()
+    )
+    in_active_job = client_selectors.certificate_in_active_job(certificate=certificate)
+    if readiness.blocked and certificate.is_usable:
+        services.client_certificate_unready_erase(certificate=certificate, actor=request.user)
     return render(
         request,
         "client/wizard_review.html",
@@ -369,8 +376,9 @@ def certificate_review(request: HttpRequest, company_id: int, certificate_id: st
             "company_rut": client_selectors.rut_display(company.rut),
             "certificate": certificate,
             "holder_rut": client_selectors.rut_display(certificate.holder_rut),
-            "expires_soon": certificate.not_after - now < timedelta(days=EXPIRY_WARNING_DAYS),
-            "in_active_job": client_selectors.certificate_in_active_job(certificate=certificate),
+            "readiness": readiness,
+            "erased": not certificate.is_usable,
+            "in_active_job": in_active_job,
             "step": 2,
             "wizard_kind": _wizard_kind(company),
         },

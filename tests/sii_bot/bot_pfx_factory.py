@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 SII_RUT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.8321.1")
-NOW = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 # Default validity covers both the fixed NOW of the unit tests and the real clock (other suites open
 # these files without passing ``now``).
-_REAL_NOW = datetime.now(timezone.utc)
+_REAL_NOW = datetime.now(UTC)
 _VALID_FROM = min(NOW, _REAL_NOW) - timedelta(days=30)
 _VALID_TO = max(NOW, _REAL_NOW) + timedelta(days=335)
 
@@ -53,13 +53,16 @@ class CertSpec:
     not_after: datetime = _VALID_TO
     key_kind: str = "rsa"
     extra_san: list[x509.GeneralName] = field(default_factory=list)
+    # The issuing CA's names (an accepted provider's names make an "accepted" certificate).
+    issuer_cn: str = "Test CA Firma Electronica"
+    issuer_org: str = "Acreditadora de Prueba S.A."
 
 
-def make_ca() -> tuple[object, x509.Certificate]:
+def make_ca(cn: str = "Test CA Firma Electronica", org: str = "Acreditadora de Prueba S.A.") -> tuple[object, x509.Certificate]:
     key = _key("ca-ec")
     name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, "Test CA Firma Electronica"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acreditadora de Prueba S.A."),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
     ])
     cert = (
         x509.CertificateBuilder()
@@ -76,7 +79,7 @@ def make_ca() -> tuple[object, x509.Certificate]:
 
 
 def make_cert(spec: CertSpec) -> tuple[object, x509.Certificate, x509.Certificate]:
-    ca_key, ca_cert = make_ca()
+    ca_key, ca_cert = make_ca(spec.issuer_cn, spec.issuer_org)
     key = _key(spec.key_kind)
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, spec.cn), x509.NameAttribute(NameOID.COUNTRY_NAME, "CL")]
     if spec.serial_rut is not None:
@@ -155,7 +158,7 @@ def make_rc2_pfx(spec: CertSpec | None = None, password: str = "secreto") -> byt
         result = subprocess.run(
             [openssl, "pkcs12", "-export", "-legacy", "-inkey", "key.pem", "-in", "cert.pem",
              "-certfile", "ca.pem", "-passout", f"pass:{password}", "-out", "out.pfx"],
-            cwd=d, capture_output=True,
+            check=False, cwd=d, capture_output=True,
         )
         if result.returncode != 0:
             return None

@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from sii_bot import asn1
 from sii_bot.certificates import (
-    _RC2_PITABLE,
     CERTIFICATE_ERROR_CODES,
     MAX_KDF_ITERATIONS,
     CertificateError,
-    _rc2_cbc_decrypt,
     open_pkcs12,
 )
+from sii_bot.certificates.rc2 import PITABLE as _RC2_PITABLE
+from sii_bot.certificates.rc2 import cbc_decrypt as _rc2_cbc_decrypt
 from sii_sandbox.pki import legacy_pfx
 from tests.sii_bot import hostile_pfx as H
 from tests.sii_bot.bot_pfx_factory import NOW, CertSpec, make_cert, make_pfx, make_rc2_pfx
@@ -199,7 +199,7 @@ def test_a_check_that_cannot_finish_refuses_the_file(honest: bytes, loads: list[
     def broken(*args: object) -> None:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr("sii_bot.certificates._pbe_decryptions", broken)
+    monkeypatch.setattr("sii_bot.certificates.kdf_budget._pbe_decryptions", broken)
     assert refused_without_work(honest, loads).detail == "structure check failed: RuntimeError"
 
 
