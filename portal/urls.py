@@ -3,10 +3,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from onboarding.views import common
+from portal.metrics import metrics_view
 
 urlpatterns = [
     path("", common.home, name="home"),
     path("healthz", common.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("ingresar/", common.LoginView.as_view(), name="login"),
     path("salir/", common.logout_view, name="logout"),
     path("plataforma/", admin.site.urls),
