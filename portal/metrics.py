@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
@@ -121,13 +120,15 @@ def _token_matches(request: HttpRequest, expected: str) -> bool:
 
 
 @never_cache
-@require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """The Prometheus text exposition of every metric above; 404 when no token is configured, 403
-    from an address outside AUTORIZA_METRICS_ALLOWED_NETS, 401 without the right bearer token."""
+    """The Prometheus text exposition of every metric above; 404 when no token is configured (for
+    every method: a disabled endpoint does not exist), 403 from an address outside
+    AUTORIZA_METRICS_ALLOWED_NETS, 401 without the right bearer token, 405 for anything but GET."""
     token = settings.AUTORIZA_METRICS_TOKEN
     if not token:
         raise Http404
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     if not _address_allowed(request.META.get("REMOTE_ADDR", "")):
         return HttpResponse("Acceso denegado.\n", status=403, content_type="text/plain; charset=utf-8")
     if not _token_matches(request, token):

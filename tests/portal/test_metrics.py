@@ -61,6 +61,7 @@ def test_without_a_token_configured_the_endpoint_does_not_exist(client: Client, 
     settings.AUTORIZA_METRICS_TOKEN = ""
     assert client.get("/metrics", **AUTH).status_code == 404
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 404
+    assert client.post("/metrics", **AUTH).status_code == 404
 
 
 @pytest.mark.django_db
