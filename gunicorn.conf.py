@@ -31,3 +31,23 @@ worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = 30
 accesslog = "-"
+
+# Prometheus multiprocess mode (portal/metrics.py): with PROMETHEUS_MULTIPROC_DIR set, every worker
+# writes its request metrics to files there and /metrics adds them up. The folder must start empty
+# (files of a previous run would be counted again) and a dead worker's gauges must be dropped.
+_PROMETHEUS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+def on_starting(server: object) -> None:
+    if _PROMETHEUS_DIR:
+        os.makedirs(_PROMETHEUS_DIR, exist_ok=True)
+        for name in os.listdir(_PROMETHEUS_DIR):
+            if name.endswith(".db"):
+                os.remove(os.path.join(_PROMETHEUS_DIR, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    if _PROMETHEUS_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

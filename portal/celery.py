@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -11,3 +12,37 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # e-mail backend (the default EMAIL_URL) prints every e-mail there, which then read as errors.
 app.conf.worker_redirect_stdouts_level = "INFO"
 app.autodiscover_tasks()
+
+# The task whose log lines carry the job id and the firm's slug (portal.logging), by name so that this
+# module imports nothing of the domain at start.
+JOB_TASK_NAME = "onboarding.tasks.enrollment_job_run"
+
+
+@task_prerun.connect
+def _job_log_context_start(sender: object = None, args: object = None, kwargs: object = None, **_: object) -> None:
+    """Stamp the job id (the task's only argument) and the firm's slug on every line logged while the
+    job runs. Celery sends task_prerun and task_postrun in the thread (or process) that runs the task."""
+    if getattr(sender, "name", None) != JOB_TASK_NAME:
+        return
+    from portal.logging import job_context_set
+
+    job_id = str((kwargs or {}).get("job_id") or (args[0] if args else ""))  # type: ignore[union-attr,index]
+    if not job_id:
+        return
+    try:
+        from onboarding.models import EnrollmentJob
+
+        tenant = EnrollmentJob.objects.filter(pk=job_id).values_list("tenant__slug", flat=True).first() or ""
+    except Exception:  # noqa: BLE001 - a log label must never keep a job from running
+        tenant = ""
+    job_context_set(job_id=job_id, tenant=tenant)
+
+
+@task_postrun.connect
+def _job_log_context_end(sender: object = None, **_: object) -> None:
+    """The lines a worker thread logs after its job carry no job."""
+    if getattr(sender, "name", None) != JOB_TASK_NAME:
+        return
+    from portal.logging import job_context_clear
+
+    job_context_clear()

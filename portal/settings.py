@@ -8,6 +8,7 @@ with its default in the README.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so a request's measured duration includes every other middleware (portal.metrics).
+    "portal.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -159,8 +162,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 8
 SECURE_SSL_REDIRECT = HTTPS and env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# Container healthchecks probe plain http inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Container healthchecks and the Prometheus scraper reach the web service in plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
@@ -304,19 +307,49 @@ AUTORIZA_JOB_LOST_AFTER_SECONDS: int = env.int("AUTORIZA_JOB_LOST_AFTER_SECONDS"
 AUTORIZA_JOB_RETRY_DELAY_SCALE: float = env.float("AUTORIZA_JOB_RETRY_DELAY_SCALE", default=1.0)
 AUTORIZA_BASE_URL: str = env.str("AUTORIZA_BASE_URL", default="http://127.0.0.1:8000")
 
+# --- Metrics (portal.metrics) -----------------------------------------------------------------
+# /metrics exists only when a token is set (404 otherwise) and answers only `Authorization: Bearer
+# <token>` from the TCP peer addresses listed here (CIDR; loopback by default). The token is a
+# secret: it never appears in a URL, a log or a label.
+AUTORIZA_METRICS_TOKEN: str = env.str("AUTORIZA_METRICS_TOKEN", default="")
+AUTORIZA_METRICS_ALLOWED_NETS: list[str] = env.list("AUTORIZA_METRICS_ALLOWED_NETS", default=["127.0.0.1/32", "::1/128"])
+
+
+def _check_networks(values: list[str]) -> None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            # A typo would silently shut the scraper out: fail at start instead.
+            raise ImproperlyConfigured(f"AUTORIZA_METRICS_ALLOWED_NETS: {value!r} is not a CIDR network.") from None
+
+
+_check_networks(AUTORIZA_METRICS_ALLOWED_NETS)
+
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Autoriza <no-responder@autoriza.cl>")
 
-# --- Logging ----------------------------------------------------------------------------------
-# Plain, structured-enough lines to stderr. Nothing in the code logs certificate or key material;
-# tests scan the logs of a full run to prove it.
+# --- Logging ---------------------------------------------------------------------------------
+# Lines to stderr: plain text, or one JSON object per line with LOG_FORMAT=json (portal.logging: a
+# fixed set of fields, never what a caller passes in `extra`). A worker's lines carry the job id and the
+# firm's slug while it runs a job. Nothing in the code logs certificate or key material; tests scan
+# the logs of a full run to prove it.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"()": "portal.logging.TextFormatter"},
+        "json": {"()": "portal.logging.JsonFormatter"},
+    },
+    "filters": {"job_context": {"()": "portal.logging.JobContextFilter"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["job_context"]},
+    },
     "root": {"handlers": ["stderr"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -4,10 +4,12 @@ from django.urls import include, path
 
 from onboarding.forms.platform import PlatformLoginForm
 from onboarding.views import common
+from portal.metrics import metrics_view
 
 urlpatterns = [
     path("", common.home, name="home"),
     path("healthz", common.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("ingresar/", common.LoginView.as_view(), name="login"),
     path("salir/", common.logout_view, name="logout"),
     path("plataforma/", admin.site.urls),

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -129,3 +130,71 @@ def test_web_runs_synchronous_workers_two_per_core_plus_one_unless_told() -> Non
 
     told = _gunicorn_config({"WEB_CONCURRENCY": "7", "GUNICORN_BIND": "127.0.0.1:9000", "GUNICORN_TIMEOUT": "45"})
     assert (told["workers"], told["bind"], told["timeout"]) == ("7", "['127.0.0.1:9000']", "45")
+
+
+# --- Scaling: `docker compose up --scale worker=N`, and several machines ---------------------------
+
+
+def test_workers_scale_with_no_shared_local_state() -> None:
+    worker = SERVICES["worker"]
+    # A fixed name, a published port or a fixed host name would make the second replica fail to start
+    # or collide with the first.
+    assert not {"container_name", "ports", "hostname"} & set(worker)
+    # Each replica's Celery node name is unique: %h is the container's own host name.
+    args = command("worker")
+    assert args[args.index("-n") + 1] == "browser@%h"
+    # Volumes a worker mounts are read only: no two replicas write the same files.
+    assert worker["volumes"] and all(str(volume).endswith(":ro") for volume in worker["volumes"])
+    # No worker runs the scheduler (beat): N replicas would send every periodic task N times.
+    assert not {"-B", "--beat", "beat"} & set(args)
+
+
+def test_exactly_one_service_runs_the_scheduler_with_its_state_inside_the_container() -> None:
+    beats = [name for name in SERVICES if "command" in SERVICES[name] and {"-B", "--beat", "beat"} & set(command(name))]
+    assert beats == ["scheduler"]
+    scheduler = SERVICES["scheduler"]
+    assert not {"ports", "volumes", "deploy"} & set(scheduler)  # nothing shared; one replica (the default)
+    args = command("scheduler")
+    assert args[args.index("--schedule") + 1].startswith("/tmp/")
+    assert args[args.index("--concurrency") + 1] == "1"
+
+
+def test_only_one_service_writes_each_named_volume() -> None:
+    writers: dict[str, list[str]] = {}
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source, _, rest = str(volume).partition(":")
+            if source in COMPOSE["volumes"] and not rest.endswith(":ro"):
+                writers.setdefault(source, []).append(name)
+    assert writers == {"postgres-data": ["postgres"], "redis-data": ["redis"], "sandbox-data": ["sandbox"]}
+    assert not [name for name, service in SERVICES.items() if "container_name" in service]
+
+
+def test_metrics_are_off_until_a_token_is_set_and_web_adds_up_its_processes() -> None:
+    env = COMPOSE["x-app"]["environment"]
+    assert env["AUTORIZA_METRICS_TOKEN"] == "${AUTORIZA_METRICS_TOKEN:-}"  # empty: /metrics answers 404
+    assert env["AUTORIZA_METRICS_ALLOWED_NETS"] == "${AUTORIZA_METRICS_ALLOWED_NETS:-127.0.0.1/32,::1/128}"
+    assert env["LOG_FORMAT"] == "${LOG_FORMAT:-text}"
+    assert env["DJANGO_ALLOWED_HOSTS"].endswith(",web")  # a scraper on the compose network
+    web_env = SERVICES["web"]["environment"]
+    assert {k: v for k, v in web_env.items() if k != "PROMETHEUS_MULTIPROC_DIR"} == env  # nothing of x-app lost
+    assert web_env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")  # per container, never a shared volume
+    assert "PROMETHEUS_MULTIPROC_DIR" not in (SERVICES["worker"].get("environment") or {})
+
+
+def test_gunicorn_empties_the_metrics_folder_at_start_and_drops_dead_workers(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import runpy
+    from types import SimpleNamespace
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "histogram_123.db").write_bytes(b"left by the previous run")
+    (folder / "keep.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    config["on_starting"](None)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    (folder / "gauge_livesum_4242.db").write_bytes(b"")
+    with mock.patch("prometheus_client.multiprocess.mark_process_dead") as dead:
+        config["child_exit"](None, SimpleNamespace(pid=4242))
+    dead.assert_called_once_with(4242)

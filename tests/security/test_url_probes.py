@@ -39,6 +39,8 @@ PUBLIC: dict[str, str] = {
 NO_OBJECT: dict[str, str] = {
     "home": "redirects each user to their own firm or company; names nothing",
     "healthz": "liveness probe: {'status': 'ok'} and nothing else",
+    "metrics": "Prometheus figures with no names, RUTs or ids (firm slugs only); 404 unless a token is set, "
+               "then bearer token and allowed networks (tests/portal/test_metrics.py)",
     "login": "the login form",
     "logout": "logs the requester out (POST only)",
     "client:password_reset": "asks for an email; same answer whether it exists or not",
