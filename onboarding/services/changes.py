@@ -20,6 +20,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding.domain import display
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     AuditAction,
@@ -126,7 +127,7 @@ def _send(subject: str, body: str, recipients: list[str]) -> bool:
 
 def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
     """Email the client (owner_email) asking them to upload their certificate again for `what`."""
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = display.greeting(company.owner_name)
     body = "\n".join(
         [
             greeting,
@@ -625,7 +626,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[Any]:
     new = f"{job.user_name} (RUT {_rut_display(job.user_rut)})"
     old = f"{job.old_user_name or job.old_user_rut} (RUT {_rut_display(job.old_user_rut)})"
     status_url = settings.AUTORIZA_BASE_URL.rstrip("/") + reverse("client:job", kwargs={"job_id": job.pk})
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = display.greeting(company.owner_name)
     if job.status == JobStatus.SUCCEEDED:
         if job.kind == JobKind.REVOKE:
             what = f"{new}, representante de {tenant.name}, ya no es usuario autorizado de {where} en el SII."
@@ -645,7 +646,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[Any]:
         client_lines = [greeting, "", f"No pudimos completar el cambio de usuarios autorizados de {where} en el SII.",
                         "", what, "", "Vea el detalle en:", status_url, "", f"— Autoriza, para {tenant.name}"]
         firm_lines = [f"No se pudo completar el cambio ({job.get_kind_display()}) en {where}.",
-                      f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
+                      f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
                       "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
     emails = []
     if company.owner_email:

@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from onboarding.domain import display
 from onboarding.models import (
     AuditAction,
     Certificate,
@@ -330,7 +331,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
     where = f"{company.legal_name} (RUT {rut_display(company.rut)})"
     status_url = _absolute(reverse("client:job", kwargs={"job_id": job.pk}))
     signature = f"— Autoriza, para {tenant.name}"
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = display.greeting(company.owner_name)
     emails: list[FinishedEmail] = []
     if job.status == JobStatus.SUCCEEDED:
         result = job_result_view(job=job)
@@ -385,7 +386,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
         firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
         firm_body = [
             f"No se pudo registrar a {who} como usuario autorizado de {where}.",
-            f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
+            f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
             "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."
             if job.failure_retryable
             else "Revise el detalle del trabajo antes de volver a intentarlo.",

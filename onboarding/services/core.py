@@ -440,6 +440,14 @@ def enrollment_job_create(
     return job
 
 
+def _attempt_label(job: EnrollmentJob) -> str:
+    """"Retiro, intento 1": the job's number among its company's jobs of its kind (one query)."""
+    from onboarding.domain.display import attempt_label
+
+    number = EnrollmentJob.objects.filter(company_id=job.company_id, kind=job.kind, attempt__lte=job.attempt).count()
+    return attempt_label(kind=job.kind, number=number)
+
+
 def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> EnrollmentJob:
     """Re-run a FAILED job as a new attempt linked to it (never a reset), audited.
 
@@ -447,9 +455,9 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
     attempt for the client is already queued or running.
     """
     if job.status != JobStatus.FAILED:
-        raise ServiceError("Solo se pueden re-ejecutar trabajos con error.", code="not_failed")
+        raise ServiceError("Solo se pueden reintentar trabajos con error.", code="not_failed")
     if EnrollmentJob.objects.filter(rerun_of=job).exists():
-        raise ServiceError("Este intento ya fue re-ejecutado; revise el intento más reciente.", code="already_rerun")
+        raise ServiceError("Este intento ya fue reintentado; revise el intento más reciente.", code="already_rerun")
     certificate = job.certificate
     if certificate is None or not certificate.is_usable:
         raise ServiceError(
@@ -462,7 +470,7 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
         actor=actor,
         action=AuditAction.RERUN,
         company=job.company,
-        summary=f"Re-ejecución del intento {job.attempt} de {job.company.legal_name}",
+        summary=f"Reintento de {_attempt_label(job)} de {job.company.legal_name}",
         details={"job": str(job.pk), "new_job": str(new_job.pk), "failure_code": job.failure_code},
     )
     return new_job

@@ -173,7 +173,8 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     """Where the company stands: its latest job (with a link to the status page) or the wizard."""
     company = client_company_or_404(user=request.user, company_id=company_id)
     latest = core_selectors.job_latest_for_company(company=company)
-    certificate = client_selectors.client_certificate_current(company=company)
+    # Not the certificate the latest attempt just failed with because of the certificate or its holder.
+    certificate = client_selectors.client_certificate_offerable(company=company, latest=latest)
     representative = client_selectors.representative_active(tenant=company.tenant)
     # Nothing left to do (already authorized as the firm asks, or the relationship ended)?
     settled = client_selectors.client_company_settled(company=company)
@@ -292,6 +293,11 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
             "company_rut": client_selectors.rut_display(company.rut),
             "form": form,
             "current": client_selectors.client_certificate_current(company=company),
+            # The stored certificate failed the latest attempt (certificate or holder): only "upload another".
+            "current_failed": client_selectors.client_certificate_offerable(
+                company=company, latest=core_selectors.job_latest_for_company(company=company)
+            )
+            is None,
             "max_kb": settings.AUTORIZA_MAX_CERTIFICATE_BYTES // 1024,
             "step": 1,
             "wizard_kind": _wizard_kind(company),
