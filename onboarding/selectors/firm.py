@@ -463,13 +463,6 @@ def job_later_success(*, job: EnrollmentJob, attempts: Iterable[EnrollmentJob]) 
     return max(later, key=lambda other: other.attempt, default=None)
 
 
-def job_kind_number(*, job: EnrollmentJob) -> int:
-    """`job`'s number among its company's jobs of the same kind (one query): "Retiro, intento 1"."""
-    return EnrollmentJob.objects.filter(
-        tenant_id=job.tenant_id, company_id=job.company_id, kind=job.kind, attempt__lte=job.attempt
-    ).count()
-
-
 # Failures after which the SII itself demands a long pause before the next login: retrying sooner makes
 # it block longer (see /work/shared/sii-reference.md: "never retry that error quickly"). A manual
 # "retry now" waits for the failure's own minimum (`retry_after_seconds`) after these.
@@ -714,7 +707,6 @@ __all__ = [
     "job_artifact_get",
     "job_artifacts",
     "job_has_rerun",
-    "job_kind_number",
     "job_later_success",
     "job_minimum_wait_until",
     "job_retry_now_state",

@@ -458,6 +458,8 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     etag = client_selectors.job_status_etag(job=job)
     context = _job_status_context(job, etag)
     context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
+    # Attempts are counted per kind for people: a first removal is not "Intento 2".
+    context["kind_number"] = core_selectors.job_kind_number(job=job)
     return render(request, "client/job.html", context)
 
 

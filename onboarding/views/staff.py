@@ -584,6 +584,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
             and job.company.relationship != Relationship.ENDED
         ),
         retry_now=selectors.job_retry_now_state(job=job),
+        # When the automatic retry runs, while it is still ahead.
+        retry_at=(
+            job.run_after
+            if job.status == JobStatus.QUEUED and job.run_after and job.run_after > timezone.now()
+            else None
+        ),
         result=job.result if isinstance(job.result, dict) else None,
         poll_every=POLL_EVERY,
     )
@@ -643,7 +649,8 @@ def job_retry_now(request: HttpRequest, membership: Membership, job_id: Any) -> 
     except services.ServiceError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Reintentando ahora {display.job_kind_noun(job.kind).lower()} de {job.company.legal_name}.")
+        noun = selectors.job_wording(job=job).noun
+        messages.success(request, f"Reintentando ahora {noun} de {job.company.legal_name}.")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
 
 
