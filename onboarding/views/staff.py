@@ -582,6 +582,7 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         certificate_needed=(
             job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
             and job.company.relationship != Relationship.ENDED
+            and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
         ),
         retry_now=selectors.job_retry_now_state(job=job),
         # When the automatic retry runs, while it is still ahead.
