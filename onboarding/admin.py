@@ -86,7 +86,7 @@ class JobEventInline(admin.TabularInline):
 
 @admin.register(EnrollmentJob)
 class EnrollmentJobAdmin(admin.ModelAdmin):
-    list_display = ["company", "tenant", "attempt", "status", "failure_code", "created_at", "finished_at"]
+    list_display = ["company", "tenant", "kind", "attempt", "state", "failure_code", "created_at", "finished_at"]
     list_filter = ["tenant", "status", "failure_code"]
     search_fields = ["company__legal_name", "company__rut"]
     readonly_fields = [f.name for f in EnrollmentJob._meta.fields]
@@ -96,7 +96,14 @@ class EnrollmentJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Re-ejecutar los trabajos con error seleccionados")
+    @admin.display(description="estado", ordering="status")
+    def state(self, job: EnrollmentJob) -> str:
+        """The state in the job's own terms: a removal reads "Retirado", never "Autorizado"."""
+        from onboarding.domain.display import job_status_badge
+
+        return job_status_badge(kind=job.kind, status=job.status, outcome=job.outcome, retrying=job.retry_count > 0).label
+
+    @admin.action(description="Reintentar los trabajos con error seleccionados")
     def rerun_failed(self, request: HttpRequest, queryset: QuerySet[EnrollmentJob]) -> None:
         done = 0
         for job in queryset.select_related("company__tenant", "certificate"):
@@ -106,7 +113,7 @@ class EnrollmentJobAdmin(admin.ModelAdmin):
             except services.ServiceError as error:
                 self.message_user(request, f"{job.company}: {error.message}", level=messages.WARNING)
         if done:
-            self.message_user(request, f"{done} trabajo(s) re-ejecutado(s).", level=messages.SUCCESS)
+            self.message_user(request, f"{done} trabajo(s) reintentado(s).", level=messages.SUCCESS)
 
 
 @admin.register(AuditEntry)

@@ -439,7 +439,10 @@ class EnrollmentJob(TimeStamped):
         ]
 
     def __str__(self) -> str:
-        return f"{self.company} intento {self.attempt} ({self.get_status_display()})"
+        from onboarding.domain.display import job_kind_noun, job_status_badge  # it imports this module
+
+        state = job_status_badge(kind=self.kind, status=self.status, outcome=self.outcome).label
+        return f"{self.company}: {job_kind_noun(self.kind).lower()}, intento {self.attempt} ({state})"
 
     @property
     def is_finished(self) -> bool:

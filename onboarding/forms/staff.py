@@ -13,7 +13,8 @@ from django import forms
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
-from onboarding.models import AuditAction, CompanyStage, Representative, Role, SiiEnvironment, Tenant
+from onboarding.domain.display import audit_action_choices
+from onboarding.models import CompanyStage, Representative, Role, SiiEnvironment, Tenant
 from onboarding.selectors.firm import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.firm import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
@@ -273,7 +274,7 @@ class MemberRoleForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    accion = forms.ChoiceField(label="Acción", required=False, choices=[("", "Todas")] + list(AuditAction.choices))
+    accion = forms.ChoiceField(label="Acción", required=False, choices=[("", "Todas"), *audit_action_choices()])
 
 
 class MemberPasswordForm(SetPasswordForm):

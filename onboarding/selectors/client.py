@@ -21,6 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from onboarding.domain.display import job_status_badge, message_once, rut_display
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     Certificate,
@@ -40,7 +41,6 @@ from onboarding.models import (
 )
 from onboarding.selectors.core import parse_uuid
 from sii_bot.errors import CertificateRejected
-from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = [
     "CERTIFICATE_FAILURE_CODES",
@@ -59,6 +59,7 @@ __all__ = [
     "claim_has_rivals",
     "client_certificate_current",
     "client_certificate_get",
+    "client_certificate_offerable",
     "client_claim_get",
     "client_companies",
     "client_company_get",
@@ -74,26 +75,12 @@ __all__ = [
     "job_status_etag_for_owner",
     "job_status_poll_get",
     "job_timeline",
+    "job_waits_for_retry",
     "job_wording",
     "representative_active",
     "rut_display",
     "tenant_get_by_slug",
 ]
-
-
-def rut_display(rut: str | None) -> str:
-    """The RUT as people write it ("13.322.924-8"); the input unchanged if it is not a valid RUT."""
-    if not rut:
-        return ""
-    try:
-        body, _, check_digit = normalize_rut(rut).partition("-")
-    except InvalidRut:
-        return rut
-    groups = []
-    while body:
-        groups.insert(0, body[-3:])
-        body = body[:-3]
-    return f"{'.'.join(groups)}-{check_digit}"
 
 
 # --- Tenants and representatives ------------------------------------------------------------------
@@ -217,6 +204,24 @@ def client_certificate_current(*, company: ClientCompany, claim: CompanyClaim | 
         .order_by("-created_at")
         .first()
     )
+
+
+def client_certificate_offerable(
+    *, company: ClientCompany, latest: EnrollmentJob | None, claim: CompanyClaim | None = None
+) -> Certificate | None:
+    """The stored certificate the viewer holding `claim` may go on with: `client_certificate_current`,
+    unless their latest attempt (`latest`) failed with that very certificate for a reason that lies in
+    the certificate or its holder (offering it again could only fail the same way); else None."""
+    certificate = client_certificate_current(company=company, claim=claim)
+    if (
+        certificate is not None
+        and latest is not None
+        and latest.status == JobStatus.FAILED
+        and latest.certificate_id == certificate.pk
+        and latest.failure_code in CERTIFICATE_FAILURE_CODES | HOLDER_FAILURE_CODES
+    ):
+        return None
+    return certificate
 
 
 def certificate_in_active_job(*, certificate: Certificate) -> bool:
@@ -515,11 +520,18 @@ class JobTimeline:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def job_waits_for_retry(*, job: EnrollmentJob) -> bool:
+    """True while `job` is queued again after a transient failure, waiting for its automatic retry."""
+    return job.status == JobStatus.QUEUED and job.retry_count > 0
+
+
 def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
     """Fold the job's events (oldest first) into the guide's steps.
 
-    A scheduled retry runs the guide again from the start, so step states come only from the events
-    after the last retry; every info event stays in `notes`.
+    A scheduled retry runs the guide again from the start, so step states come from the latest run:
+    the events after the last retry, or, while the retry is still waiting, the run that just failed
+    (the client sees what the firm sees, and which step it stopped at). Every info event stays in
+    `notes`, saying the failure's sentence once, and a finished job's notes end with how it ended.
     """
     order = _step_order()
     if getattr(job, "kind", "authorize") != "authorize":
@@ -528,24 +540,32 @@ def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
 
         order = job_step_flow(kind=job.kind)
     known = {code for code, _ in order}
-    last_retry = max((index for index, event in enumerate(events) if event.step == "retry"), default=-1)
+    retries = [index for index, event in enumerate(events) if event.step == "retry"]
+    waiting = job_waits_for_retry(job=job) and bool(retries)
+    if waiting:
+        # The run that failed: from the retry before it (if any) up to the retry now waiting.
+        run_start, run_end = (retries[-2] if len(retries) > 1 else -1), retries[-1]
+    else:
+        run_start, run_end = (retries[-1] if retries else -1), len(events)
+    # The failure's sentence is shown above the steps (failed, or waiting for a retry): not again here.
+    shown: set[str] = {job.failure_message} if job.failure_message and (waiting or job.status == JobStatus.FAILED) else set()
     per_step: dict[str, dict[str, Any]] = {}
     notes: list[TimelineNote] = []
     for index, event in enumerate(events):
         if event.step == "finished":
-            continue  # the end is shown by the result or failure block, not repeated as news
+            continue  # the end is added once below, without repeating the failure
         if event.step not in known:
             notes.append(
                 TimelineNote(
                     code=event.step,
                     label=INFO_EVENT_LABELS.get(event.step, "Aviso"),
-                    message=event.message,
+                    message=message_once(event.message, shown),
                     at=event.created_at,
                     is_failure=event.status == "failed",
                 )
             )
             continue
-        if index < last_retry:
+        if not run_start < index < run_end:
             continue
         slot = per_step.setdefault(event.step, {"state": "pending", "started_at": None, "finished_at": None, "message": ""})
         if event.status == "started":
@@ -561,14 +581,14 @@ def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
     for number, (code, label) in enumerate(order, start=1):
         slot = per_step.get(code, {})
         state = slot.get("state", "pending")
-        if job.is_finished and state == "started":
-            # The job ended while this step was in flight: it did not finish.
-            state = "failed" if job.status == JobStatus.FAILED else "done"
+        if (job.is_finished or waiting) and state == "started":
+            # The run ended while this step was in flight: it did not finish.
+            state = "done" if job.status == JobStatus.SUCCEEDED else "failed"
         elif job.is_finished and state == "pending":
             # A finished job never comes back to this step: say why it did not run.
             state = "skipped" if job.status == JobStatus.SUCCEEDED else "not_run"
         message = slot.get("message", "")
-        if message.startswith(label) or (state == "failed" and message == job.failure_message):
+        if message.startswith(label) or (state == "failed" and message in shown):
             message = ""  # "<label>: listo." says nothing the state does not; the failure is shown above
         steps.append(
             TimelineStep(
@@ -584,7 +604,22 @@ def job_timeline(*, job: EnrollmentJob, events: list[JobEvent]) -> JobTimeline:
         )
     current = next((step for step in steps if step.state in ("started", "failed")), None)
     done_count = sum(step.state in ("done", "skipped") for step in steps)
-    return JobTimeline(steps=steps, notes=notes, current=current, done_count=done_count, summary=_summary(job, steps, current))
+    summary = _summary(job, steps, current)
+    if job.is_finished:
+        ended_at = job.finished_at or next(
+            (event.created_at for event in reversed(events) if event.step == "finished"), None
+        )
+        if ended_at is not None:
+            notes.append(
+                TimelineNote(
+                    code="finished",
+                    label=INFO_EVENT_LABELS["finished"],
+                    message=summary,
+                    at=ended_at,
+                    is_failure=job.status == JobStatus.FAILED,
+                )
+            )
+    return JobTimeline(steps=steps, notes=notes, current=current, done_count=done_count, summary=summary)
 
 
 def _summary(job: EnrollmentJob, steps: list[TimelineStep], current: TimelineStep | None) -> str:
@@ -595,7 +630,11 @@ def _summary(job: EnrollmentJob, steps: list[TimelineStep], current: TimelineSte
     if job.status == JobStatus.FAILED:
         return f"{noun[:1].upper()}{noun[1:]} no se pudo completar."
     if job.status == JobStatus.QUEUED:
-        return f"En cola: {noun} comenzará en breve." if not job.retry_count else "Reintento programado."
+        if not job.retry_count:
+            return f"En cola: {noun} comenzará en breve."
+        if job.run_after is not None:
+            return f"Reintento programado a las {timezone.localtime(job.run_after):%H:%M}."
+        return "Reintento programado."
     if current is not None:
         return f"Paso {current.number} de {len(steps)}: {current.label}."
     return f"{noun[:1].upper()}{noun[1:]} está en curso."
@@ -622,21 +661,23 @@ def job_wording(*, job: EnrollmentJob) -> JobWording:
     kind = getattr(job, "kind", JobKind.AUTHORIZE)
     if kind == JobKind.REVOKE:
         title, heading = "Retiro del usuario en el SII", f"Retiro de {job.user_name}"
-        noun, indefinite, done, again = "el retiro", "un retiro", "Retirado", "vuelva a confirmar el retiro"
+        noun, indefinite, again = "el retiro", "un retiro", "vuelva a confirmar el retiro"
     elif kind == JobKind.REPLACE:
         old = job.old_user_name or rut_display(job.old_user_rut)
         title, heading = "Reemplazo del representante en el SII", f"Reemplazo de {old} por {job.user_name}"
-        noun, indefinite, done, again = "el reemplazo", "un reemplazo", "Reemplazado", "vuelva a confirmar el cambio"
+        noun, indefinite, again = "el reemplazo", "un reemplazo", "vuelva a confirmar el cambio"
     else:
         title, heading = "Autorización en el SII", f"Autorización de {job.user_name}"
-        noun, indefinite, done, again = "la autorización", "una autorización", "Autorizado", "autorice nuevamente"
+        noun, indefinite, again = "la autorización", "una autorización", "autorice nuevamente"
     return JobWording(
         kind=str(kind),
         title=title,
         heading=heading,
         noun=noun,
         indefinite=indefinite,
-        status_label=done if job.status == JobStatus.SUCCEEDED else str(job.get_status_display()),
+        status_label=job_status_badge(
+            kind=str(kind), status=job.status, outcome=job.outcome, retrying=job_waits_for_retry(job=job)
+        ).label,
         failure_title=f"No se pudo completar {noun}",
         again=again,
     )

@@ -78,6 +78,13 @@ def job_attempts(*, job: EnrollmentJob) -> QuerySet[EnrollmentJob]:
     return EnrollmentJob.objects.filter(tenant_id=job.tenant_id, company_id=job.company_id).order_by("-attempt")
 
 
+def job_kind_number(*, job: EnrollmentJob) -> int:
+    """`job`'s number among its company's jobs of the same kind (one query): "Retiro, intento 1"."""
+    return EnrollmentJob.objects.filter(
+        tenant_id=job.tenant_id, company_id=job.company_id, kind=job.kind, attempt__lte=job.attempt
+    ).count()
+
+
 def job_latest_for_company(*, company: ClientCompany) -> EnrollmentJob | None:
     """The company's most recent attempt, or None."""
     return EnrollmentJob.objects.filter(tenant_id=company.tenant_id, company=company).order_by("-attempt").first()

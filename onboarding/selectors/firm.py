@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import (
@@ -35,6 +36,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce, Length, Lower, Replace, RowNumber
 from django.utils import timezone
 
+from onboarding.domain.display import failure_label
 from onboarding.models import (
     AuditEntry,
     ClientCompany,
@@ -44,12 +46,14 @@ from onboarding.models import (
     Invitation,
     JobArtifact,
     JobEvent,
+    JobStatus,
     Membership,
     Representative,
     Role,
     Tenant,
 )
 from onboarding.selectors.core import company_stage_counts, parse_uuid
+from sii_bot.errors import LoginThrottled, TooManySessions, failure_from_code
 
 # --- Dashboard --------------------------------------------------------------------------------
 
@@ -165,11 +169,21 @@ def _latest_job_prefetch() -> Prefetch:
     Django turns the sliced queryset into one windowed query (ROW_NUMBER() OVER (PARTITION BY
     company ORDER BY attempt DESC)) over the page's companies: one query, whatever the page size.
     """
-    jobs = EnrollmentJob.objects.only(
-        "id", "company_id", "tenant_id", "status", "attempt", "created_at", "finished_at",
-        "failure_code", "failure_message", "certificate_id",
-    ).order_by("-attempt")[:1]
+    jobs = (
+        EnrollmentJob.objects.only(
+            "id", "company_id", "tenant_id", "kind", "status", "outcome", "attempt", "retry_count", "created_at",
+            "finished_at", "failure_code", "failure_message", "certificate_id",
+        )
+        .annotate(kind_number=_kind_number())
+        .order_by("-attempt")[:1]
+    )
     return Prefetch("jobs", queryset=jobs, to_attr="latest_jobs")
+
+
+def _kind_number() -> Window:
+    """The job's number among its company's jobs of the same kind ("Retiro, intento 1" even when it is
+    the company's third job): what `domain.display.attempt_label` shows."""
+    return Window(RowNumber(), partition_by=[F("company_id"), F("kind")], order_by=F("attempt").asc())
 
 
 def _company_filtered(*, tenant: Tenant, filters: CompanyFilters) -> QuerySet[ClientCompany]:
@@ -229,11 +243,21 @@ class LatestJob:
     failure_message: str
     certificate_id: uuid.UUID | None = None
     certificate_destroyed_at: dt.datetime | None = None
+    kind: str = "authorize"
+    outcome: str = ""
+    retry_count: int = 0
+    run_after: dt.datetime | None = None
+    kind_number: int = 1
 
     @property
     def certificate_kept(self) -> bool:
         """Whether the attempt's certificate is still stored: a re-run needs it (`job_rerun`)."""
         return self.certificate_id is not None and self.certificate_destroyed_at is None
+
+    @property
+    def waits_for_retry(self) -> bool:
+        """Queued again after a transient failure, its automatic retry not yet due."""
+        return self.status == "queued" and self.retry_count > 0 and self.run_after is not None and self.run_after > timezone.now()
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +292,7 @@ def _with_claimants(queryset: QuerySet[ClientCompany]) -> QuerySet[ClientCompany
     return queryset.annotate(claimants=Coalesce(Subquery(count, output_field=IntegerField()), 0))
 _JOB_COLUMNS: tuple[str, ...] = (
     "company_id", "pk", "status", "attempt", "failure_code", "failure_message", "certificate_id",
-    "certificate__destroyed_at",
+    "certificate__destroyed_at", "kind", "outcome", "retry_count", "run_after", "kind_number",
 )
 
 
@@ -286,7 +310,10 @@ def _latest_jobs(*, tenant: Tenant, company_ids: list[int]) -> dict[int, LatestJ
         return {}
     rows = (
         EnrollmentJob.objects.filter(tenant=tenant, company_id__in=company_ids)
-        .annotate(position=Window(RowNumber(), partition_by=F("company_id"), order_by=F("attempt").desc()))
+        .annotate(
+            position=Window(RowNumber(), partition_by=F("company_id"), order_by=F("attempt").desc()),
+            kind_number=_kind_number(),
+        )
         .filter(position=1)
         .values_list(*_JOB_COLUMNS)
     )
@@ -448,6 +475,73 @@ def job_has_rerun(*, job: EnrollmentJob) -> bool:
     return EnrollmentJob.objects.filter(tenant_id=job.tenant_id, rerun_of=job).exists()
 
 
+def job_later_success(*, job: EnrollmentJob, attempts: Iterable[EnrollmentJob]) -> EnrollmentJob | None:
+    """For a failed `job`: the newest later attempt of the same kind that succeeded (among `attempts`,
+    the company's jobs as `job_attempts` returns them), or None. No query."""
+    if job.status != JobStatus.FAILED:
+        return None
+    later = [
+        other for other in attempts
+        if other.attempt > job.attempt and other.kind == job.kind and other.status == JobStatus.SUCCEEDED
+    ]
+    return max(later, key=lambda other: other.attempt, default=None)
+
+
+# Failures after which the SII itself demands a long pause before the next login: retrying sooner makes
+# it block longer (see /work/shared/sii-reference.md: "never retry that error quickly"). A manual
+# "retry now" waits for the failure's own minimum (`retry_after_seconds`) after these.
+SII_MINIMUM_WAIT_CODES: frozenset[str] = frozenset({TooManySessions.code, LoginThrottled.code})
+
+
+@dataclass(frozen=True)
+class RetryNowState:
+    """Whether an admin may run a job's scheduled automatic retry now.
+
+    `earliest`: the first moment the SII allows another login after the last failure (None when the
+    failure demands no minimum wait); `reason`: why not yet, in Spanish ("" when allowed).
+    """
+
+    allowed: bool
+    earliest: dt.datetime | None
+    reason: str
+
+
+def job_minimum_wait_until(*, job: EnrollmentJob) -> dt.datetime | None:
+    """When the SII allows another login after `job`'s last failure, for failures that demand a minimum
+    wait (`SII_MINIMUM_WAIT_CODES`), else None. The failure's time is its retry event's (one query),
+    or the job's last heartbeat when there is none."""
+    if job.failure_code not in SII_MINIMUM_WAIT_CODES:
+        return None
+    minimum = failure_from_code(job.failure_code).retry_after_seconds or 0
+    failed_at = (
+        JobEvent.objects.filter(tenant_id=job.tenant_id, job=job, step="retry")
+        .order_by("-created_at", "-id")
+        .values_list("created_at", flat=True)
+        .first()
+    ) or job.heartbeat_at or job.started_at or job.created_at
+    return failed_at + dt.timedelta(seconds=minimum * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE)
+
+
+def job_retry_now_state(*, job: EnrollmentJob, now: dt.datetime | None = None) -> RetryNowState | None:
+    """Whether `job`'s scheduled automatic retry may run now; None when `job` is not waiting for one
+    (not queued again after a failure, or already due)."""
+    now = now or timezone.now()
+    if not (job.status == JobStatus.QUEUED and job.retry_count > 0 and job.run_after is not None and job.run_after > now):
+        return None
+    earliest = job_minimum_wait_until(job=job)
+    if earliest is not None and earliest > now:
+        local = timezone.localtime(earliest)
+        return RetryNowState(
+            allowed=False,
+            earliest=earliest,
+            reason=(
+                f"El SII exige esperar después de este error ({failure_label(job.failure_code).lower()}): "
+                f"reintentar antes hace que bloquee por más tiempo. Se puede reintentar desde las {local:%H:%M}."
+            ),
+        )
+    return RetryNowState(allowed=True, earliest=earliest, reason="")
+
+
 # --- Invitations --------------------------------------------------------------------------------
 
 
@@ -581,6 +675,16 @@ def audit_filtered(*, tenant: Tenant, action: str = "") -> QuerySet[AuditEntry]:
     return queryset
 
 
+def audit_job_kinds(*, tenant: Tenant, entries: Iterable[AuditEntry]) -> dict[str, str]:
+    """The kind of each job the `entries` name in their details (`"job"`), by job id as stored there
+    (one query; other tenants' and malformed ids are left out)."""
+    ids = {str(entry.details.get("job")) for entry in entries if isinstance(entry.details, dict) and entry.details.get("job")}
+    pks = [pk for pk in (parse_uuid(value) for value in ids) if pk is not None]
+    if not pks:
+        return {}
+    return {str(pk): kind for pk, kind in EnrollmentJob.objects.filter(tenant=tenant, pk__in=pks).values_list("pk", "kind")}
+
+
 def user_by_email(*, email: str) -> AbstractBaseUser | None:
     """The user whose username or email is `email` (case-insensitive), or None."""
     from django.contrib.auth import get_user_model
@@ -596,25 +700,28 @@ def active_company_ids(companies: Iterable[ClientCompany | DashboardRow]) -> lis
 
 __all__ = [
     "ACTIVE_STAGES",
+    "BLOCKED_CLIENT",
+    "BLOCKED_OPEN_INVITATION",
+    "DEFAULT_SORT",
+    "SII_MINIMUM_WAIT_CODES",
+    "SORT_FIELDS",
+    "STAGE_COUNTS_CACHE_SECONDS",
+    "STAGE_ORDER",
     "CompanyFilters",
     "DashboardRow",
-    "DEFAULT_SORT",
-    "LatestJob",
-    "STAGE_COUNTS_CACHE_SECONDS",
-    "SORT_FIELDS",
-    "STAGE_ORDER",
     "JobStepTiming",
+    "LatestJob",
+    "RetryNowState",
     "active_company_ids",
     "audit_filtered",
+    "audit_job_kinds",
     "company_dashboard_list",
     "company_dashboard_values",
     "company_export_rows",
-    "company_latest_job",
-    "company_rows_by_ids",
-    "BLOCKED_CLIENT",
-    "BLOCKED_OPEN_INVITATION",
     "company_invitation_blockers",
+    "company_latest_job",
     "company_reinvitable",
+    "company_rows_by_ids",
     "company_search",
     "company_stage_counts_cached",
     "dashboard_rows",
@@ -624,6 +731,9 @@ __all__ = [
     "job_artifact_get",
     "job_artifacts",
     "job_has_rerun",
+    "job_later_success",
+    "job_minimum_wait_until",
+    "job_retry_now_state",
     "job_step_timings",
     "jobs_for_rerun",
     "member_get",

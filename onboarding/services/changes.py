@@ -19,6 +19,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from onboarding.domain import display
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     AuditAction,
@@ -121,7 +122,7 @@ def _send(subject: str, body: str, recipients: list[str]) -> bool:
 
 def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
     """Email the client (owner_email) asking them to upload their certificate again for `what`."""
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = display.greeting(company.owner_name)
     body = "\n".join(
         [
             greeting,

@@ -31,12 +31,14 @@ from django.utils.formats import date_format
 from django.utils.http import urlsafe_base64_encode
 
 from onboarding import selectors
+from onboarding.domain.display import attempt_label, greeting, rut_display
 from onboarding.models import (
     AuditAction,
     ClientCompany,
     CompanyStage,
     EnrollmentJob,
     Invitation,
+    JobStatus,
     Membership,
     Representative,
     Role,
@@ -60,6 +62,7 @@ INVITATION_CSV_MAX_BYTES = 256 * 1024
 RERUN_BULK_MAX = 200
 
 __all__ = [
+    "CERTIFICATE_REQUEST_EVERY_HOURS",
     "INVITATION_CSV_MAX_BYTES",
     "INVITATION_CSV_MAX_ROWS",
     "INVITATION_TTL_DAYS",
@@ -67,6 +70,8 @@ __all__ = [
     "InvitationImportReport",
     "InvitationImportRow",
     "RerunOutcome",
+    "company_certificate_request",
+    "enrollment_job_retry_now",
     "enrollment_jobs_rerun",
     "invitation_create",
     "invitation_link",
@@ -106,12 +111,12 @@ def _invitation_message(invitation: Invitation) -> EmailMessage:
     """The invitation email (Spanish, plain text) with a fresh signed link."""
     tenant = invitation.tenant
     company = invitation.company
-    greeting = f"Hola {invitation.name}," if invitation.name else "Hola,"
+    hello = greeting(invitation.name)
     expires = date_format(timezone.localtime(invitation.expires_at), "j \\d\\e F \\d\\e Y")
     body = (
-        f"{greeting}\n\n"
+        f"{hello}\n\n"
         f"{tenant.name}, su estudio contable, le invita a autorizar a su representante como usuario de "
-        f"{company.legal_name} (RUT {company.rut}) en el SII.\n\n"
+        f"{company.legal_name} (RUT {rut_display(company.rut)}) en el SII.\n\n"
         "Con Autoriza lo hace en pocos minutos con su certificado digital: lo usamos una sola vez, "
         "cifrado, y lo eliminamos al terminar.\n\n"
         f"Para comenzar, abra este enlace (válido hasta el {expires}):\n"
@@ -201,7 +206,7 @@ def _invitation_insert(
         actor=actor,
         action=AuditAction.INVITATION,
         company=company,
-        summary=f"Invitación a {company.legal_name} ({company.rut}) enviada a {invitation.email}",
+        summary=f"Invitación a {company.legal_name} ({rut_display(company.rut)}) enviada a {invitation.email}",
         details={"invitation": invitation.pk, "email": invitation.email, "rut": company.rut},
     )
     return invitation
@@ -579,7 +584,7 @@ def representative_create(*, tenant: Tenant, rut: str, name: str, actor: Abstrac
             tenant=tenant,
             actor=actor,
             action=AuditAction.SETTINGS,
-            summary=f"Representante {representative.name} ({representative.rut}) "
+            summary=f"Representante {representative.name} ({rut_display(representative.rut)}) "
             + ("agregado" if before is None else f"reactivado{renamed}"),
             details={
                 "representative": representative.pk,
@@ -613,7 +618,7 @@ def representative_deactivate(*, representative: Representative, actor: Abstract
             tenant=representative.tenant,
             actor=actor,
             action=AuditAction.SETTINGS,
-            summary=f"Representante {representative.name} ({representative.rut}) desactivado",
+            summary=f"Representante {representative.name} ({rut_display(representative.rut)}) desactivado",
             details={"representative": representative.pk, "before": {"is_active": True}, "after": {"is_active": False}},
         )
     return representative
@@ -629,7 +634,7 @@ def representative_reactivate(*, representative: Representative, actor: Abstract
             tenant=representative.tenant,
             actor=actor,
             action=AuditAction.SETTINGS,
-            summary=f"Representante {representative.name} ({representative.rut}) reactivado",
+            summary=f"Representante {representative.name} ({rut_display(representative.rut)}) reactivado",
             details={"representative": representative.pk, "before": {"is_active": False}, "after": {"is_active": True}},
         )
     return representative
@@ -678,13 +683,13 @@ def member_add(*, tenant: Tenant, email: str, role: str, actor: AbstractBaseUser
     if created or not user.has_usable_password():
         link = member_password_link(user=user)
         body = (
-            f"Hola,\n\n{actor.get_username()} le agregó al equipo de {tenant.name} en Autoriza, con el rol "
+            f"{greeting(None)}\n\n{actor.get_username()} le agregó al equipo de {tenant.name} en Autoriza, con el rol "
             f"{Role(role).label}.\n\nPara ingresar, defina su contraseña en este enlace (sirve una sola vez):\n{link}\n\n"
             f"Su usuario es {email}.\n\n— Autoriza"
         )
     else:
         body = (
-            f"Hola,\n\n{actor.get_username()} le agregó al equipo de {tenant.name} en Autoriza, con el rol "
+            f"{greeting(None)}\n\n{actor.get_username()} le agregó al equipo de {tenant.name} en Autoriza, con el rol "
             f"{Role(role).label}.\n\nIngrese con su cuenta de siempre en {settings.AUTORIZA_BASE_URL.rstrip('/')}"
             f"{reverse('login')}\n\n— Autoriza"
         )
@@ -799,7 +804,156 @@ def enrollment_jobs_rerun(*, tenant: Tenant, job_ids: list[Any], actor: Abstract
         else:
             outcomes.append(
                 RerunOutcome(
-                    job_id=raw, company=job.company, new_job=new_job, message=f"Intento {new_job.attempt} en cola."
+                    job_id=raw, company=job.company, new_job=new_job, message=f"{attempt_label(kind=new_job.kind, number=selectors.job_kind_number(job=new_job))} en cola."
                 )
             )
     return outcomes
+
+
+# --- Asking a client for a new certificate ------------------------------------------------------
+
+# A client is e-mailed a request for a new certificate at most once in this many hours (per company),
+# so a busy dashboard cannot flood anyone's inbox.
+CERTIFICATE_REQUEST_EVERY_HOURS = 12
+
+
+def _certificate_upload_link(company: ClientCompany) -> str:
+    path = reverse("client:certificate_upload", kwargs={"company_id": company.pk})
+    return f"{settings.AUTORIZA_BASE_URL.rstrip('/')}{path}"
+
+
+def company_certificate_request(*, company: ClientCompany, actor: AbstractBaseUser | None) -> ClientCompany:
+    """E-mail the client's contact a link to upload a new certificate (their stored one is gone, so
+    the firm cannot retry), audited as an INVITATION entry marked `certificate_request`.
+
+    At most once every CERTIFICATE_REQUEST_EVERY_HOURS per company. Raises ServiceError when the
+    relationship ended, the client has no e-mail, or the client was asked too recently (the message
+    says since when and from when it may be asked again). Returns the company.
+    """
+    from onboarding.domain.display import CERTIFICATE_REQUEST_MARKER, job_kind_noun
+    from onboarding.models import AuditEntry, Relationship
+
+    if company.relationship == Relationship.ENDED:
+        raise ServiceError("La relación con este cliente terminó: no hay nada que pedirle.", code="relationship_ended")
+    email = (company.owner_email or "").strip()
+    if not email:
+        raise ServiceError(
+            "Este cliente no tiene un correo registrado: pídale el certificado por otro medio.", code="no_email"
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        # One request at a time per company: two clicks at once cannot both pass the check below.
+        ClientCompany.objects.select_for_update().filter(pk=company.pk).first()
+        last = (
+            AuditEntry.objects.filter(
+                tenant_id=company.tenant_id,
+                company=company,
+                action=AuditAction.INVITATION,
+                created_at__gte=now - timedelta(hours=CERTIFICATE_REQUEST_EVERY_HOURS),
+                **{f"details__{CERTIFICATE_REQUEST_MARKER}": True},
+            )
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if last is not None:
+            asked = timezone.localtime(last)
+            again = timezone.localtime(last + timedelta(hours=CERTIFICATE_REQUEST_EVERY_HOURS))
+            raise ServiceError(
+                f"Ya le pedimos un nuevo certificado a este cliente el {asked:%d-%m-%Y} a las {asked:%H:%M}. "
+                f"Para no llenar su correo, puede volver a pedirlo desde el {again:%d-%m-%Y} a las {again:%H:%M}.",
+                code="too_soon",
+            )
+        latest = EnrollmentJob.objects.filter(tenant_id=company.tenant_id, company=company).order_by("-attempt").first()
+        what = job_kind_noun(latest.kind).lower() if latest is not None else "autorización"
+        tenant = company.tenant
+        body = "\n".join(
+            [
+                greeting(company.owner_name),
+                "",
+                (
+                    f"{tenant.name} necesita su certificado digital nuevamente para completar la {what} de "
+                    f"{company.legal_name} (RUT {rut_display(company.rut)}) en el SII: el que usamos antes ya no "
+                    "está guardado en nuestros sistemas."
+                ),
+                "",
+                (
+                    "Súbalo en el siguiente enlace. Antes de hacer cualquier cambio le mostraremos exactamente "
+                    "qué se hará y le pediremos su consentimiento:"
+                ),
+                _certificate_upload_link(company),
+                "",
+                "Si no esperaba este correo, puede ignorarlo.",
+                "",
+                f"— Autoriza, para {tenant.name}",
+            ]
+        )
+        message = EmailMessage(
+            subject=f"Se necesita un nuevo certificado digital: {company.legal_name}", body=body + "\n", to=[email]
+        )
+        audit_record(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.INVITATION,
+            company=company,
+            summary=f"Pedido de nuevo certificado a {email} para {company.legal_name}",
+            details={CERTIFICATE_REQUEST_MARKER: True, "email": email, "job": str(latest.pk) if latest else None},
+        )
+
+        def send() -> None:
+            try:
+                message.send()
+            except Exception:
+                logger.exception("certificate request e-mail for company %s failed", company.pk)
+
+        transaction.on_commit(send)
+    return company
+
+
+# --- Running a scheduled retry now ------------------------------------------------------------------
+
+
+def enrollment_job_retry_now(*, job: EnrollmentJob, actor: AbstractBaseUser | None) -> EnrollmentJob:
+    """Run `job`'s scheduled automatic retry now instead of at `run_after` (the SII is back): a
+    compare-and-set moves `run_after` to now, then the dispatcher enqueues it after commit, as it would
+    have when the retry fell due. Audited. Returns the job as stored.
+
+    Raises ServiceError when the job is not waiting for a retry (it ran, finished, or is due anyway),
+    or when its failure demands a minimum wait that has not passed (the message says until when).
+    """
+    state = selectors.job_retry_now_state(job=job)
+    if state is None:
+        raise ServiceError(
+            "Este trabajo no está esperando un reintento automático: revise su estado.", code="not_waiting"
+        )
+    if not state.allowed:
+        raise ServiceError(state.reason, code="sii_minimum_wait")
+    now = timezone.now()
+    with transaction.atomic():
+        # enqueued_at cleared too: the dispatcher sends only jobs without a live message.
+        moved = EnrollmentJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED, run_after__gt=now).update(
+            run_after=now, enqueued_at=None
+        )
+        if not moved:
+            raise ServiceError(
+                "El reintento ya comenzó o el trabajo cambió mientras tanto: revise su estado.", code="changed_meanwhile"
+            )
+        label = attempt_label(kind=job.kind, number=selectors.job_kind_number(job=job))
+        audit_record(
+            tenant=job.tenant,
+            actor=actor,
+            action=AuditAction.RERUN,
+            company=job.company,
+            summary=f"Reintento inmediato de {label} de {job.company.legal_name}",
+            details={"job": str(job.pk), "failure_code": job.failure_code, "retry_now": True},
+        )
+        transaction.on_commit(_dispatch_due_jobs)
+    job.refresh_from_db()
+    return job
+
+
+def _dispatch_due_jobs() -> None:
+    """Enqueue the due jobs as the periodic dispatcher does (the one public way to send a job)."""
+    from onboarding import services
+
+    services.enrollment_jobs_dispatch()

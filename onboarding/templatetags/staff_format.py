@@ -1,28 +1,51 @@
 """Display filters for the firm's pages: RUTs with dots, durations, the SII's SI/NO.
 
-Display only: nothing here reads the database or changes what is stored.
+Display only: nothing here reads the database or changes what is stored. The rules themselves live in
+`onboarding.domain.display`; these filters only put them in the templates.
 """
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from onboarding.domain import display
 
 register = template.Library()
 
 
 @register.filter
 def rut_display(value: object) -> str:
-    """'76086428-5' → '76.086.428-5' (anything that isn't a canonical RUT is returned as is)."""
-    text = str(value or "")
-    body, dash, dv = text.partition("-")
-    if not dash or not body.isdigit():
-        return text
-    groups = []
-    while body:
-        groups.insert(0, body[-3:])
-        body = body[:-3]
-    return ".".join(groups) + "-" + dv
+    """'76086428-5' → '76.086.428-5' (anything that isn't a RUT is returned as is)."""
+    return display.rut_display(str(value or ""))
+
+
+@register.filter
+def rut(value: object) -> SafeString:
+    """A RUT with dots in a `<span class="rut">` that never breaks across lines ("" for none)."""
+    text = display.rut_display(str(value or ""))
+    return format_html('<span class="rut">{}</span>', text) if text else SafeString("")
+
+
+@register.filter
+def job_badge(job: Any) -> SafeString:
+    """The job's state badge in its own terms ("Retirado" for a removal, never "Autorizado")."""
+    badge = display.job_status_badge(
+        kind=getattr(job, "kind", "authorize"),
+        status=job.status,
+        outcome=getattr(job, "outcome", "") or "",
+        retrying=job.status == "queued" and bool(getattr(job, "retry_count", 0)),
+    )
+    return format_html('<span class="badge {}">{}</span>', badge.css, badge.label)
+
+
+@register.filter
+def failure_label(code: object) -> str:
+    """The Spanish name of a stored failure code ("" for none)."""
+    return display.failure_label(str(code or ""))
 
 
 @register.filter
@@ -33,7 +56,7 @@ def duration(value: dt.timedelta | None) -> str:
     seconds = max(value.total_seconds(), 0.0)
     if seconds < 10:
         return f"{seconds:.1f} s".replace(".", ",")
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
     minutes, secs = divmod(whole, 60)
@@ -85,4 +108,8 @@ def audit_details(details: object) -> list[tuple[str, str]]:
     booleans as Sí/No, RUTs with dots, nested values inline (was Python's repr of the dict)."""
     if not isinstance(details, dict):
         return [("Detalle", _audit_value(details))] if details else []
-    return [(_AUDIT_LABELS.get(str(key), str(key)), _audit_value(value)) for key, value in details.items()]
+    return [
+        (_AUDIT_LABELS.get(str(key), str(key)), display.audit_value_label(str(key), value) or _audit_value(value))
+        for key, value in details.items()
+        if key != display.CERTIFICATE_REQUEST_MARKER  # the action's label already says it
+    ]

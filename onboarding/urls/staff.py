@@ -19,6 +19,7 @@ urlpatterns = [
     path("<slug:tenant_slug>/reejecutar/", staff.rerun_bulk, name="rerun_bulk"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/", staff.job_detail, name="job_detail"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reejecutar/", staff.job_rerun, name="job_rerun"),
+    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reintentar-ahora/", staff.job_retry_now, name="job_retry_now"),
     path(
         "<slug:tenant_slug>/trabajos/<uuid:job_id>/evidencia/<uuid:artifact_id>/",
         staff.job_artifact,
@@ -52,6 +53,11 @@ urlpatterns = [
     ),
     # Keeping SII authorizations true over time (services.changes).
     path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", staff.company_end, name="company_end"),
+    path(
+        "<slug:tenant_slug>/clientes/<int:company_id>/pedir-certificado/",
+        staff.company_certificate_request,
+        name="company_certificate_request",
+    ),
     path(
         "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/reemplazar/",
         staff.representative_replace,

@@ -199,7 +199,8 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     """Where the company stands: its latest job (with a link to the status page) or the wizard."""
     company, claim = client_company_or_404(user=request.user, company_id=company_id)
     latest = client_selectors.client_job_latest(company=company, claim=claim)
-    certificate = client_selectors.client_certificate_current(company=company, claim=claim)
+    # Not the certificate the latest attempt just failed with because of the certificate or its holder.
+    certificate = client_selectors.client_certificate_offerable(company=company, latest=latest, claim=claim)
     representative = client_selectors.representative_active(tenant=company.tenant)
     # Nothing left to do (already authorized as the firm asks, or the relationship ended)?
     settled = client_selectors.client_company_settled(company=company)
@@ -327,6 +328,11 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
             "company_rut": client_selectors.rut_display(company.rut),
             "form": form,
             "current": client_selectors.client_certificate_current(company=company, claim=claim),
+            # The stored certificate failed the latest attempt (certificate or holder): only "upload another".
+            "current_failed": client_selectors.client_certificate_offerable(
+                company=company, latest=client_selectors.client_job_latest(company=company, claim=claim), claim=claim
+            )
+            is None,
             "max_kb": settings.AUTORIZA_MAX_CERTIFICATE_BYTES // 1024,
             "step": 1,
             "wizard_kind": _wizard_kind(company),
@@ -541,6 +547,8 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
     claim = client_selectors.client_claim_get(company=job.company, user=request.user) if job.claim_id else None
     context["claim_lost"] = claim_lost_message(tenant=job.tenant) if _claim_lost(claim) else ""
+    # Attempts are counted per kind for people: a first removal is not "Intento 2".
+    context["kind_number"] = core_selectors.job_kind_number(job=job)
     return render(request, "client/job.html", context)
 
 

@@ -23,6 +23,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix, reverse, reverse_lazy
@@ -35,6 +36,8 @@ from django.utils.translation import get_language
 from django_htmx.http import HttpResponseClientRefresh
 
 from onboarding import access, selectors, services
+from onboarding.domain import display
+from onboarding.domain.display import rut_display
 from onboarding.forms.staff import (
     PAGE_SIZE,
     AuditFilterForm,
@@ -48,9 +51,18 @@ from onboarding.forms.staff import (
     RepresentativeReplaceForm,
     TenantSettingsForm,
 )
-from onboarding.models import ArtifactKind, ClientCompany, CompanyStage, JobStatus, Membership, Role
+from onboarding.models import (
+    ArtifactKind,
+    AuditAction,
+    ClientCompany,
+    CompanyStage,
+    EnrollmentJob,
+    JobStatus,
+    Membership,
+    Relationship,
+    Role,
+)
 from onboarding.selectors import claims as claim_selectors
-from onboarding.templatetags.staff_format import rut_display
 
 StaffView = Callable[..., HttpResponse]
 
@@ -183,19 +195,32 @@ def _month_abbreviations(language: str | None) -> tuple[str, ...]:
         return ("",) + tuple(str(MONTHS_3[month]).title() for month in range(1, 13))
 
 
-def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oob: bool = False) -> SafeString:
+_COMPANY_PLACEHOLDER = 987654321
+
+
+def _rows_html(
+    rows: list[selectors.DashboardRow], *, membership: Membership, csrf_token: str = "", oob: bool = False
+) -> SafeString:
     """The table rows (`<tr>`, one per company) of the dashboard and of its live refresh.
 
     Built here rather than with a template include per row: 50 rows through the template engine
     (≈ 1,600 variable lookups, two date filters and a reverse() each) were ≈ 70 % of the page's CPU;
     this is the same markup for a few percent of it. Everything that comes from the database goes
-    through `escape` (what autoescaping does); the rest is fixed text.
+    through `escape` (what autoescaping does); the rest is fixed text. `csrf_token` is the request's,
+    for the rows' own buttons (owners and admins).
     """
     tenant_slug = membership.tenant.slug
     # One reverse() for the page: each row's detail link is this URL with its job's id in place.
     job_url_head, _, job_url_tail = escape(
         reverse("staff:job_detail", kwargs={"tenant_slug": tenant_slug, "job_id": _URL_PLACEHOLDER})
     ).partition(str(_URL_PLACEHOLDER))
+    retry_url_head, _, retry_url_tail = escape(
+        reverse("staff:job_retry_now", kwargs={"tenant_slug": tenant_slug, "job_id": _URL_PLACEHOLDER})
+    ).partition(str(_URL_PLACEHOLDER))
+    request_url_head, _, request_url_tail = escape(
+        reverse("staff:company_certificate_request", kwargs={"tenant_slug": tenant_slug, "company_id": _COMPANY_PLACEHOLDER})
+    ).partition(str(_COMPANY_PLACEHOLDER))
+    csrf_input = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(csrf_token)}">'
     months = _month_abbreviations(get_language())
     local_zone = timezone.get_current_timezone()
     can_rerun = membership.can_rerun
@@ -206,15 +231,17 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
         pk = row.pk
         name = escape(row.legal_name)
         failed = row.stage == CompanyStage.FAILED
+        failed_job = failed and job is not None and job.status == JobStatus.FAILED
+        # A failed attempt whose certificate is gone: no re-run can take it (the bulk re-run would
+        # refuse it); the row says why and offers to ask the client for a new certificate.
+        blocked = failed_job and not job.certificate_kept  # type: ignore[union-attr]
         if can_rerun:
             select = ""
-            # Only what a re-run can take: a failed attempt whose certificate is still stored (the
-            # bulk re-run would refuse the rest, and the job's page says why).
-            if failed and job is not None and job.status == JobStatus.FAILED and job.certificate_kept:
+            if failed_job and not blocked:
                 select = (
-                    f'<input type="checkbox" name="job" value="{job.pk}" form="rerun-form" class="rerun-pick" '
+                    f'<input type="checkbox" name="job" value="{job.pk}" form="rerun-form" class="rerun-pick" '  # type: ignore[union-attr]
                     f'id="pick-{pk}"><label for="pick-{pk}" class="visually-hidden">Seleccionar {name} para '
-                    "re-ejecutar</label>"
+                    "reintentar</label>"
                 )
             select = f'<td class="select">{select}</td>'
         else:
@@ -230,15 +257,37 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
             contact += f'<span class="small contact claimants">{row.claimants} personas registraron esta empresa</span>'
 
         state = f'<span class="badge {escape(row.stage)}">{escape(_STAGE_LABELS.get(row.stage, row.stage))}</span>'
+        actions = ""
         if job is not None:
-            state += f' <span class="muted small nowrap">intento {job.attempt}</span>'
-            if failed and job.failure_message:
-                code = f" <code>{escape(job.failure_code)}</code>" if job.failure_code else ""
+            attempt = escape(display.attempt_label(kind=job.kind, number=job.kind_number))
+            state += f' <span class="muted small nowrap">{attempt}</span>'
+            if failed_job:
+                label = display.failure_label(job.failure_code)
                 message = job.failure_message
                 if len(message) > _FAILURE_MESSAGE_CHARS:  # Truncator walks every character: only when needed
                     message = Truncator(message).chars(_FAILURE_MESSAGE_CHARS)
-                message = escape(message)
-                state += f'<span class="row-failure">{message}{code}</span>'
+                lead = f'<strong class="failure-label">{escape(label)}.</strong> ' if label else ""
+                state += f'<span class="row-failure">{lead}{escape(message)}</span>'
+                if blocked:
+                    if job.failure_code != "certificate_missing":  # its label already says so
+                        state += '<span class="row-failure row-blocked">Sin certificado: el cliente debe subir uno nuevo</span>'
+                    if can_rerun and row.owner_email:
+                        actions = (
+                            f'<form method="post" action="{request_url_head}{pk}{request_url_tail}" class="inline">'
+                            f'{csrf_input}<button class="button secondary small" type="submit">Pedir nuevo certificado'
+                            f'<span class="visually-hidden"> a {name}</span></button></form>'
+                        )
+            elif job.waits_for_retry:
+                at = job.run_after.astimezone(local_zone)  # type: ignore[union-attr]
+                state += f'<span class="row-retry small">Reintento programado a las {at:%H:%M}</span>'
+                if can_rerun and job.failure_code not in selectors.SII_MINIMUM_WAIT_CODES:
+                    actions = (
+                        f'<form method="post" action="{retry_url_head}{job.pk}{retry_url_tail}" class="inline">'
+                        f'{csrf_input}<button class="button secondary small" type="submit">Reintentar ahora'
+                        f'<span class="visually-hidden"> {name}</span></button></form>'
+                    )
+            if actions:
+                state += f'<span class="row-actions-inline">{actions}</span>'
             link = (
                 f'<a href="{job_url_head}{job.pk}{job_url_tail}">Ver detalle'
                 f'<span class="visually-hidden"> de {name}</span></a>'
@@ -246,12 +295,13 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
         else:
             link = '<span class="muted small">Sin intentos</span>'
         changed = row.stage_changed_at.astimezone(local_zone)
+        blocked_attribute = " data-rerun-blocked" if blocked else ""
         parts.append(
-            f'\n<tr id="company-{pk}" class="stage-{escape(row.stage)}"{oob_attribute}>\n'
+            f'\n<tr id="company-{pk}" class="stage-{escape(row.stage)}"{blocked_attribute}{oob_attribute}>\n'
             f"  {select}\n"
             f'  <th scope="row" class="company" data-label="Empresa"><span class="company-name">{name}</span>'
             f"{contact}</th>\n"
-            f'  <td class="nowrap" data-label="RUT">{escape(rut_display(row.rut))}</td>\n'
+            f'  <td class="nowrap" data-label="RUT"><span class="rut">{escape(rut_display(row.rut))}</span></td>\n'
             f'  <td class="state" data-label="Estado">{state}</td>\n'
             f'  <td class="changed" data-label="Último cambio"><time datetime="{changed.isoformat()}">'
             f"{changed.day} {months[changed.month]} {changed.year} {changed:%H:%M}</time></td>\n"
@@ -263,6 +313,22 @@ def _rows_html(rows: list[selectors.DashboardRow], *, membership: Membership, oo
     if oob:
         return mark_safe("".join(f"<template>{part}</template>\n" for part in parts))  # escaped above
     return mark_safe("".join(parts))  # escaped above
+
+
+def _bulk_hint(rows: list[selectors.DashboardRow]) -> str:
+    """What the bulk re-run bar says about this page's failed rows (staff.js says the same as rows
+    are ticked): which can be retried, and how many cannot because their certificate is gone."""
+    failed = [row for row in rows if row.stage == CompanyStage.FAILED and row.job and row.job.status == JobStatus.FAILED]
+    blocked = sum(not row.job.certificate_kept for row in failed)  # type: ignore[union-attr]
+    pickable = len(failed) - blocked
+    if blocked == 1:
+        blocked_text = "1 cliente con error no se puede reintentar: falta su certificado."
+    else:
+        blocked_text = f"{blocked} clientes con error no se pueden reintentar: falta su certificado."
+    if pickable:
+        hint = "Marque los clientes con error que quiere intentar de nuevo."
+        return f"{hint} {blocked_text}" if blocked else hint
+    return blocked_text if blocked else "No hay clientes con error en esta página."
 
 
 # The dashboard's filter form, rendered, by everything its markup depends on. Django renders each
@@ -310,7 +376,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
         filters=filters,
         page=page,
         rows=rows,
-        rows_html=_rows_html(rows, membership=membership),
+        rows_html=_rows_html(rows, membership=membership, csrf_token=get_token(request)),
+        bulk_hint=_bulk_hint(rows),
         live_ids=selectors.active_company_ids(rows),
         poll_every=POLL_EVERY,
         stage_cards=_stage_cards(counts, filters.stage),
@@ -348,7 +415,7 @@ def dashboard_rows(request: HttpRequest, membership: Membership) -> HttpResponse
     context = _context(
         membership,
         "dashboard",
-        rows_html=_rows_html(rows, membership=membership, oob=True),
+        rows_html=_rows_html(rows, membership=membership, csrf_token=get_token(request), oob=True),
         live_ids=selectors.active_company_ids(rows),
         poll_every=POLL_EVERY,
         stage_cards=_stage_cards(counts, current_stage),
@@ -387,7 +454,7 @@ EXPORT_HEADER = (
     "Creada",
     "Intento",
     "Estado del intento",
-    "Código de error",
+    "Tipo de error",
     "Mensaje de error",
 )
 
@@ -406,16 +473,20 @@ def _export_lines(companies: Iterable[ClientCompany]) -> Iterator[str]:
             [
                 csv_safe(cell)
                 for cell in (
-                    company.rut,
+                    rut_display(company.rut),
                     company.legal_name,
                     company.owner_name,
                     company.owner_email,
                     company.get_stage_display(),
                     _local(company.stage_changed_at),
                     _local(company.created_at),
-                    job.attempt if job else "",
-                    job.get_status_display() if job else "",
-                    job.failure_code if job else "",
+                    display.attempt_label(kind=job.kind, number=job.kind_number) if job else "",
+                    display.job_status_badge(
+                        kind=job.kind, status=job.status, outcome=job.outcome, retrying=job.retry_count > 0
+                    ).label
+                    if job
+                    else "",
+                    display.failure_label(job.failure_code) if job else "",
                     job.failure_message if job else "",
                 )
             ]
@@ -438,6 +509,37 @@ def dashboard_export(request: HttpRequest, membership: Membership) -> StreamingH
 # --- Jobs -----------------------------------------------------------------------------------------
 
 
+def _timeline_items(job: EnrollmentJob, events: list[Any]) -> list[dict[str, Any]]:
+    """The job's timeline lines (`job_step_timings`) with Spanish labels, the failure's sentence said
+    once (it is shown in the failure box above, so lines repeat only what is new: "Reintento 2 de 3,
+    en unos 4 min."), and a last line for how the job ended."""
+    lines = selectors.job_step_timings(events=events)
+    shown: set[str] = {job.failure_message} if job.failure_message else set()
+    items = []
+    for line in lines:
+        message = "" if line.step == "finished" else display.message_once(line.message, shown)
+        items.append(
+            {
+                "line": line,
+                "label": _step_label(line.step),
+                "status_label": EVENT_STATUS_LABELS.get(line.status, line.status),
+                "message": message,
+            }
+        )
+    if job.is_finished and job.finished_at and not any(line.step == "finished" for line in lines):
+        previous = lines[-1] if lines else None
+        status = "failed" if job.status == JobStatus.FAILED else "done"
+        end = selectors.JobStepTiming(
+            step="finished", status=status, at=job.finished_at, ended_at=None, duration=None,
+            since_previous=(job.finished_at - (previous.ended_at or previous.at)) if previous else None,
+            message="", events=[],
+        )
+        items.append(
+            {"line": end, "label": _step_label("finished"), "status_label": EVENT_STATUS_LABELS[status], "message": ""}
+        )
+    return items
+
+
 @staff_view()
 def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> HttpResponse:
     """One attempt: timeline with durations, evidence, the SII's result or the failure, all attempts.
@@ -451,27 +553,53 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         # re-run button appear too (the reloaded page no longer polls).
         return HttpResponseClientRefresh()
     events = list(selectors.job_events(job=job))
+    attempts = list(selectors.job_attempts(job=job).select_related("created_by", "claim"))
+    numbers = display.kind_attempt_numbers(attempts)
+    later_success = selectors.job_later_success(job=job, attempts=attempts)
+    certificate_usable = bool(job.certificate and job.certificate.is_usable)
+    has_rerun = selectors.job_has_rerun(job=job)
     context = _context(
         membership,
         "dashboard",
         job=job,
-        timeline=[
-            {
-                "line": line,
-                "label": _step_label(line.step),
-                "status_label": EVENT_STATUS_LABELS.get(line.status, line.status),
-            }
-            for line in selectors.job_step_timings(events=events)
-        ],
+        job_label=display.attempt_label(kind=job.kind, number=numbers.get(job.pk, job.attempt)),
+        rerun_of_label=(
+            display.attempt_label(kind=job.rerun_of.kind, number=numbers.get(job.rerun_of_id, job.rerun_of.attempt))
+            if job.rerun_of_id and job.rerun_of
+            else ""
+        ),
+        next_label=display.attempt_label(kind=job.kind, number=sum(a.kind == job.kind for a in attempts) + 1),
+        kind_noun=display.job_kind_noun(job.kind).lower(),
+        timeline=_timeline_items(job, events),
         total_duration=(job.finished_at - job.started_at) if job.finished_at and job.started_at else None,
         artifacts=[
             {"artifact": artifact, "label": _step_label(artifact.step)} for artifact in selectors.job_artifacts(job=job)
         ],
-        attempts=list(selectors.job_attempts(job=job).select_related("created_by", "claim")),
         # Everyone who registered the company themselves, and who was proven its owner (CompanyClaim).
         claims=claim_selectors.company_claim_list(tenant=membership.tenant, company_id=job.company_id),
-        has_rerun=selectors.job_has_rerun(job=job),
-        certificate_usable=bool(job.certificate and job.certificate.is_usable),
+        attempts=[
+            {"job": attempt, "label": display.attempt_label(kind=attempt.kind, number=numbers[attempt.pk])}
+            for attempt in attempts
+        ],
+        later_success=later_success,
+        later_success_label=(
+            display.attempt_label(kind=later_success.kind, number=numbers[later_success.pk]) if later_success else ""
+        ),
+        has_rerun=has_rerun,
+        certificate_usable=certificate_usable,
+        # A failed attempt nobody can retry because its certificate is gone: the client must send another.
+        certificate_needed=(
+            job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
+            and job.company.relationship != Relationship.ENDED
+            and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
+        ),
+        retry_now=selectors.job_retry_now_state(job=job),
+        # When the automatic retry runs, while it is still ahead.
+        retry_at=(
+            job.run_after
+            if job.status == JobStatus.QUEUED and job.run_after and job.run_after > timezone.now()
+            else None
+        ),
         result=job.result if isinstance(job.result, dict) else None,
         poll_every=POLL_EVERY,
     )
@@ -516,8 +644,43 @@ def job_rerun(request: HttpRequest, membership: Membership, job_id: Any) -> Http
     except services.ServiceError as error:
         messages.error(request, error.message)
         return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
-    messages.success(request, f"Re-ejecución en cola: intento {new_job.attempt} de {job.company.legal_name}.")
+    label = display.attempt_label(kind=new_job.kind, number=selectors.job_kind_number(job=new_job))
+    messages.success(request, f"Reintento en cola: {label} de {job.company.legal_name}.")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=new_job.pk)
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def job_retry_now(request: HttpRequest, membership: Membership, job_id: Any) -> HttpResponse:
+    """Run a job's scheduled automatic retry now (owners and admins), or say why not (the SII's
+    minimum wait after some failures, or the job no longer waiting)."""
+    job = access.staff_job_or_404(membership=membership, job_id=job_id)
+    try:
+        services.enrollment_job_retry_now(job=job, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        noun = selectors.job_wording(job=job).noun
+        messages.success(request, f"Reintentando ahora {noun} de {job.company.legal_name}.")
+    return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def company_certificate_request(request: HttpRequest, membership: Membership, company_id: int) -> HttpResponse:
+    """E-mail a client a link to upload a new certificate (owners and admins; at most once every
+    few hours per client), then go back to the page the button was on."""
+    company = _company_or_404(membership, company_id)
+    try:
+        services.company_certificate_request(company=company, actor=request.user)
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"Le pedimos a {company.owner_email} un nuevo certificado para {company.legal_name}."
+        )
+    job_id = selectors.parse_uuid(request.POST.get("trabajo", ""))
+    if job_id is not None:  # the button on a job's page: back to it
+        return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job_id)
+    return redirect(_dashboard_url(membership, request.POST.get("volver", "")))
 
 
 @staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
@@ -525,7 +688,7 @@ def rerun_bulk(request: HttpRequest, membership: Membership) -> HttpResponse:
     """Re-run the failed jobs ticked on the dashboard (owners and admins), with a report per row."""
     job_ids = request.POST.getlist("job")
     if not job_ids:
-        messages.warning(request, "Seleccione al menos un cliente con error para re-ejecutar.")
+        messages.warning(request, "Seleccione al menos un cliente con error para reintentar.")
         return redirect(_dashboard_url(membership, request.POST.get("volver", "")))
     try:
         outcomes = services.enrollment_jobs_rerun(tenant=membership.tenant, job_ids=job_ids, actor=request.user)
@@ -838,7 +1001,24 @@ def audit(request: HttpRequest, membership: Membership) -> HttpResponse:
     page = Paginator(selectors.audit_filtered(tenant=membership.tenant, action=action), PAGE_SIZE).get_page(
         request.GET.get("pagina")
     )
-    return render(request, "staff/audit.html", _context(membership, "audit", form=form, page=page))
+    entries = list(page.object_list)
+    # Finished-job entries name their job; its kind says whether it was a removal (one query a page).
+    kinds = selectors.audit_job_kinds(tenant=membership.tenant, entries=entries)
+    rows = []
+    for entry in entries:
+        details = dict(entry.details) if isinstance(entry.details, dict) else {}
+        if entry.action == AuditAction.JOB_FINISHED and "kind" not in details and details.get("job") in kinds:
+            details["kind"] = kinds[details["job"]]
+        badge = display.audit_badge(entry.action, details)
+        rows.append(
+            {
+                "entry": entry,
+                "badge_label": badge.label,
+                "badge_css": badge.css if entry.action == AuditAction.JOB_FINISHED else f"action-{entry.action}",
+                "summary": display.audit_summary(entry.summary, details),
+            }
+        )
+    return render(request, "staff/audit.html", _context(membership, "audit", form=form, page=page, rows=rows))
 
 
 # --- Password for people added to a team ------------------------------------------------------------

@@ -1,6 +1,6 @@
 /* Autoriza, firm pages: small progressive enhancements (every page works without this file).
  *
- * - Forms with data-confirm ask before submitting (revoke, remove, re-run).
+ * - Forms with data-confirm ask before submitting (revoke, remove, retry).
  * - On the dashboard: "select every failed row" and a live count of the ticked rows; both survive the
  *   htmx refresh that replaces queued/running rows.
  * Loaded as a static file because the Content-Security-Policy forbids inline scripts.
@@ -38,10 +38,16 @@
       master.indeterminate = chosen > 0 && chosen < all.length;
     }
     if (counter) {
+      // Failed rows without a checkbox: their certificate is gone (the row says so). Same words as
+      // the server's first rendering (onboarding.views.staff._bulk_hint).
+      var blocked = document.querySelectorAll("tr[data-rerun-blocked]").length;
+      var blockedText = blocked === 1
+        ? "1 cliente con error no se puede reintentar: falta su certificado."
+        : blocked + " clientes con error no se pueden reintentar: falta su certificado.";
       if (all.length === 0) {
-        counter.textContent = "No hay clientes con error en esta página.";
+        counter.textContent = blocked ? blockedText : "No hay clientes con error en esta página.";
       } else if (chosen === 0) {
-        counter.textContent = "Marque los clientes con error que quiere intentar de nuevo.";
+        counter.textContent = "Marque los clientes con error que quiere intentar de nuevo." + (blocked ? " " + blockedText : "");
       } else {
         counter.textContent = chosen === 1 ? "1 cliente seleccionado." : chosen + " clientes seleccionados.";
       }

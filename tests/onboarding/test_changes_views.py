@@ -40,7 +40,7 @@ def test_staff_company_end_confirms_then_revokes(client, cast, certificate_bundl
     assert client.get(staff_url("company_end", company_id=cast.company_a.pk)).status_code == 404  # staff role
     client.force_login(cast.admin_a)
     page = client.get(staff_url("company_end", company_id=cast.company_a.pk)).content.decode()
-    assert "Se QUITARÁ a <strong>ALEX BRITO MARDONES</strong> (RUT 13.322.924-8)" in page
+    assert 'Se QUITARÁ a <strong>ALEX BRITO MARDONES</strong> (RUT <span class="rut">13.322.924-8</span>)' in page
     assert "se hará de inmediato" in page
     response = client.post(staff_url("company_end", company_id=cast.company_a.pk))
     job = EnrollmentJob.objects.get(company=cast.company_a)

@@ -124,22 +124,43 @@ def test_running_job_shows_step_states(client, cast, job) -> None:  # type: igno
     assert "2 de 10 pasos listos" in body
 
 
-def test_scheduled_retry_restarts_the_steps_and_says_so(client, cast, job) -> None:  # type: ignore[no-untyped-def]
+def test_a_waiting_retry_shows_the_failed_run_and_when_it_retries(client, cast, job) -> None:  # type: ignore[no-untyped-def]
+    """While the automatic retry waits, the client sees the steps of the run that failed (as the firm
+    does), not ten "Pendiente", and when the retry runs; the failure's sentence is said once."""
     job = run(job)
     event(job, "open_page", "started")
-    event(job, "open_page", "failed", "SII no responde")
+    event(job, "open_page", "done")
+    event(job, "login", "started")
+    sentence = "El sitio del SII no está disponible en este momento. Reintentaremos automáticamente en unos minutos."
+    run_after = timezone.now() + timedelta(minutes=2)
     EnrollmentJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.QUEUED, retry_count=1, run_after=timezone.now() + timedelta(minutes=2),
-        failure_code="sii_unavailable", failure_message="El sitio del SII no está disponible en este momento.",
+        status=JobStatus.QUEUED, retry_count=1, run_after=run_after,
+        failure_code="sii_unavailable", failure_message=sentence,
     )
-    event(job, "retry", "info", "El sitio del SII no está disponible en este momento. Reintentaremos automáticamente "
-                                "(reintento 1 de 3) en unos 2 min.")
+    event(job, "retry", "info", f"{sentence} (Reintento 1 de 3, en unos 2 min.)")
     client.force_login(cast.client_a)
     body = text(client.get(status_urls(job)[1]))
     assert POLL_TRIGGER in body
-    assert "Reintentaremos automáticamente (reintento 1 de 3)" in body
-    assert "Reintento programado." in body
-    assert body.count("Pendiente") == 10  # the new run starts from the first step
+    at = timezone.localtime(run_after).strftime("%H:%M")
+    assert f'data-announce="Reintento programado a las {at}."' in body
+    assert body.count(">Listo") == 1 and body.count(">Con error") == 1  # open_page done, login where it stopped
+    assert body.count("Pendiente") == 8
+    assert body.count(sentence) == 1 and "Reintento 1 de 3, en unos 2 min." in body
+    # Once the retry runs, its steps start over.
+    EnrollmentJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    event(job, "open_page", "started")
+    body = text(client.get(status_urls(job)[1]))
+    assert body.count("Pendiente") == 9 and body.count(">Con error") == 0
+
+
+def test_a_finished_job_ends_its_news_with_how_it_ended(client, cast, job) -> None:  # type: ignore[no-untyped-def]
+    job = run(job)
+    fail(job, "confirmation_mismatch", "La confirmación del SII no coincidía.")
+    client.force_login(cast.client_a)
+    body = text(client.get(status_urls(job)[1]))
+    notes = body[body.index("Novedades"):]
+    assert "La autorización no se pudo completar." in notes
+    assert body.count("La confirmación del SII no coincidía.") == 1  # said once, in the failure block
 
 
 def test_succeeded_job_shows_sii_confirmation_and_stops_polling(client, cast, job) -> None:  # type: ignore[no-untyped-def]
@@ -449,7 +470,9 @@ def test_a_running_and_a_failed_removal_speak_of_removal(client, cast, sii) -> N
         assert "vuelva a confirmar el retiro" in body  # the advice
     words = _visible(text(client.get(company_url)))
     assert "El último retiro no se pudo completar." in words
-    assert "Hay que quitar a ALEX BRITO MARDONES" in words and "Continuar con este certificado" in words
+    # The certificate whose holder the SII refused is not offered again: only "upload another".
+    assert "Hay que quitar a ALEX BRITO MARDONES" in words and "Continuar con este certificado" not in words
+    assert "Subir certificado digital" in words
     assert "Para autorizar a" not in words and "La última autorización" not in words
 
 
@@ -471,7 +494,7 @@ def test_a_succeeded_replacement_names_both_people(client, cast, sii) -> None:  
     assert "<h1>Reemplazo de ALEX BRITO MARDONES por MARCELA ROJAS</h1>" in page
     for body in (page, text(client.get(partial_url))):
         assert '<span class="badge succeeded">Reemplazado</span>' in body
-        assert "Representante reemplazado" in body and "(RUT 13.322.924-8) fue eliminado" in body
+        assert "Representante reemplazado" in body and '(RUT <span class="rut">13.322.924-8</span>) fue eliminado' in body
     words = _visible(text(client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk}))))
     assert "Registramos a MARCELA ROJAS como usuario autorizado de su empresa en el SII y retiramos a" in words
     assert "Ver la confirmación del reemplazo" in words

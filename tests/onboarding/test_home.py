@@ -15,4 +15,4 @@ def test_a_client_with_two_companies_sees_each_rut_with_dots(client, cast) -> No
     ClientCompany.objects.filter(pk=second.pk).update(owner=cast.client_a)
     client.force_login(cast.client_a)
     body = client.get(reverse("home")).content.decode()
-    assert "Segunda Empresa SpA" in body and "RUT 76.555.555-8" in body and "RUT 76555555-8" not in body
+    assert "Segunda Empresa SpA" in body and 'RUT <span class="rut">76.555.555-8</span>' in body and "RUT 76555555-8" not in body

@@ -20,7 +20,9 @@ SAME_PERSON = "Ese RUT es el del representante actual. Para reemplazarlo, ingres
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(response.content.decode())).split())
+    body = html.unescape(response.content.decode())
+    body = re.sub(r'<span class="rut">([^<]*)</span>', r"\1", body)  # a RUT's no-wrap span is not a word break
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
 
 
 def old_representative(cast) -> Representative:  # type: ignore[no-untyped-def]

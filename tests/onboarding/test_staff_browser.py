@@ -116,7 +116,7 @@ def test_staff_finds_a_failed_client_an_admin_reruns_it_and_the_audit_shows_it( 
                 page = context.new_page()
                 page.set_default_timeout(20_000)
                 page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-                page.on("dialog", lambda dialog: dialog.accept())  # the "¿Re-ejecutar…?" confirm
+                page.on("dialog", lambda dialog: dialog.accept())  # the "¿Reintentar…?" confirm
                 return page
 
             # 1. Staff (no admin role), on a phone: finds the failed client by RUT, without dots.
@@ -128,11 +128,11 @@ def test_staff_finds_a_failed_client_an_admin_reruns_it_and_the_audit_shows_it( 
             row = page.locator(f"#company-{company.pk}")
             assert "Con error" in row.inner_text() and "Comercial Demo SpA" in row.inner_text()
             assert page.locator("input.rerun-pick").count() == 0
-            assert page.get_by_role("button", name="Re-ejecutar seleccionados").count() == 0
+            assert page.get_by_role("button", name="Reintentar seleccionados").count() == 0
             row.get_by_role("link", name="Ver detalle").click()
             page.wait_for_selector("text=Falló")
             assert "HTTP" in page.inner_text("#job-live") or "sii_unavailable" in page.inner_text("#job-live")
-            assert page.get_by_role("button", name="Re-ejecutar").count() == 0
+            assert page.get_by_role("button", name="Reintentar").count() == 0
             page.context.close()
 
             # 2. Admin, on a desktop: searches another spelling, ticks the row, re-runs the selection.
@@ -144,10 +144,10 @@ def test_staff_finds_a_failed_client_an_admin_reruns_it_and_the_audit_shows_it( 
             page.wait_for_url("**estado=failed**")
             page.locator(f"#company-{company.pk} input.rerun-pick").check()
             assert page.inner_text("#selected-count") == "1 cliente seleccionado."
-            page.get_by_role("button", name="Re-ejecutar seleccionados").click()
-            page.wait_for_selector("text=Re-ejecución de clientes con error")
+            page.get_by_role("button", name="Reintentar seleccionados").click()
+            page.wait_for_selector("text=Reintento de clientes con error")
             seen["report"] = " ".join(page.inner_text("main").split())
-            page.get_by_role("link", name="Ver intento 2").click()
+            page.get_by_role("link", name="Ver el nuevo intento").click()
 
             # 3. The new attempt runs in the worker; the job page polls until the SII's answer.
             page.wait_for_selector("#job-live")
@@ -175,8 +175,9 @@ def test_staff_finds_a_failed_client_an_admin_reruns_it_and_the_audit_shows_it( 
     assert "1 en cola" in seen["report"] and "Comercial Demo SpA" in seen["report"]
     assert "Se ha grabado satisfactoriamente el nuevo usuario en la empresa" in seen["result"]
     assert "Rut Usuario 11.111.111-1" in seen["result"] and f"Nombre Usuario {REPRESENTATIVE_NAME}" in seen["result"]
-    assert "Intento 2 (este) Autorizado" in seen["attempts"] and "Intento 1 Con error" in seen["attempts"]
-    assert "admin@e2e.cl" in seen["audit"] and "Re-ejecución del intento 1 de Comercial Demo SpA" in seen["audit"]
+    assert "Autorización, intento 2 (este) Autorizado" in seen["attempts"]
+    assert "Autorización, intento 1 Con error" in seen["attempts"]
+    assert "admin@e2e.cl" in seen["audit"] and "Reintento de Autorización, intento 1 de Comercial Demo SpA" in seen["audit"]
 
     second = EnrollmentJob.objects.get(rerun_of=first)
     assert (second.attempt, second.status, second.created_by) == (2, JobStatus.SUCCEEDED, people[Role.ADMIN])

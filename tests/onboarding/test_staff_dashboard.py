@@ -82,7 +82,9 @@ def test_counts_by_stage_and_total(client, cast, firm) -> None:  # type: ignore[
 def test_latest_job_and_its_failure_shown_per_row(client, cast, firm) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.staff_a)
     body = html.unescape(dashboard(client, estado="failed").content.decode())
-    assert "intento 2" in body and "El SII no respondió." in body and "sii_unavailable" in body
+    assert "Autorización, intento 2" in body and "El SII no respondió." in body
+    # The failure by its Spanish name; the machine code stays off the dashboard (the job page has it).
+    assert "SII no disponible." in body and "sii_unavailable" not in body
     assert "Primer intento." not in body
 
 
@@ -262,11 +264,11 @@ def test_rerun_checkboxes_only_for_roles_that_may_rerun(client, cast, firm, cert
     EnrollmentJob.objects.filter(pk=latest.pk).update(certificate=certificate_make(firm["failed"], certificate_bundle))
     client.force_login(cast.staff_a)
     body = dashboard(client).content.decode()
-    assert "rerun-pick" not in body and "Re-ejecutar seleccionados" not in body
+    assert "rerun-pick" not in body and "Reintentar seleccionados" not in body
     client.force_login(cast.admin_a)
     body = dashboard(client).content.decode()
     assert body.count('class="rerun-pick"') == 1 and f'value="{latest.pk}"' in body
-    assert "Re-ejecutar seleccionados" in body
+    assert "Reintentar seleccionados" in body
 
 
 # --- CSV export ------------------------------------------------------------------------------------
@@ -288,12 +290,12 @@ def test_export_has_spanish_headers_and_exactly_the_filtered_rows(client, cast, 
     rows = export(client)
     assert rows[0] == [
         "RUT", "Razón social", "Contacto", "Correo", "Estado", "Último cambio", "Creada", "Intento",
-        "Estado del intento", "Código de error", "Mensaje de error",
+        "Estado del intento", "Tipo de error", "Mensaje de error",
     ]
     assert len(rows) == 1 + 7
     failed = export(client, estado="failed")
-    assert failed[1][:5] == ["76086428-5", "Comercial Demo SpA", "María Soto", "cliente@empresa.cl", "Con error"]
-    assert failed[1][7:] == ["2", "Con error", "sii_unavailable", "El SII no respondió."]
+    assert failed[1][:5] == ["76.086.428-5", "Comercial Demo SpA", "María Soto", "cliente@empresa.cl", "Con error"]
+    assert failed[1][7:] == ["Autorización, intento 2", "Con error", "SII no disponible", "El SII no respondió."]
     assert [r[1] for r in export(client, q="15.000.005-k")[1:]] == ["Kiosko Con K Ltda."]
     assert [r[1] for r in export(client, orden="-nombre")[1:]] == sorted([r[1] for r in rows[1:]], key=str.lower, reverse=True)
 
@@ -501,17 +503,17 @@ def test_rows_escape_truncate_and_format_like_the_templates_did(client, cast, fi
     escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;Hijos&quot;"
     assert "<script>" not in row and "<b>" not in row
     assert f'<span class="company-name">{escaped}</span>' in row
-    assert f"Seleccionar {escaped} para re-ejecutar" in row  # the checkbox's label (admins)
+    assert f"Seleccionar {escaped} para reintentar" in row  # the checkbox's label (admins)
     assert f'<span class="visually-hidden"> de {escaped}</span>' in row  # the detail link's text
     assert '<span class="muted small contact">O&#x27;Brien &lt;b&gt;</span>' in row
     assert f'value="{job.pk}"' in row and f'href="/estudio/pyme/trabajos/{job.pk}/"' in row
-    failure = re.search(r'<span class="row-failure">(.*?) <code>', row).group(1)
+    failure = re.search(r'<span class="row-failure"><strong class="failure-label">Error no clasificado.</strong> (.*?)</span>', row).group(1)
     assert failure.startswith("&lt;b&gt;falló&lt;/b&gt; xxx") and failure.endswith("x…")
     assert len(html.unescape(failure)) == 160
-    assert "<code>código&lt;1&gt;</code>" in row
+    assert "código" not in row  # an unknown failure code is not shown raw
     assert '<time datetime="2031-01-01T09:05:09-03:00">1 Ene 2031 09:05</time>' in row
-    assert '<td class="nowrap" data-label="RUT">33.333.333-3</td>' in row
-    assert '<span class="badge failed">Con error</span> <span class="muted small nowrap">intento 1</span>' in row
+    assert '<td class="nowrap" data-label="RUT"><span class="rut">33.333.333-3</span></td>' in row
+    assert '<span class="badge failed">Con error</span> <span class="muted small nowrap">Autorización, intento 1</span>' in row
 
     # A short message is shown whole, a company without attempts says so, staff get no checkbox.
     client.force_login(cast.staff_a)

@@ -51,7 +51,7 @@ def test_failed_job_shows_failure_detail_timeline_and_attempts(client, cast) -> 
     assert body.count("Ingreso con certificado digital") == 1
     # Every attempt of the client, linked (the current one marked).
     assert reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": first.pk}) in response.content.decode()
-    assert "Intento 2 (este)" in body and "re-ejecución del intento 1" in body
+    assert "Autorización, intento 2 (este)" in body and "reintento de Autorización, intento 1" in body
     assert "hx-trigger" not in response.content.decode()  # finished: no polling
 
 

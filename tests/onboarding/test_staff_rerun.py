@@ -29,7 +29,7 @@ def failed(cast, certificate_bundle):  # type: ignore[no-untyped-def]
 def test_admin_reruns_one_failed_job_as_a_new_linked_attempt(client, cast, failed, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.admin_a)
     page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": failed.pk}))
-    assert "Re-ejecutar" in text(page)
+    assert "Reintentar" in text(page) and "Re-ejecutar" not in text(page)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(reverse("staff:job_rerun", kwargs={"tenant_slug": "pyme", "job_id": failed.pk}))
     new = EnrollmentJob.objects.get(rerun_of=failed)
@@ -44,7 +44,7 @@ def test_admin_reruns_one_failed_job_as_a_new_linked_attempt(client, cast, faile
     assert entry.actor == cast.admin_a and entry.details["new_job"] == str(new.pk)
 
     detail = text(client.get(response["Location"]))
-    assert "Re-ejecución en cola: intento 2" in detail and "intento 1" in detail
+    assert "Reintento en cola: Autorización, intento 2" in detail and "Autorización, intento 1" in detail
     # The old attempt's page no longer offers a re-run, and links the attempts.
     old = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": failed.pk}))
     assert reverse("staff:job_rerun", kwargs={"tenant_slug": "pyme", "job_id": failed.pk}) not in old.content.decode()
@@ -70,7 +70,7 @@ def test_staff_neither_sees_the_button_nor_can_post(client, cast, failed) -> Non
     ("setup", "message"),
     [
         ("certificate_gone", "El certificado de este cliente ya no está guardado"),
-        ("already_rerun", "Este intento ya fue re-ejecutado"),
+        ("already_rerun", "Este intento ya fue reintentado"),
         ("active_attempt", "Ya hay una autorización en curso"),
     ],
 )

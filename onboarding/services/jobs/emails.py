@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from onboarding.domain import display
 from onboarding.models import ClaimStatus, CompanyClaim, EnrollmentJob, JobKind, JobStatus
 from onboarding.selectors.client import job_failure_advice, job_result_view, rut_display
 from onboarding.services.claims import claim_lost_message
@@ -55,7 +56,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
     where = f"{legal_name} (RUT {rut_display(company.rut)})"
     status_url = _absolute(reverse("client:job", kwargs={"job_id": job.pk}))
     signature = f"— Autoriza, para {tenant.name}"
-    greeting = f"Hola {client_name.split()[0]}:" if client_name.strip() else "Hola:"
+    greeting = display.greeting(client_name)
     emails: list[FinishedEmail] = []
     if claim is not None and claim.status == ClaimStatus.LOST:
         # Another claimant was proven first: this job found (or would have found) the SII already done.
@@ -133,7 +134,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
         firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
         firm_body = [
             f"No se pudo registrar a {who} como usuario autorizado de {where}.",
-            f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
+            f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
             "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."
             if job.failure_retryable
             else "Revise el detalle del trabajo antes de volver a intentarlo.",
@@ -167,7 +168,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
     new = f"{job.user_name} (RUT {_rut_or_blank(job.user_rut)})"
     old = f"{job.old_user_name or job.old_user_rut} (RUT {_rut_or_blank(job.old_user_rut)})"
     status_url = settings.AUTORIZA_BASE_URL.rstrip("/") + reverse("client:job", kwargs={"job_id": job.pk})
-    greeting = f"Hola {company.owner_name.split()[0]}:" if company.owner_name.strip() else "Hola:"
+    greeting = display.greeting(company.owner_name)
     if job.status == JobStatus.SUCCEEDED:
         if job.kind == JobKind.REVOKE:
             what = f"{new}, representante de {tenant.name}, ya no es usuario autorizado de {where} en el SII."
@@ -187,7 +188,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
         client_lines = [greeting, "", f"No pudimos completar el cambio de usuarios autorizados de {where} en el SII.",
                         "", what, "", "Vea el detalle en:", status_url, "", f"— Autoriza, para {tenant.name}"]
         firm_lines = [f"No se pudo completar el cambio ({job.get_kind_display()}) en {where}.",
-                      f"Motivo ({job.failure_code or 'sin código'}): {job.failure_message}",
+                      f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
                       "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
     emails = []
     if company.owner_email:

@@ -35,6 +35,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from onboarding.domain.display import attempt_label
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     ArtifactKind,
@@ -50,6 +51,7 @@ from onboarding.models import (
     Representative,
 )
 from onboarding.selectors.client import SII_REJECTED_CERTIFICATE_CODES
+from onboarding.selectors.core import job_kind_number
 from onboarding.services.claims import (
     CLAIM_LOST_CODE,
     claim_is_lost,
@@ -277,6 +279,11 @@ def enrollment_job_create(
     return job
 
 
+def _attempt_label(job: EnrollmentJob) -> str:
+    """"Retiro, intento 1": the job's number among its company's jobs of its kind (one query)."""
+    return attempt_label(kind=job.kind, number=job_kind_number(job=job))
+
+
 def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> EnrollmentJob:
     """Re-run a FAILED job as a new attempt linked to it (never a reset), audited.
 
@@ -284,9 +291,9 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
     attempt for the client is already queued or running.
     """
     if job.status != JobStatus.FAILED:
-        raise ServiceError("Solo se pueden re-ejecutar trabajos con error.", code="not_failed")
+        raise ServiceError("Solo se pueden reintentar trabajos con error.", code="not_failed")
     if EnrollmentJob.objects.filter(rerun_of=job).exists():
-        raise ServiceError("Este intento ya fue re-ejecutado; revise el intento más reciente.", code="already_rerun")
+        raise ServiceError("Este intento ya fue reintentado; revise el intento más reciente.", code="already_rerun")
     certificate = job.certificate
     if certificate is None or not certificate.is_usable:
         raise ServiceError(
@@ -299,7 +306,7 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
         actor=actor,
         action=AuditAction.RERUN,
         company=job.company,
-        summary=f"Re-ejecución del intento {job.attempt} de {job.company.legal_name}",
+        summary=f"Reintento de {_attempt_label(job)} de {job.company.legal_name}",
         details={"job": str(job.pk), "new_job": str(new_job.pk), "failure_code": job.failure_code},
     )
     return new_job
