@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("sii_sandbox.server")
 
-from sii_bot import (  # noqa: E402
+from sii_bot import (
     BrowserEngine,
     CertificateMaterial,
     CompanyUsersRead,
@@ -27,8 +27,8 @@ from sii_bot import (  # noqa: E402
     errors,
     open_pkcs12,
 )
-from sii_bot.rut import normalize_rut  # noqa: E402
-from sii_bot.settings import default_chromium_path  # noqa: E402
+from sii_bot.rut import normalize_rut
+from sii_bot.settings import default_chromium_path
 
 pytestmark = [
     pytest.mark.sandbox,
