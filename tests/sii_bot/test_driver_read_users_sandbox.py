@@ -172,6 +172,17 @@ def test_refused_login_gives_every_company_its_failure_and_leaves_no_session(
     assert holder_sessions(sandbox)["active"] == 0
 
 
+def test_outage_after_the_login_ends_the_run_and_still_logs_out(engine: BrowserEngine, sandbox: Any) -> None:
+    # SII's "servicio no disponible" from the company form submission on: the session is open.
+    sandbox.set_faults(outage=["eu_valida_empresa"])
+    result = read(engine, sandbox, [REPRESENTED, DEMO_COMPANY])
+    assert [(c.company_rut, c.users, c.failure["code"] if c.failure else None) for c in result.per_company] == [
+        (REPRESENTED, [], "sii_unavailable"), (DEMO_COMPANY, [], "sii_unavailable")]
+    assert result.logins == 1
+    sessions = holder_sessions(sandbox)
+    assert (sessions["logins"], sessions["logouts"], sessions["active"]) == (1, 1, 0)
+
+
 def test_session_lost_mid_run_ends_it_for_the_remaining_companies(
         engine: BrowserEngine, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     pages = count_pages_per_session(sandbox, monkeypatch)
