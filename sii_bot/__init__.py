@@ -15,6 +15,10 @@ Django-free. Typical use (from a worker)::
                        bundle.material)
     replaced.add_outcome, replaced.remove_outcome  # ("created", "revoked"), ...
 
+    # Read the authorized users of several companies in one SII session (nothing is saved):
+    read = read_users(UsersReadRequest(["76.777.777-9", "76.086.428-5"]), bundle.material)
+    [(c.company_rut, c.users, c.failure) for c in read.per_company], read.logins
+
 Failures are ``EnrollmentFailure`` subclasses (``sii_bot.errors``) with a stable ``code``, a retry
 policy and a Spanish ``user_message``.
 """
@@ -26,9 +30,11 @@ from .certificates import (
     CertificateMaterial,
     open_pkcs12,
 )
-from .engine import BrowserEngine, close_default_engine, default_engine, enroll, replace, revoke
+from .engine import BrowserEngine, close_default_engine, default_engine, enroll, read_users, replace, revoke
 from .errors import FAILURE_CODES, EnrollmentFailure, ReplacementIncomplete, failure_from_code
 from .models import (
+    USER_ATTRIBUTES,
+    CompanyUsersRead,
     EnrollmentRequest,
     EnrollmentResult,
     Permission,
@@ -42,6 +48,8 @@ from .models import (
     SiiUser,
     SiiUserRecord,
     Step,
+    UsersReadRequest,
+    UsersReadResult,
 )
 from .rut import InvalidRut, is_person_rut, normalize_rut, split_rut
 from .settings import SiiSettings
@@ -49,10 +57,12 @@ from .settings import SiiSettings
 __all__ = [
     "CERTIFICATE_ERROR_CODES",
     "FAILURE_CODES",
+    "USER_ATTRIBUTES",
     "BrowserEngine",
     "CertificateBundle",
     "CertificateError",
     "CertificateMaterial",
+    "CompanyUsersRead",
     "EnrollmentFailure",
     "EnrollmentRequest",
     "EnrollmentResult",
@@ -70,6 +80,8 @@ __all__ = [
     "SiiUser",
     "SiiUserRecord",
     "Step",
+    "UsersReadRequest",
+    "UsersReadResult",
     "close_default_engine",
     "default_engine",
     "enroll",
@@ -77,6 +89,7 @@ __all__ = [
     "is_person_rut",
     "normalize_rut",
     "open_pkcs12",
+    "read_users",
     "replace",
     "revoke",
     "split_rut",

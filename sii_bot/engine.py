@@ -33,15 +33,27 @@ from .models import (
     ReplacementResult,
     RevocationRequest,
     RevocationResult,
+    UsersReadRequest,
+    UsersReadResult,
 )
 from .settings import JOB_GRACE_SECONDS, SiiSettings
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
 
-__all__ = ["BrowserEngine", "enroll", "revoke", "replace", "default_engine", "close_default_engine"]
+__all__ = [
+    "BrowserEngine",
+    "close_default_engine",
+    "default_engine",
+    "enroll",
+    "read_users",
+    "read_users_budget",
+    "replace",
+    "revoke",
+]
 
-_Request = EnrollmentRequest | RevocationRequest | ReplacementRequest
+_Request = EnrollmentRequest | RevocationRequest | ReplacementRequest | UsersReadRequest
+_Result = EnrollmentResult | RevocationResult | ReplacementResult | UsersReadResult
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +167,38 @@ class BrowserEngine:
             raise TypeError(f"replace() needs a ReplacementRequest, not {type(request).__name__}")
         return self._run(request, certificate, settings, on_progress)  # type: ignore[return-value]
 
+    def read_users(
+        self,
+        request: UsersReadRequest,
+        certificate: CertificateMaterial,
+        settings: SiiSettings,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> UsersReadResult:
+        """Read the authorized users of every company of ``request`` in one SII session (one login,
+        logout always); nothing is ever saved.
+
+        Returns a ``UsersReadResult`` with one ``CompanyUsersRead`` per company, in order: its users,
+        or its typed failure as a dict. A company the holder may not administer fails alone; a
+        failure of the session (login refused, too many sessions, outage...) is given to the company
+        being read and every one after it. Only failures outside the run (no browser, the budget
+        spent, a callback that raised) are raised, as for ``enroll``. The time budget is
+        ``read_users_budget(settings, n)``. Steps: ``Step.flow("read_users")``, with COMPANY and
+        USER_LIST once per company (their messages name it). Same threading and callback rules as
+        ``enroll``.
+        """
+        if not isinstance(request, UsersReadRequest):
+            raise TypeError(f"read_users() needs a UsersReadRequest, not {type(request).__name__}")
+        budget = read_users_budget(settings, len(request.company_ruts))
+        return self._run(request, certificate, settings.replace(job_timeout_seconds=budget),  # type: ignore[return-value]
+                         on_progress)
+
     def _run(
         self,
         request: _Request,
         certificate: CertificateMaterial,
         settings: SiiSettings,
         on_progress: Callable[[ProgressEvent], None] | None,
-    ) -> EnrollmentResult | RevocationResult | ReplacementResult:
+    ) -> _Result:
         job = _Job(request=request, certificate=certificate, settings=settings)
         thread = self._submit(job)
         try:
@@ -174,7 +211,7 @@ class BrowserEngine:
 
     def _await(
         self, thread: _BrowserThread, job: _Job, on_progress: Callable[[ProgressEvent], None] | None
-    ) -> EnrollmentResult | RevocationResult | ReplacementResult:
+    ) -> _Result:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
         callback_error: BaseException | None = None
@@ -397,6 +434,12 @@ class _BrowserThread:
             self._browser_change.notify_all()
 
 
+def read_users_budget(settings: SiiSettings, companies: int) -> float:
+    """The time budget (s) of reading ``companies`` companies: a job's budget (login and the first
+    company) plus, for each further company, two steps' worth (back to the company form, the list)."""
+    return settings.job_timeout_seconds + max(companies - 1, 0) * 2 * settings.step_timeout_seconds
+
+
 def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
     # NODE_EXTRA_CA_CERTS is read when the driver starts, and the executable/headless at launch: a job
     # with other values needs a fresh driver and browser.
@@ -491,3 +534,13 @@ def replace(
 ) -> ReplacementResult:
     """``default_engine().replace(...)`` with ``SiiSettings.from_env()`` when no settings are given."""
     return default_engine().replace(request, certificate, settings or SiiSettings.from_env(), on_progress)
+
+
+def read_users(
+    request: UsersReadRequest,
+    certificate: CertificateMaterial,
+    settings: SiiSettings | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+) -> UsersReadResult:
+    """``default_engine().read_users(...)`` with ``SiiSettings.from_env()`` when no settings are given."""
+    return default_engine().read_users(request, certificate, settings or SiiSettings.from_env(), on_progress)

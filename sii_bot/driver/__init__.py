@@ -5,7 +5,7 @@
   form filling, typed failures with evidence, progress reporting);
 - ``session``: the browser context of a job, and ``Session`` (login, company, user list, edit screen,
   logout) that every flow runs in;
-- ``enroll``, ``revoke``, ``replace``: one module per kind of job;
+- ``enroll``, ``revoke``, ``replace``, ``read_users``: one module per kind of job;
 - ``jobs``: ``run_job``, the entry point the engine calls.
 
 Nothing is saved unless SII's own page (confirmation, edit screen) shows exactly the requested
@@ -13,5 +13,6 @@ company, user and permissions; logout always runs.
 """
 
 from .jobs import run_job
+from .read_users import ReadUsersFlow
 
-__all__ = ["run_job"]
+__all__ = ["ReadUsersFlow", "run_job"]

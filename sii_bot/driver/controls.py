@@ -39,6 +39,8 @@ from ..models import (
     RevocationResult,
     Step,
     StepStatus,
+    UsersReadRequest,
+    UsersReadResult,
 )
 from ..screens import classify_message, detect_error, is_delete_confirmation, is_login_page
 from ..settings import SiiSettings
@@ -60,8 +62,8 @@ __all__ = [
     "is_playwright_error",
 ]
 
-JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest
-JobResult = EnrollmentResult | RevocationResult | ReplacementResult
+JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest | UsersReadRequest
+JobResult = EnrollmentResult | RevocationResult | ReplacementResult | UsersReadResult
 
 log = logging.getLogger(__name__)
 

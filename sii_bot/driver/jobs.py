@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..certificates import CertificateMaterial
-from ..models import ProgressEvent, ReplacementRequest, RevocationRequest
+from ..models import ProgressEvent, ReplacementRequest, RevocationRequest, UsersReadRequest
 from ..settings import SiiSettings
 from .controls import Job, JobRequest, JobResult, first_line, is_playwright_error
 from .enroll import EnrollFlow
+from .read_users import ReadUsersFlow
 from .replace import ReplaceFlow
 from .revoke import RevokeFlow
 from .session import Session, job_page
@@ -28,6 +29,8 @@ def flow_for(request: JobRequest) -> type[Session]:
         return RevokeFlow
     if isinstance(request, ReplacementRequest):
         return ReplaceFlow
+    if isinstance(request, UsersReadRequest):
+        return ReadUsersFlow
     return EnrollFlow
 
 
@@ -42,7 +45,8 @@ async def run_job(
     """Run one job in a fresh context of ``browser`` (call it in the thread that owns Playwright).
 
     ``request`` decides the job: ``EnrollmentRequest`` → ``EnrollmentResult``, ``RevocationRequest``
-    → ``RevocationResult``, ``ReplacementRequest`` → ``ReplacementResult``. ``emit`` receives every
+    → ``RevocationResult``, ``ReplacementRequest`` → ``ReplacementResult``, ``UsersReadRequest`` →
+    ``UsersReadResult`` (which reports its failures per company instead of raising). ``emit`` receives every
     ``ProgressEvent`` (in this thread). Raises an ``EnrollmentFailure`` (with step, page HTML and
     screenshot when there was a page) otherwise.
     """

@@ -16,9 +16,15 @@ _HEADER_WORDS: dict[str, tuple[str, ...]] = {
     "dv": ("dv", "d.v", "digito"),
     "name": ("nombre", "razon social", "usuario"),
     "admin": ("administrador", "admin"),
+    "annul": ("anular", "anula", "anulacion"),
+    "folios": ("solicitar folios", "folios", "obtener"),
     "sign": ("firmar", "firma"),
+    "send": ("enviar", "envio"),
     "registry": ("registro", "consultar", "consulta"),
 }
+# The attribute columns, as ``SiiUser`` fields. Most specific first when matching a header: "Anular
+# Folios" (SII's 2009 manual) is the annul column, not the folios one.
+_ATTRIBUTE_KEYS = ("admin", "annul", "folios", "sign", "send", "registry")
 
 
 def _header_columns(cells: list[str]) -> dict[str, int]:
@@ -29,7 +35,7 @@ def _header_columns(cells: list[str]) -> dict[str, int]:
         if not folded:
             continue
         # Most specific first: "Usuario Administrador" is the admin column, not the name column.
-        for key in ("admin", "sign", "registry", "dv", "rut", "name"):
+        for key in (*_ATTRIBUTE_KEYS, "dv", "rut", "name"):
             words = _HEADER_WORDS[key]
             if any(folded == w or folded.startswith(w + " ") or f" {w}" in f" {folded}" for w in words):
                 if key not in columns:
@@ -74,8 +80,10 @@ def parse_user_list(html: str | bytes) -> list[SiiUser]:
     """Return the authorized users listed on the page (empty list when there are none).
 
     Finds data rows by a person RUT in a cell (company RUTs on the page are ignored); name and
-    permission columns are located by the nearest header row above ("Nombre", "Administrador",
-    "Firmar", "Registro"/"Consultar"). Permissions the page does not show are ``None``.
+    attribute columns are located, in any order, by the header texts of the nearest header row above
+    ("Nombre", "Administrador", "Solicitar Folios", "Anular Documentos", "Firmar Documentos", "Enviar
+    Documentos", "Registro"/"Consulta"). MIPYME pages show three attributes, market-software pages
+    six: attributes the page does not show are ``None`` (not shown is not "NO").
     """
     doc = parse(html)
     users: list[SiiUser] = []
@@ -103,8 +111,8 @@ def parse_user_list(html: str | bytes) -> list[SiiUser]:
                 and fold(t) not in ("modificar", "eliminar", "editar", "ver", "seleccionar")
             ]
             name = max(candidates, key=len, default="")
-        admin, sign, registry = (_column_flag(cells, columns, key) for key in ("admin", "sign", "registry"))
-        users.append(SiiUser(rut=rut, name=name, admin=admin, sign=sign, registry=registry))
+        flags = {key: _column_flag(cells, columns, key) for key in _ATTRIBUTE_KEYS}
+        users.append(SiiUser(rut=rut, name=name, **flags))
         seen.add(rut)
     return users
 
