@@ -318,3 +318,39 @@ def message_once(message: str, shown: set[str]) -> str:
             return " ".join(part for part in (rest, tail) if part)
     shown.add(sentence)
     return message
+
+
+# --- Job steps --------------------------------------------------------------------------------------
+
+# Spanish names of the bot's steps for the firm's job timeline; an unknown step shows its code.
+# Values match `sii_bot.Step` (and the client side's JOB_STEPS), plus the job-level events.
+STEP_LABELS: dict[str, str] = {
+    "queued": "Solicitud recibida",
+    "retry": "Reintento programado",
+    "open_page": "Abrir Mantención de usuarios autorizados",
+    "login": "Ingreso con certificado digital",
+    "company": "RUT de la empresa",
+    "user_list": "Lista de usuarios autorizados",
+    "new_user": "Ingresar Nuevo Usuario",
+    "fill_form": "RUT del usuario y permisos",
+    "confirm": "Confirmación",
+    "save": "Grabar Usuario",
+    "result": "Resultado",
+    "logout": "Cierre de sesión",
+    "finished": "Terminado",
+    "late_result": "Resultado recibido tarde",
+    "superseded": "No fue necesario",
+    "certificate_deleted": "Certificado eliminado por el cliente",
+    # The removal steps the bot reports for REVOKE / REPLACE jobs, with the bot's own labels (`Step.label`).
+    "open_edit": "Abrir la ficha del usuario",
+    "delete": "Eliminar al usuario",
+    "verify": "Verificar la lista de usuarios",
+}
+
+
+def step_label(step: str) -> str:
+    """The Spanish name of a bot step or job event (its code, humanized, if unknown)."""
+    return STEP_LABELS.get(step, step.replace("_", " ").capitalize())
+
+
+__all__ += ["STEP_LABELS", "step_label"]

@@ -1,71 +1,71 @@
 """Firm (staff) URLs, all under /estudio/<tenant_slug>/ (plus the password-set link for new members).
 
-Every view here is wrapped by `views.staff.staff_view`, which answers 404 to anyone who is not a
-member of the tenant in the URL (and to roles the page is not for). tests/onboarding/
+Every view here is wrapped by `views.staff.common.staff_view`, which answers 404 to anyone who is
+not a member of the tenant in the URL (and to roles the page is not for). tests/onboarding/
 test_tenant_isolation.py walks this list, so a URL added here is checked automatically.
 """
 from django.urls import path
 
-from onboarding.views import staff
+from onboarding.views.staff import audit, changes, dashboard, invitations, jobs, settings, team
 
 app_name = "staff"
 
 urlpatterns = [
     # Not tenant-scoped: the signed token names the user. Listed first so no tenant slug shadows it.
-    path("acceso/definir-clave/<uidb64>/<token>/", staff.password_set, name="password_set"),
-    path("<slug:tenant_slug>/", staff.dashboard, name="dashboard"),
-    path("<slug:tenant_slug>/clientes/filas/", staff.dashboard_rows, name="dashboard_rows"),
-    path("<slug:tenant_slug>/clientes.csv", staff.dashboard_export, name="dashboard_export"),
-    path("<slug:tenant_slug>/reejecutar/", staff.rerun_bulk, name="rerun_bulk"),
-    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/", staff.job_detail, name="job_detail"),
-    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reejecutar/", staff.job_rerun, name="job_rerun"),
-    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reintentar-ahora/", staff.job_retry_now, name="job_retry_now"),
+    path("acceso/definir-clave/<uidb64>/<token>/", team.password_set, name="password_set"),
+    path("<slug:tenant_slug>/", dashboard.dashboard, name="dashboard"),
+    path("<slug:tenant_slug>/clientes/filas/", dashboard.dashboard_rows, name="dashboard_rows"),
+    path("<slug:tenant_slug>/clientes.csv", dashboard.dashboard_export, name="dashboard_export"),
+    path("<slug:tenant_slug>/reejecutar/", dashboard.rerun_bulk, name="rerun_bulk"),
+    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
+    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reejecutar/", jobs.job_rerun, name="job_rerun"),
+    path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reintentar-ahora/", jobs.job_retry_now, name="job_retry_now"),
     path(
         "<slug:tenant_slug>/trabajos/<uuid:job_id>/evidencia/<uuid:artifact_id>/",
-        staff.job_artifact,
+        jobs.job_artifact,
         name="job_artifact",
     ),
-    path("<slug:tenant_slug>/invitaciones/", staff.invitations, name="invitations"),
-    path("<slug:tenant_slug>/invitaciones/importar/", staff.invitations_import, name="invitations_import"),
+    path("<slug:tenant_slug>/invitaciones/", invitations.invitations, name="invitations"),
+    path("<slug:tenant_slug>/invitaciones/importar/", invitations.invitations_import, name="invitations_import"),
     path(
         "<slug:tenant_slug>/invitaciones/<int:invitation_id>/reenviar/",
-        staff.invitation_resend,
+        invitations.invitation_resend,
         name="invitation_resend",
     ),
     path(
         "<slug:tenant_slug>/invitaciones/<int:invitation_id>/revocar/",
-        staff.invitation_revoke,
+        invitations.invitation_revoke,
         name="invitation_revoke",
     ),
-    path("<slug:tenant_slug>/configuracion/", staff.tenant_settings, name="settings"),
+    path("<slug:tenant_slug>/configuracion/", settings.tenant_settings, name="settings"),
     path(
-        "<slug:tenant_slug>/configuracion/representantes/", staff.representative_add, name="representative_add"
+        "<slug:tenant_slug>/configuracion/representantes/", settings.representative_add, name="representative_add"
     ),
     path(
         "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/desactivar/",
-        staff.representative_deactivate,
+        settings.representative_deactivate,
         name="representative_deactivate",
     ),
     path(
         "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/reactivar/",
-        staff.representative_reactivate,
+        settings.representative_reactivate,
         name="representative_reactivate",
     ),
     # Keeping SII authorizations true over time (services.changes).
-    path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", staff.company_end, name="company_end"),
+    path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", changes.company_end, name="company_end"),
     path(
         "<slug:tenant_slug>/clientes/<int:company_id>/pedir-certificado/",
-        staff.company_certificate_request,
+        jobs.company_certificate_request,
         name="company_certificate_request",
     ),
     path(
         "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/reemplazar/",
-        staff.representative_replace,
+        changes.representative_replace,
         name="representative_replace",
     ),
-    path("<slug:tenant_slug>/configuracion/permisos-sii/", staff.permissions_sync, name="permissions_sync"),
-    path("<slug:tenant_slug>/equipo/", staff.team, name="team"),
-    path("<slug:tenant_slug>/equipo/<int:membership_id>/rol/", staff.member_role, name="member_role"),
-    path("<slug:tenant_slug>/equipo/<int:membership_id>/quitar/", staff.member_remove, name="member_remove"),
-    path("<slug:tenant_slug>/auditoria/", staff.audit, name="audit"),
+    path("<slug:tenant_slug>/configuracion/permisos-sii/", settings.permissions_sync, name="permissions_sync"),
+    path("<slug:tenant_slug>/equipo/", team.team, name="team"),
+    path("<slug:tenant_slug>/equipo/<int:membership_id>/rol/", team.member_role, name="member_role"),
+    path("<slug:tenant_slug>/equipo/<int:membership_id>/quitar/", team.member_remove, name="member_remove"),
+    path("<slug:tenant_slug>/auditoria/", audit.audit, name="audit"),
 ]

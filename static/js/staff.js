@@ -39,7 +39,7 @@
     }
     if (counter) {
       // Failed rows without a checkbox: their certificate is gone (the row says so). Same words as
-      // the server's first rendering (onboarding.views.staff._bulk_hint).
+      // the server's first rendering (onboarding.views.staff.dashboard._bulk_hint).
       var blocked = document.querySelectorAll("tr[data-rerun-blocked]").length;
       var blockedText = blocked === 1
         ? "1 cliente con error no se puede reintentar: falta su certificado."

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from onboarding import services
 from onboarding.models import ClientCompany, CompanyStage, EnrollmentJob, JobStatus
-from onboarding.views import staff as staff_views
-from onboarding.views.staff import csv_safe
+from onboarding.views.staff import dashboard as staff_views
+from onboarding.views.staff.dashboard import csv_safe
 from tests.onboarding.staff_factories import certificate_make, company_make, invitation_make, job_make
 
 pytestmark = pytest.mark.django_db
@@ -488,7 +488,7 @@ def test_cached_stage_counts_never_mix_tenants(client, cast, firm) -> None:  # t
 
 
 def test_rows_escape_truncate_and_format_like_the_templates_did(client, cast, firm, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
-    """The rows are built in Python (onboarding.views.staff._rows_html): everything from the database
+    """The rows are built in Python (onboarding.views.staff.dashboard._rows_html): everything from the database
     is escaped, long failure messages are cut at 160 characters, dates are local (Santiago) and Spanish."""
     hostile = "<script>alert('x')</script> & \"Hijos\""
     company = company_make(cast.tenant_a, rut_for(33_333_333), hostile, owner_name="O'Brien <b>", stage=CompanyStage.FAILED)
