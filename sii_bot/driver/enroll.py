@@ -120,6 +120,8 @@ class EnrollFlow(Session):
     def _exists_detour(self, step: Step, done: list[str]) -> None:
         # SII says the user exists although it was not in the list we read (someone added it
         # meanwhile): read the list again and decide between "already authorized" and an update.
+        # SII answered: it did not save ours (someone else's is there), whatever the list shows next.
+        self.pending_outcome = None
         done.append("El SII indica que el usuario ya existe; se revisará nuevamente la lista.")
 
     def _confirmation_or_exists(self, snap: Snapshot) -> Snapshot | str | None:
