@@ -20,6 +20,7 @@ _FIRST_PATTERNS: list[tuple[type[errors.EnrollmentFailure], tuple[str, ...]]] = 
     (errors.WafRejected, ("transaccion rechazada", "the requested url was rejected", "support id",
                           "request rejected", "solicitud rechazada por")),
     (errors.TooManySessions, ("superado el maximo de sesiones", "maximo de sesiones autenticadas",
+                              "maximo de 10 sesiones abiertas",
                               "01.01.190.500.720.27")),
     (errors.LoginThrottled, ("demasiados intentos", "excedido el numero de intentos", "excedido el maximo de intentos",
                              "superado el numero maximo de intentos", "numero maximo de ingresos",
