@@ -132,8 +132,9 @@ class SiiSettings:
       again up to ``transient_retries`` times, waiting the n-th backoff (the last one repeats) before
       the n-th retry. A save ("Grabar Usuario", "Guardar Cambios") is never requested again: the
       user list decides whether it went through.
-    - ``resume_limit``: how many times one attempt may start over from the company step (logging in
-      again first when the session expired) after a session expiry or an error on a save.
+    - ``resume_limit``: how many times one attempt may start over from the company step after a
+      session expiry or an error on a save; ``relogin_limit``: how many of those may log in again
+      (SII throttles quick re-logins, so one by default).
     """
 
     enroll_url: str = PRODUCTION_ENROLL_URL
@@ -149,6 +150,7 @@ class SiiSettings:
     transient_retries: int = 3
     transient_backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)
     resume_limit: int = 3
+    relogin_limit: int = 1
 
     def __post_init__(self) -> None:
         # Normalize so that equality/hashing and Playwright origin matching are predictable.
@@ -160,8 +162,8 @@ class SiiSettings:
             _origin(getattr(self, name))  # validates scheme and host
         if self.step_timeout_seconds <= 0 or self.job_timeout_seconds <= 0:
             raise ValueError("timeouts must be positive")
-        if self.transient_retries < 0 or self.resume_limit < 0:
-            raise ValueError("transient_retries and resume_limit must not be negative")
+        if self.transient_retries < 0 or self.resume_limit < 0 or self.relogin_limit < 0:
+            raise ValueError("transient_retries, resume_limit and relogin_limit must not be negative")
         backoff = tuple(float(b) for b in self.transient_backoff_seconds)
         if not backoff or any(b < 0 for b in backoff):
             raise ValueError("transient_backoff_seconds must list at least one non-negative number")
@@ -208,7 +210,8 @@ class SiiSettings:
             kwargs["job_timeout_seconds"] = _parse_positive_float(env["SII_JOB_TIMEOUT"], "SII_JOB_TIMEOUT")
         if env.get("SII_CHROMIUM_PATH", "").strip():
             kwargs["chromium_path"] = env["SII_CHROMIUM_PATH"].strip()
-        for name, field_name in (("SII_TRANSIENT_RETRIES", "transient_retries"), ("SII_RESUME_LIMIT", "resume_limit")):
+        for name, field_name in (("SII_TRANSIENT_RETRIES", "transient_retries"), ("SII_RESUME_LIMIT", "resume_limit"),
+                                 ("SII_RELOGIN_LIMIT", "relogin_limit")):
             if env.get(name, "").strip():
                 kwargs[field_name] = _parse_count(env[name], name)
         if env.get("SII_TRANSIENT_BACKOFF", "").strip():

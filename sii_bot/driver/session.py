@@ -105,6 +105,7 @@ class Session(Controls):
         # Inside ``resuming``, and how many times this attempt started over.
         self.resumable = False
         self.resumes = 0
+        self.relogins = 0
 
     async def run(self) -> JobResult:
         """Run the job's steps, then log out whatever happened."""
@@ -167,6 +168,8 @@ class Session(Controls):
             return None
         count = f"({self.resumes + 1}/{self.settings.resume_limit})"
         if isinstance(failure, errors.SessionExpired):
+            if self.relogins >= self.settings.relogin_limit:
+                return None
             return f"Reintentando: la sesión del SII expiró; volveremos a identificarnos y a continuar {count}."
         if self.saving and self.is_transient(failure):
             return ("Reintentando: el SII respondió con un error al grabar; revisaremos la lista de usuarios "
@@ -180,6 +183,7 @@ class Session(Controls):
         self.replays = 0
         self.dialogs_seen = len(self.dialogs)
         if isinstance(failure, errors.SessionExpired):
+            self.relogins += 1
             async with self.stage(Step.LOGIN, "Volviendo a identificarse en el SII con el certificado digital.") as done:
                 self.session_lost = None
                 await self.goto(self.settings.enroll_url, "opening the enrolment page again")

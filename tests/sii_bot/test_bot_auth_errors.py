@@ -214,16 +214,19 @@ def test_outage_needs_both_the_url_and_the_text() -> None:
 
 def test_retry_settings_defaults_and_environment() -> None:
     default = SiiSettings.from_env({})
-    assert (default.transient_retries, default.transient_backoff_seconds, default.resume_limit) == (3, (0.5, 1.0, 2.0), 3)
+    assert (default.transient_retries, default.transient_backoff_seconds, default.resume_limit,
+            default.relogin_limit) == (3, (0.5, 1.0, 2.0), 3, 1)
     assert [default.backoff_seconds(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 2.0]
     custom = SiiSettings.from_env({"SII_TRANSIENT_RETRIES": "5", "SII_TRANSIENT_BACKOFF": "0.2, 0.4",
-                                   "SII_RESUME_LIMIT": "0"})
-    assert (custom.transient_retries, custom.transient_backoff_seconds, custom.resume_limit) == (5, (0.2, 0.4), 0)
+                                   "SII_RESUME_LIMIT": "0", "SII_RELOGIN_LIMIT": "2"})
+    assert (custom.transient_retries, custom.transient_backoff_seconds, custom.resume_limit,
+            custom.relogin_limit) == (5, (0.2, 0.4), 0, 2)
 
 
 @pytest.mark.parametrize(("name", "value"), [("SII_TRANSIENT_RETRIES", "tres"), ("SII_TRANSIENT_RETRIES", "-1"),
                                              ("SII_TRANSIENT_BACKOFF", "0.5,x"), ("SII_TRANSIENT_BACKOFF", "-1"),
-                                             ("SII_RESUME_LIMIT", "1.5")])
+                                             ("SII_RESUME_LIMIT", "1.5"),
+                                             ("SII_RELOGIN_LIMIT", "-2")])
 def test_retry_settings_reject_bad_values(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         SiiSettings.from_env({name: value})
