@@ -624,10 +624,24 @@ class Controls:
                     raise
 
     async def _goto_once(self, url: str, what: str) -> None:
-        try:
-            await self.page.goto(url, wait_until="commit", timeout=self.timeout_ms())
-        except Exception as exc:  # noqa: BLE001
-            raise self.playwright_failure(exc, what) from None
+        for attempt in range(3):
+            try:
+                await self.page.goto(url, wait_until="commit", timeout=self.timeout_ms())
+                return
+            except Exception as exc:  # noqa: BLE001
+                message = str(exc)
+                # A navigation the page had started itself (a redirect, a dismissed login dialog going
+                # to the portal) replaced ours: once it lands, ours goes through.
+                if attempt < 2 and ("interrupted by another navigation" in message or "ERR_ABORTED" in message):
+                    await self.settle()
+                    continue
+                raise self.playwright_failure(exc, what) from None
+
+    async def settle(self, limit: float = 3.0) -> None:
+        """Wait (at most ``limit`` s) until no navigation is in flight."""
+        deadline = min(time.monotonic() + limit, self.deadline)
+        while self.pending and time.monotonic() < deadline:
+            await self.sleep()
 
     def playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
         """Map a Playwright exception to a typed failure."""

@@ -186,6 +186,8 @@ class Session(Controls):
             self.relogins += 1
             async with self.stage(Step.LOGIN, "Volviendo a identificarse en el SII con el certificado digital.") as done:
                 self.session_lost = None
+                # The page may still be on its way somewhere (the portal, after the refused login dialog).
+                await self.settle()
                 await self.goto(self.settings.enroll_url, "opening the enrolment page again")
                 await self._login()
                 done.append("Identificación con certificado digital aceptada nuevamente por el SII.")
