@@ -2,7 +2,10 @@
 
 Options (each also read from the environment variable in brackets):
 
-  --only bot,throughput,portal   parts to run [BENCH_ONLY]; default all
+  --only bot,throughput,portal   parts to run [BENCH_ONLY]; default bot,throughput,portal; also
+                                 "resilience" (one attempt against 20 % HTTP 500s + a session expiry)
+  --resilience-runs R            runs of the resilience part [BENCH_RESILIENCE_RUNS]; default 100 (quick 20)
+  --resilience-backoff S,S,S     page-retry backoff in that part, seconds [BENCH_RESILIENCE_BACKOFF]; 0.1,0.2,0.4
   --quick                        a quick version (< 3 min): few runs, small N, short loads [BENCH_QUICK=1]
   --n N                          enrollments per throughput variant [BENCH_N]; default 200 (quick 12)
   --variants 1,2,4               throughput variants: slots, ":noshots" for SII_SCREENSHOTS=0 [BENCH_VARIANTS]
@@ -40,7 +43,8 @@ from typing import Any
 
 from benchmarks.common import PY, REPO, fmt_ms, fmt_s, loadavg, log, machine_info, write_json
 
-PARTS = ("bot", "throughput", "portal")
+PARTS = ("bot", "throughput", "portal", "resilience")
+DEFAULT_PARTS = ("bot", "throughput", "portal")
 
 # The targets.
 TARGET_OVERHEAD = 1.5
@@ -67,7 +71,9 @@ def _env(name: str, default: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=_env("BENCH_ONLY", ",".join(PARTS)))
+    p.add_argument("--only", default=_env("BENCH_ONLY", ",".join(DEFAULT_PARTS)))
+    p.add_argument("--resilience-runs", type=int, default=int(_env("BENCH_RESILIENCE_RUNS", "0")) or None)
+    p.add_argument("--resilience-backoff", default=_env("BENCH_RESILIENCE_BACKOFF", "0.1,0.2,0.4"))
     p.add_argument("--quick", action="store_true", default=_env("BENCH_QUICK", "0") not in ("0", "", "no"))
     p.add_argument("--n", type=int, default=int(_env("BENCH_N", "0")) or None)
     p.add_argument("--variants", dest="tp_variants", default=_env("BENCH_VARIANTS", ""))
@@ -104,6 +110,7 @@ def resolve(opts: argparse.Namespace) -> argparse.Namespace:
     opts.n = opts.n or (12 if quick else 200)
     opts.tp_variants = opts.tp_variants or ("1,2" if quick else "1,2,4")
     opts.bot_runs = opts.bot_runs or (3 if quick else 10)
+    opts.resilience_runs = opts.resilience_runs or (20 if quick else 100)
     opts.variant_seconds = opts.variant_seconds or (60.0 if quick else 300.0)
     opts.latencies = [float(x) for x in str(opts.latencies).split(",") if str(x).strip()] \
         if isinstance(opts.latencies, str) else opts.latencies
@@ -125,7 +132,8 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
             "--latencies", ",".join(f"{x:g}" for x in opts.latencies), "--screenshots", opts.screenshots,
             "--companies", str(opts.companies), "--owners", str(opts.owners), "--portal-k", str(opts.portal_k),
             "--dashboard-k", str(opts.dashboard_k), "--status-rate", f"{opts.status_rate:g}", "--duration", str(opts.duration), "--gunicorn", opts.gunicorn,
-            "--loadgen", opts.loadgen, "--backlog", str(opts.backlog), "--variant-seconds", str(opts.variant_seconds)]
+            "--loadgen", opts.loadgen, "--backlog", str(opts.backlog), "--variant-seconds", str(opts.variant_seconds),
+            "--resilience-runs", str(opts.resilience_runs), "--resilience-backoff", opts.resilience_backoff]
     if opts.quick:
         args.append("--quick")
     if opts.pin:
@@ -134,9 +142,9 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
 
 
 def run_section(opts: argparse.Namespace) -> int:
-    from benchmarks import bot, portal, throughput
+    from benchmarks import bot, portal, resilience, throughput
 
-    module = {"bot": bot, "throughput": throughput, "portal": portal}[opts.section]
+    module = {"bot": bot, "throughput": throughput, "portal": portal, "resilience": resilience}[opts.section]
     assert opts.work is not None and opts.section_json is not None
     started = time.monotonic()
     figures = module.run(opts, opts.work)
@@ -233,6 +241,17 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                          target, met))
     elif isinstance(portal, dict) and "error" in portal:
         rows.append(("portal", "ERROR", portal["error"][:200], "", "NO"))
+    res = results.get("resilience")
+    if isinstance(res, dict) and "completed" in res:
+        rows.append(("resilience", (f"one attempt, {res['http500_rate']:.0%} HTTP 500 + 1 session expiry, "
+                                   f"{res['runs']} runs"),
+                     (f"{res['completed']}/{res['runs']} completed; saves per completed run "
+                      f"{res['saves_per_completed_run']}, in failed runs {res['saves_in_failed_runs']}; "
+                      f"{res['page_retries']} page retries, {res['save_resumes']} save resumes, "
+                      f"{res['relogins']} new logins; run p50 {fmt_s(res['run_p50_s'])} p95 {fmt_s(res['run_p95_s'])}"),
+                     ">= 95% completed, 1 save each", _yes(res["met"])))
+    elif isinstance(res, dict) and "error" in res:
+        rows.append(("resilience", "ERROR", res["error"][:200], "", "NO"))
     return rows
 
 
@@ -284,6 +303,9 @@ def summary_line(results: dict[str, Any], seconds: float) -> str:
         if "dashboard" in sc:
             parts.append(f"dashboard p99 {sc['dashboard']['p99_ms']:.0f} ms")
         parts.append(f"loadgen {portal.get('loadgen', '?').split()[0]}")
+    res = results.get("resilience")
+    if isinstance(res, dict) and "completed" in res:
+        parts.append(f"resilience {res['completed']}/{res['runs']} (>= 95%, 1 save each: {_yes(res['met'])})")
     for name in PARTS:
         if isinstance(results.get(name), dict) and "error" in results[name]:
             parts.append(f"{name} FAILED")

@@ -14,9 +14,16 @@ from .models import EnrollmentResult
 
 __all__ = [
     "FAILURE_CODES",
+    "AuthenticationLocked",
     "BrowserCrashed",
     "BrowserUnavailable",
+    "CertificateExpired",
+    "CertificateInvalid",
+    "CertificateIssuerNotAccepted",
+    "CertificateLoginDisabled",
+    "CertificateNotRead",
     "CertificateRejected",
+    "CertificateRevoked",
     "CompanyNotAuthorized",
     "ConfirmationMismatch",
     "DeleteUnavailable",
@@ -26,11 +33,13 @@ __all__ = [
     "InternalError",
     "JobCancelled",
     "JobTimeout",
+    "LegalRepresentativeMismatch",
     "LoginThrottled",
     "OptionNotAllowed",
     "ReplacementIncomplete",
     "ServerCertificateUntrusted",
     "SessionExpired",
+    "SiiOutage",
     "SiiUnavailable",
     "StepTimeout",
     "TooManySessions",
@@ -53,6 +62,11 @@ class EnrollmentFailure(Exception):
     - ``retry_after_seconds``: the minimum wait before that retry (``None`` when not retryable). For
       throttling-type failures this is deliberately long: retrying quickly makes SII block longer.
     - ``user_message``: Spanish (es-CL) text for the client, saying what to do.
+    - ``needs_person``: only a person can fix it (the owner at the SII, a new certificate...): never
+      run the job again automatically, whatever ``retryable`` says elsewhere; ask the client to act.
+    - ``login_retries``: how many more times the bot itself tries the certificate login, within the
+      same attempt, when SII answers the login with this failure (SII's own advice for some codes is
+      "try once more"). What reaches the caller is the failure after those tries.
 
     Instance attributes:
 
@@ -75,6 +89,8 @@ class EnrollmentFailure(Exception):
     user_message: ClassVar[str] = (
         "No fue posible completar la autorización en el SII. Nuestro equipo revisará el caso."
     )
+    needs_person: ClassVar[bool] = False
+    login_retries: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -108,6 +124,7 @@ class EnrollmentFailure(Exception):
             "retryable": self.retryable,
             "retry_after_seconds": self.retry_after_seconds,
             "user_message": self.user_message,
+            "needs_person": self.needs_person,
             "detail": self.detail,
             "step": self.step,
             "sii_text": self.sii_text,
@@ -162,7 +179,8 @@ class OptionNotAllowed(EnrollmentFailure):
 
 
 class TooManySessions(EnrollmentFailure):
-    """SII's 'máximo de sesiones autenticadas' limit; only a retry much later can help."""
+    """SII's 'máximo de sesiones autenticadas' limit (code ...27): SII frees it an hour after the last
+    login, so only a retry that much later can help."""
 
     code = "too_many_sessions"
     retryable = True
@@ -210,13 +228,140 @@ class WafRejected(EnrollmentFailure):
 
 
 class SessionExpired(EnrollmentFailure):
-    """The SII session ended in the middle of the procedure (the login page came back)."""
+    """The SII session ended in the middle of the procedure: the login page came back, or SII said so
+    (codes ...28 "no se ha autenticado" / ...29 "tiempo máximo que puede durar la sesión"). The bot
+    logs in again and resumes within the attempt first; this reaches the caller only when that fails."""
 
     code = "session_expired"
     retryable = True
     retry_after_seconds = 60
     user_message = (
         "La sesión en el SII se cerró antes de terminar el trámite. Reintentaremos automáticamente."
+    )
+
+
+class SiiOutage(SiiUnavailable):
+    """SII sent the browser to its "servicio no disponible" help page (under ``/ayudas/``): an outage.
+
+    Retrying within the attempt would only hit the outage again; the job waits several minutes (the
+    job system adds its backoff on top)."""
+
+    code = "sii_outage"
+    retry_after_seconds = 300
+    user_message = (
+        "El SII informa que su servicio no está disponible en este momento (mantención o alta demanda). "
+        "No es necesario que haga nada: reintentaremos automáticamente en unos minutos."
+    )
+
+
+# -- SII's certificate-login messages, by the last two digits of their code ("01.01.190.500.720.NN") --
+
+
+class CertificateLoginDisabled(EnrollmentFailure):
+    """Code ...33: this taxpayer may log in only with the Clave Tributaria, not with a certificate."""
+
+    code = "certificate_login_disabled"
+    needs_person = True
+    user_message = (
+        "El SII indica que su RUT está configurado para identificarse solo con Clave Tributaria, no con "
+        "certificado digital, así que no pudimos ingresar con su certificado. Para habilitarlo: "
+        "1) ingrese a sii.cl con su RUT y Clave Tributaria; "
+        "2) vaya a Servicios online › Clave Tributaria y Representantes electrónicos › Clave Tributaria › "
+        "«Cambiar clave y datos de Autenticación» (https://zeusr.sii.cl/cgi_AUT2000/ConfirmacionDeUso.cgi); "
+        "3) en la última sección del formulario elija trabajar «sólo con Certificado Digital» o «con ambas "
+        "indistintamente» y guarde los cambios. "
+        "Después vuelva a intentarlo aquí. No reintentaremos automáticamente hasta que lo haga."
+    )
+
+
+class CertificateNotRead(CertificateRejected):
+    """Code ...34: SII asks to present the certificate again; it failed again on the bot's second try."""
+
+    code = "certificate_not_read"
+    needs_person = True
+    login_retries = 1
+    user_message = (
+        "El SII no logró leer su certificado digital, tampoco en un segundo intento. Verifique que el "
+        "archivo que subió sea su certificado vigente (con su clave privada) y vuelva a subirlo; si el "
+        "problema continúa, solicite un nuevo certificado a su entidad certificadora."
+    )
+
+
+class CertificateRevoked(CertificateRejected):
+    """Code ...35: the certificate was revoked by its issuer."""
+
+    code = "certificate_revoked"
+    needs_person = True
+    user_message = (
+        "El SII indica que su certificado digital fue revocado por la entidad que lo emitió, así que ya "
+        "no sirve para identificarse. Solicite un nuevo certificado digital a una entidad certificadora "
+        "autorizada por el SII, súbalo aquí y vuelva a intentarlo."
+    )
+
+
+class CertificateExpired(CertificateRejected):
+    """Code ...36: the certificate has expired."""
+
+    code = "certificate_expired"
+    needs_person = True
+    user_message = (
+        "El SII indica que su certificado digital está vencido. Solicite uno nuevo a su entidad "
+        "certificadora, súbalo aquí y vuelva a intentarlo."
+    )
+
+
+class CertificateIssuerNotAccepted(CertificateRejected):
+    """Code ...37: the certificate was not issued by a provider the SII accepts."""
+
+    code = "certificate_issuer_not_accepted"
+    needs_person = True
+    user_message = (
+        "El SII no acepta su certificado digital porque no fue emitido por una entidad certificadora "
+        "autorizada por el SII. Obtenga un certificado de una de las entidades autorizadas (el SII "
+        "publica el listado en su pregunta frecuente «¿Cuál es el listado de entidades certificadoras "
+        "autorizadas por el SII?»), súbalo aquí y vuelva a intentarlo."
+    )
+
+
+class CertificateInvalid(CertificateRejected):
+    """Code ...38: SII refused the certificate; it refused it again on the bot's second try."""
+
+    code = "certificate_invalid"
+    needs_person = True
+    login_retries = 1
+    user_message = (
+        "El SII rechazó su certificado digital, también en un segundo intento. Solicite un nuevo "
+        "certificado digital a una entidad certificadora autorizada por el SII, súbalo aquí y vuelva a "
+        "intentarlo."
+    )
+
+
+class LegalRepresentativeMismatch(EnrollmentFailure):
+    """Code ...41: the legal representative's RUT does not match the SII's records for the company."""
+
+    code = "legal_representative_mismatch"
+    needs_person = True
+    user_message = (
+        "El SII indica que el RUT del representante legal no coincide con el que tiene registrado para "
+        "la empresa (por ejemplo, si hubo un cambio de representante legal o si hay más de uno). "
+        "Revise en el SII quién figura como representante legal de la empresa; si el dato está "
+        "desactualizado, acuda a la oficina del SII que corresponde a la empresa para corregirlo. Luego "
+        "vuelva a intentarlo con el certificado del representante registrado."
+    )
+
+
+class AuthenticationLocked(EnrollmentFailure):
+    """Codes ...9, ...19, ...49, ...55: the Clave Tributaria or provisional code is locked (about an
+    hour) or about to be. Never retried automatically: every try could extend the lock."""
+
+    code = "authentication_locked"
+    needs_person = True
+    user_message = (
+        "El SII bloqueó temporalmente el ingreso con su RUT por intentos fallidos sucesivos (o está a "
+        "punto de hacerlo); el bloqueo dura alrededor de una hora. Para no prolongarlo, no "
+        "reintentaremos automáticamente. Espere al menos una hora sin intentar ingresar al SII y luego "
+        "vuelva a intentarlo aquí. Si no recuerda su Clave Tributaria, puede recuperarla en sii.cl "
+        "(Servicios online › Clave Tributaria y Representantes electrónicos › Recuperar Clave Tributaria)."
     )
 
 
@@ -385,6 +530,7 @@ class ReplacementIncomplete(EnrollmentFailure):
         if cause is not None:
             self.retryable = cause.retryable  # type: ignore[misc]
             self.retry_after_seconds = cause.retry_after_seconds  # type: ignore[misc]
+            self.needs_person = cause.needs_person  # type: ignore[misc]
             self.step = self.step or cause.step
             self.sii_text = self.sii_text or cause.sii_text
             self.page_html = self.page_html or cause.page_html
@@ -444,6 +590,15 @@ FAILURE_CODES: dict[str, type[EnrollmentFailure]] = {
         UserStillPresent,
         VerificationFailed,
         ReplacementIncomplete,
+        SiiOutage,
+        CertificateLoginDisabled,
+        CertificateNotRead,
+        CertificateRevoked,
+        CertificateExpired,
+        CertificateIssuerNotAccepted,
+        CertificateInvalid,
+        LegalRepresentativeMismatch,
+        AuthenticationLocked,
     )
 }
 

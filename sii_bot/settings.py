@@ -77,6 +77,26 @@ def _parse_positive_float(value: str, name: str) -> float:
     return parsed
 
 
+def _parse_count(value: str, name: str) -> int:
+    try:
+        parsed = int(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if parsed < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return parsed
+
+
+def _parse_backoff(value: str, name: str) -> tuple[float, ...]:
+    try:
+        parsed = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated seconds (e.g. 0.5,1,2), got {value!r}") from None
+    if not parsed or any(p < 0 for p in parsed):
+        raise ValueError(f"{name} must list non-negative seconds (e.g. 0.5,1,2), got {value!r}")
+    return parsed
+
+
 def _origin(url: str) -> str:
     """Return ``scheme://host[:port]`` exactly as Playwright matches client-certificate origins."""
     parts = urlsplit(url.strip())
@@ -115,6 +135,14 @@ class SiiSettings:
       and the list afterwards; a failure always keeps a screenshot of where it happened.
     - ``screenshot_every_step``: also one after every other step (login, company, forms...), to debug a
       page change; each one costs 50-150 ms of the job (docs/performance.md).
+    - ``transient_retries`` / ``transient_backoff_seconds``: within one attempt, a page that failed
+      with an HTTP 5xx or SII's generic "No ha sido posible completar su solicitud" is requested
+      again up to ``transient_retries`` times, waiting the n-th backoff (the last one repeats) before
+      the n-th retry. A save ("Grabar Usuario", "Guardar Cambios") is never requested again: the
+      user list decides whether it went through.
+    - ``resume_limit``: how many times one attempt may start over from the company step after a
+      session expiry or an error on a save; ``relogin_limit``: how many of those may log in again
+      (SII throttles quick re-logins, so one by default).
     """
 
     enroll_url: str = PRODUCTION_ENROLL_URL
@@ -127,6 +155,10 @@ class SiiSettings:
     headless: bool = True
     screenshots: bool = True
     screenshot_every_step: bool = False
+    transient_retries: int = 3
+    transient_backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)
+    resume_limit: int = 3
+    relogin_limit: int = 1
 
     def __post_init__(self) -> None:
         # Normalize so that equality/hashing and Playwright origin matching are predictable.
@@ -138,6 +170,16 @@ class SiiSettings:
             _origin(getattr(self, name))  # validates scheme and host
         if self.step_timeout_seconds <= 0 or self.job_timeout_seconds <= 0:
             raise ValueError("timeouts must be positive")
+        if self.transient_retries < 0 or self.resume_limit < 0 or self.relogin_limit < 0:
+            raise ValueError("transient_retries, resume_limit and relogin_limit must not be negative")
+        backoff = tuple(float(b) for b in self.transient_backoff_seconds)
+        if not backoff or any(b < 0 for b in backoff):
+            raise ValueError("transient_backoff_seconds must list at least one non-negative number")
+        object.__setattr__(self, "transient_backoff_seconds", backoff)
+
+    def backoff_seconds(self, retry: int) -> float:
+        """The wait before the ``retry``-th (1-based) in-attempt retry of a page."""
+        return self.transient_backoff_seconds[min(retry, len(self.transient_backoff_seconds)) - 1]
 
     @property
     def is_real_sii(self) -> bool:
@@ -176,6 +218,12 @@ class SiiSettings:
             kwargs["job_timeout_seconds"] = _parse_positive_float(env["SII_JOB_TIMEOUT"], "SII_JOB_TIMEOUT")
         if env.get("SII_CHROMIUM_PATH", "").strip():
             kwargs["chromium_path"] = env["SII_CHROMIUM_PATH"].strip()
+        for name, field_name in (("SII_TRANSIENT_RETRIES", "transient_retries"), ("SII_RESUME_LIMIT", "resume_limit"),
+                                 ("SII_RELOGIN_LIMIT", "relogin_limit")):
+            if env.get(name, "").strip():
+                kwargs[field_name] = _parse_count(env[name], name)
+        if env.get("SII_TRANSIENT_BACKOFF", "").strip():
+            kwargs["transient_backoff_seconds"] = _parse_backoff(env["SII_TRANSIENT_BACKOFF"], "SII_TRANSIENT_BACKOFF")
         if "SII_HEADLESS" in env:
             kwargs["headless"] = _parse_bool(env["SII_HEADLESS"], "SII_HEADLESS")
             if not kwargs["headless"] and "chromium_path" not in kwargs:

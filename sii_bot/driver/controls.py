@@ -10,13 +10,17 @@ page it:
 - reads the decoded page and turns SII error texts, alerts, WAF pages and a login page that comes
   back mid-flow into typed ``EnrollmentFailure``s;
 - waits until the expected form or text is there, or stops with ``UnexpectedPage`` carrying the HTML
-  and a screenshot; HTTP status codes are never trusted either way;
+  and a screenshot; HTTP status codes are never trusted either way (a 5xx counts only when the page
+  is not the expected one);
+- requests a page again, with a short backoff, when SII answered it with a server error or its
+  generic "No ha sido posible completar su solicitud" (``retry_transient``), never a save;
 - clicks controls by visible label and fills inputs by field name, in one round trip per frame;
 - reports each step's progress (``stage``), with screenshots of evidence pages.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -47,10 +51,11 @@ from ..settings import SiiSettings
 from .scripts import JS_CLICK_CONTROL, JS_FILL, JS_SNAPSHOT
 
 if TYPE_CHECKING:
-    from playwright.async_api import Dialog, Frame, Page, Request
+    from playwright.async_api import Dialog, Frame, Page, Request, Response, Route
 
 __all__ = [
     "Controls",
+    "Document",
     "Done",
     "Job",
     "JobRequest",
@@ -138,13 +143,26 @@ class Done(list[str]):
     evidence: bool | None = None
 
 
+@dataclass(frozen=True)
+class Document:
+    """The request that loaded the main frame's current document (what a retry requests again) and,
+    once known, its HTTP status."""
+
+    url: str
+    method: str
+    body: bytes | None
+    content_type: str | None
+    status: int | None = None
+
+
 @dataclass
 class SeenDialog:
-    """A JavaScript dialog the page opened, and whether the bot accepted it."""
+    """A JavaScript dialog the page opened, whether the bot accepted it, and the document that opened it."""
 
     kind: str
     message: str
     accepted: bool
+    document: Document | None = None
 
 
 @dataclass
@@ -157,6 +175,13 @@ class Job:
     cancelled: threading.Event
     started: float = field(default_factory=time.monotonic)
     screenshots: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _is_main_frame(request: Request) -> bool:
+    try:
+        return request.frame.parent_frame is None
+    except Exception:  # noqa: BLE001 - a request without a frame (service worker...)
+        return False
 
 
 def first_line(exc: BaseException) -> str:
@@ -192,7 +217,16 @@ class Controls:
         # Origins outside the configured SII origins the context refused (filled by its route).
         self.blocked: list[str] = []
         self.session_lost: str | None = None
+        # The main frame's current document and the one whose error is being handled.
+        self.document: Document | None = None
+        self.failed_document: Document | None = None
+        self._replaying: Document | None = None
+        # In-attempt retries of the current page (reset when a page turns out as expected).
+        self.replays = 0
+        # Set from the click of a save until the user list is read again: never request it again.
+        self.saving = False
         page.on("dialog", self._on_dialog)
+        page.on("response", self._on_response)
         page.on("framenavigated", self._on_navigated)
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_request_done)
@@ -218,7 +252,7 @@ class Controls:
         elif kind == "confirm" and self.delete_armed:
             self.delete_confirms.append(message)
         accept = kind in ("alert", "confirm", "beforeunload") and not destructive and not relogin
-        self.dialogs.append(SeenDialog(kind, message, accept))
+        self.dialogs.append(SeenDialog(kind, message, accept, self.document))
         log.info("SII dialog (%s, %s): %s", kind, "accepted" if accept else "dismissed", message[:200])
         try:
             await (dialog.accept() if accept else dialog.dismiss())
@@ -236,6 +270,21 @@ class Controls:
     def _on_request(self, request: Request) -> None:
         if request.is_navigation_request():
             self.pending.add(request)
+            if _is_main_frame(request):
+                replaying = self._replaying
+                if replaying is not None and request.url == replaying.url:
+                    # The retry's request is routed into the original one (method and body).
+                    self.document = replaying
+                else:
+                    self.document = Document(request.url, request.method, request.post_data_buffer,
+                                             request.headers.get("content-type"))
+
+    def _on_response(self, response: Response) -> None:
+        request = response.request
+        document = self.document
+        if (document is not None and request.is_navigation_request() and _is_main_frame(request)
+                and request.url == document.url):
+            self.document = dataclasses.replace(document, status=response.status)
 
     def _on_request_done(self, request: Request) -> None:
         self.pending.discard(request)
@@ -343,6 +392,7 @@ class Controls:
             raise errors.SessionExpired(f"SII sent the browser back to its login ({self.session_lost})",
                                         page_html=snap.html)
         for dialog in self._new_alerts():
+            self.failed_document = dialog.document
             failure = classify_message(dialog.message)
             if failure is None:
                 failure = (
@@ -357,7 +407,8 @@ class Controls:
                 f"the flow went to an origin outside the configured SII origins: {self.blocked[-1]}",
                 page_html=snap.html,
             )
-        failure = detect_error(snap.html)
+        self.failed_document = self.document
+        failure = detect_error(snap.html, snap.url)
         if failure is not None:
             failure.detail = f"{failure.detail} (at {snap.url})"
             raise failure
@@ -386,10 +437,20 @@ class Controls:
             self.check_cancelled()
             snap = await self.snapshot()
             if snap is not None:
-                self._raise_for_page(snap, login_allowed=login_allowed)
-                result = check(snap)
-                if result is not None:
-                    return result
+                try:
+                    self._raise_for_page(snap, login_allowed=login_allowed)
+                    result = check(snap)
+                    if result is not None:
+                        self.replays = 0
+                        return result
+                    self._raise_for_status(snap)
+                except errors.EnrollmentFailure as failure:
+                    if not await self.retry_transient(failure):
+                        raise
+                    last_html = None
+                    quiet_since = time.monotonic()
+                    deadline = self.step_deadline()
+                    continue
                 now = time.monotonic()
                 if snap.html != last_html or not snap.ready or self.pending:
                     last_html = snap.html
@@ -404,6 +465,76 @@ class Controls:
             if time.monotonic() >= deadline:
                 raise self._timeout(f"waiting for {what} (at {self.page.url})", snap.html if snap else None)
             await self.sleep()
+
+    def _raise_for_status(self, snap: Snapshot) -> None:
+        """``SiiUnavailable`` when the page that is not the expected one came with an HTTP 5xx."""
+        document = self.document
+        if document is not None and document.status is not None and document.status >= 500 \
+                and document.url == snap.url and not self.pending:
+            self.failed_document = document
+            raise errors.SiiUnavailable(f"SII answered HTTP {document.status} at {snap.url}", page_html=snap.html)
+
+    # -- in-attempt retries --------------------------------------------------------------------------
+
+    @staticmethod
+    def is_transient(failure: errors.EnrollmentFailure) -> bool:
+        """A server error or SII's generic failure: worth asking again at once (an outage is not)."""
+        return type(failure) is errors.SiiUnavailable
+
+    async def retry_transient(self, failure: errors.EnrollmentFailure) -> bool:
+        """Request the failed page again after a short backoff; False when that is not allowed: not a
+        transient failure, a save (``saving``: the user list decides), retries used up, or nothing
+        known to request again. Each retry is reported as progress."""
+        document = self.failed_document
+        if (not self.is_transient(failure) or self.saving or self.replays >= self.settings.transient_retries
+                or document is None or document.method.upper() not in ("GET", "POST")
+                or (document.method.upper() == "POST" and document.body is None)):
+            return False
+        delay = self.settings.backoff_seconds(self.replays + 1)
+        if time.monotonic() + delay + 1.0 >= self.deadline:
+            return False
+        self.replays += 1
+        self.emit(self.step or Step.OPEN_PAGE, "started",
+                  f"Reintentando: el SII respondió con un error ({self.replays}/{self.settings.transient_retries}).")
+        log.info("SII transient failure (%s); request %d of %s %s again in %.1f s", failure.detail[:200],
+                 self.replays, document.method, document.url, delay)
+        await self.page.wait_for_timeout(delay * 1000)
+        self.dialogs_seen = len(self.dialogs)
+        try:
+            await self._replay(document)
+        except errors.EnrollmentFailure as again:
+            if not self.is_transient(again):
+                raise
+            # The page shows the browser's error page or the old one: the next poll decides again.
+            self.failed_document = document
+        return True
+
+    async def _replay(self, document: Document) -> None:
+        """Request ``document`` again in the main frame: a GET as is, a POST with the same body bytes
+        (routed into the navigation, so the encoding is exactly the original's)."""
+        if document.method.upper() == "GET":
+            await self._goto_once(document.url, "requesting the page again")
+            return
+        url = document.url
+
+        def matches(candidate: str) -> bool:
+            return candidate == url
+
+        async def as_post(route: Route) -> None:
+            headers = {**route.request.headers,
+                       "content-type": document.content_type or "application/x-www-form-urlencoded"}
+            await route.continue_(method="POST", post_data=document.body, headers=headers)
+
+        await self.page.route(matches, as_post, times=1)
+        self._replaying = document
+        try:
+            await self._goto_once(url, "submitting the form again")
+        finally:
+            self._replaying = None
+            try:
+                await self.page.unroute(matches, as_post)
+            except Exception:  # noqa: BLE001, S110 - already removed after its one use
+                pass
 
     def check_cancelled(self) -> None:
         """Raise ``JobCancelled`` when the caller gave up, ``JobTimeout`` when the job budget is spent."""
@@ -461,7 +592,11 @@ class Controls:
             # this step, with the page it left behind.
             await self.page.wait_for_timeout(200)
             snap = await self.snapshot() or Snapshot(self.page.url, "", True)
-            self._raise_for_page(snap, login_allowed=self._in_login())
+            try:
+                self._raise_for_page(snap, login_allowed=self._in_login())
+            except errors.EnrollmentFailure as failure:
+                if not await self.retry_transient(failure):
+                    raise
         return label
 
     async def fill(self, values: dict[str, str]) -> None:
@@ -479,11 +614,36 @@ class Controls:
         raise self.unexpected(f"no input field {', '.join(missing)}", await self.snapshot())
 
     async def goto(self, url: str, what: str) -> None:
-        """Navigate to ``url`` (until it commits); a typed failure when the browser cannot."""
-        try:
-            await self.page.goto(url, wait_until="commit", timeout=self.timeout_ms())
-        except Exception as exc:  # noqa: BLE001
-            raise self.playwright_failure(exc, what) from None
+        """Navigate to ``url`` (until it commits), again after a network error while retries last;
+        a typed failure when the browser cannot."""
+        while True:
+            try:
+                await self._goto_once(url, what)
+                return
+            except errors.EnrollmentFailure as failure:
+                self.failed_document = Document(url, "GET", None, None)
+                if not await self.retry_transient(failure):
+                    raise
+
+    async def _goto_once(self, url: str, what: str) -> None:
+        for attempt in range(3):
+            try:
+                await self.page.goto(url, wait_until="commit", timeout=self.timeout_ms())
+                return
+            except Exception as exc:  # noqa: BLE001
+                message = str(exc)
+                # A navigation the page had started itself (a redirect, a dismissed login dialog going
+                # to the portal) replaced ours: once it lands, ours goes through.
+                if attempt < 2 and ("interrupted by another navigation" in message or "ERR_ABORTED" in message):
+                    await self.settle()
+                    continue
+                raise self.playwright_failure(exc, what) from None
+
+    async def settle(self, limit: float = 3.0) -> None:
+        """Wait (at most ``limit`` s) until no navigation is in flight."""
+        deadline = min(time.monotonic() + limit, self.deadline)
+        while self.pending and time.monotonic() < deadline:
+            await self.sleep()
 
     def playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
         """Map a Playwright exception to a typed failure."""
@@ -525,6 +685,11 @@ class Controls:
         try:
             yield done
         except errors.EnrollmentFailure as failure:
+            resume = self.resume_message(failure)
+            if resume is not None:
+                # Not the end of the attempt: the flow starts over from the company step.
+                self.emit(step, "started", resume)
+                raise
             await self.evidence(failure)
             self.emit(step, "failed", failure.user_message, failure.screenshot)
             raise
@@ -541,6 +706,11 @@ class Controls:
         if shot is not None:
             self.job.screenshots.append((step.value, shot))
         self.emit(step, "done", done[0] if done else f"{step.label}: listo.", shot)
+
+    def resume_message(self, failure: errors.EnrollmentFailure) -> str | None:
+        """The progress message when the flow will resume after ``failure`` (None: it ends the
+        attempt). ``Session`` implements resuming; here nothing resumes."""
+        return None
 
     def skip(self, step: Step, message: str) -> None:
         """Report ``step`` as skipped (``message`` says why, in Spanish)."""

@@ -4,6 +4,11 @@ A new user goes through "Ingresar Nuevo Usuario", the form, SII's confirmation a
 nothing is saved unless the confirmation shows exactly the requested company, user and permissions.
 A user already on the list is either already authorized (nothing saved) or updated through its edit
 screen and "Guardar Cambios" (the delete option is always left unticked).
+
+A save answered with an error (or a session that expired while saving) is never submitted again as
+is: the attempt starts over from the company step (``Session.resuming``) and the user list decides.
+If it shows the user with exactly the requested permissions, the save went through and the outcome
+is what that save was ("created"/"updated"); otherwise the user is created or updated again.
 """
 
 from __future__ import annotations
@@ -40,8 +45,14 @@ _MAX_LIST_VISITS = 2
 class EnrollFlow(Session):
     """Authorize ``self.request``'s user (an ``EnrollmentRequest``, or a replacement's addition)."""
 
+    # What the last save submitted in this attempt would have done, until a result confirms it.
+    pending_outcome: Outcome | None = None
+
     async def run_steps(self) -> EnrollmentResult:
         await self.start()
+        return await self.resuming(self._from_company)
+
+    async def _from_company(self) -> EnrollmentResult:
         return await self.authorize(await self.company_and_list())
 
     async def authorize(self, listed: tuple[list[SiiUser], str], named: tuple[str, ...] = ()) -> EnrollmentResult:
@@ -92,6 +103,7 @@ class EnrollFlow(Session):
 
         async with self.stage(Step.SAVE, "Grabando el usuario en el SII.") as done:
             self.mark_saved()
+            self.pending_outcome = "created"
             await self.click(Labels.SAVE, "saving the user", exact_only=False)
             done.append("Solicitud de grabación enviada.")
         async with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
@@ -108,6 +120,8 @@ class EnrollFlow(Session):
     def _exists_detour(self, step: Step, done: list[str]) -> None:
         # SII says the user exists although it was not in the list we read (someone added it
         # meanwhile): read the list again and decide between "already authorized" and an update.
+        # SII answered: it did not save ours (someone else's is there), whatever the list shows next.
+        self.pending_outcome = None
         done.append("El SII indica que el usuario ya existe; se revisará nuevamente la lista.")
 
     def _confirmation_or_exists(self, snap: Snapshot) -> Snapshot | str | None:
@@ -166,6 +180,7 @@ class EnrollFlow(Session):
         self.skip(Step.CONFIRM, "La modificación de un usuario existente no tiene página de confirmación.")
         async with self.stage(Step.SAVE, "Guardando los cambios en el SII.") as done:
             self.mark_saved()
+            self.pending_outcome = "updated"
             await self.click(Labels.SAVE_CHANGES, "saving the changes", exact_only=False)
             done.append("Solicitud de modificación enviada.")
         async with self.stage(Step.RESULT, "Leyendo el resultado.", evidence=True) as done:
@@ -207,13 +222,20 @@ class EnrollFlow(Session):
     def _already(self, existing: SiiUser, company_name: str, *, from_edit: bool = False) -> EnrollmentResult:
         request = self.request
         assert request is not None
-        message = "El usuario ya estaba autorizado con exactamente esos permisos; no se grabó nada."
-        if not from_edit:
-            self.skip(Step.NEW_USER, message)
-        for step in (Step.FILL_FORM, Step.CONFIRM, Step.SAVE):
-            self.skip(step, message)
+        outcome: Outcome = self.pending_outcome or "already_authorized"
         self.step = Step.RESULT
-        self.emit(Step.RESULT, "done", message)
+        if self.pending_outcome is not None:
+            # Our own save went through although SII answered it with an error: the list proves it.
+            self.emit(Step.RESULT, "done", "El SII no mostró el resultado de la grabación, pero la lista de "
+                                           "usuarios autorizados confirma que el usuario quedó con exactamente "
+                                           "los permisos solicitados; no se volvió a grabar.")
+        else:
+            message = "El usuario ya estaba autorizado con exactamente esos permisos; no se grabó nada."
+            if not from_edit:
+                self.skip(Step.NEW_USER, message)
+            for step in (Step.FILL_FORM, Step.CONFIRM, Step.SAVE):
+                self.skip(step, message)
+            self.emit(Step.RESULT, "done", message)
         record = SiiUserRecord(
             company_name=company_name,
             company_rut=request.company_rut,
@@ -224,7 +246,7 @@ class EnrollFlow(Session):
             registry=request.registry,
             authorized_by="",
         )
-        return self._result("already_authorized", record)
+        return self._result(outcome, record)
 
     def _result(self, outcome: Outcome, record: SiiUserRecord) -> EnrollmentResult:
         return EnrollmentResult(

@@ -4,14 +4,19 @@ company, read its user list, open a user's edit screen, and log out (always, in 
 
 The flows (``enroll``, ``revoke``, ``replace``) subclass ``Session`` and implement ``run_steps``;
 they follow each page's forms, field names and visible labels, never hard-coded intermediate URLs.
+
+``resuming`` runs a flow's part from the company step on and, when the session expires mid-flow
+(SII's login comes back, or codes ...28/...29) or a save is answered with an error, starts it over
+within the same attempt: logging in again first if needed, then company, user list (which tells
+whether the save went through) and on. ``settings.resume_limit`` bounds it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import errors
 from ..browser import new_job_context, origin_of
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["Session", "job_page"]
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 @asynccontextmanager
@@ -95,6 +102,10 @@ class Session(Controls):
         self.saved_since_list = False
         self.saved_any = False
         self.logged_in = False
+        # Inside ``resuming``, and how many times this attempt started over.
+        self.resumable = False
+        self.resumes = 0
+        self.relogins = 0
 
     async def run(self) -> JobResult:
         """Run the job's steps, then log out whatever happened."""
@@ -114,8 +125,74 @@ class Session(Controls):
             done.append("Página del SII abierta.")
         async with self.stage(Step.LOGIN, "Identificándose en el SII con el certificado digital.") as done:
             self.logged_in = True  # from here on cookies may exist: always log out
-            await self._login()
+            tries = 0
+            while True:
+                try:
+                    await self._login()
+                    break
+                except errors.EnrollmentFailure as failure:
+                    # SII's advice for some answers is to present the certificate once more.
+                    if tries >= failure.login_retries:
+                        raise
+                    tries += 1
+                    self.emit(Step.LOGIN, "started",
+                              "Reintentando: el SII pidió presentar nuevamente el certificado digital.")
+                    await self.page.wait_for_timeout(self.settings.backoff_seconds(tries) * 1000)
+                    await self.goto(self.settings.enroll_url, "opening the enrolment page again")
             done.append("Identificación con certificado digital aceptada por el SII.")
+
+    async def resuming(self, part: Callable[[], Awaitable[R]]) -> R:
+        """Run ``part`` (which starts at the company form) and start it over after a session expiry
+        or an error on a save, at most ``settings.resume_limit`` times; other failures end it."""
+        self.resumable = True
+        try:
+            while True:
+                try:
+                    return await part()
+                except errors.EnrollmentFailure as failure:
+                    if self.resume_message(failure) is None:
+                        raise
+                    self.resumes += 1
+                    log.info("resuming from the company step (%d/%d) after %s: %s", self.resumes,
+                             self.settings.resume_limit, failure.code, failure.detail[:200])
+                    # A failure while getting back is the end of the attempt, reported as such.
+                    self.resumable = False
+                    await self._resume_after(failure)
+                    self.resumable = True
+        finally:
+            self.resumable = False
+
+    def resume_message(self, failure: errors.EnrollmentFailure) -> str | None:
+        """The "Reintentando" progress message when ``resuming`` will start over after ``failure``."""
+        if not self.resumable or self.resumes >= self.settings.resume_limit:
+            return None
+        count = f"({self.resumes + 1}/{self.settings.resume_limit})"
+        if isinstance(failure, errors.SessionExpired):
+            if self.relogins >= self.settings.relogin_limit:
+                return None
+            return f"Reintentando: la sesión del SII expiró; volveremos a identificarnos y a continuar {count}."
+        if self.saving and self.is_transient(failure):
+            return ("Reintentando: el SII respondió con un error al grabar; revisaremos la lista de usuarios "
+                    f"antes de volver a grabar {count}.")
+        return None
+
+    async def _resume_after(self, failure: errors.EnrollmentFailure) -> None:
+        """Back to the company form: log in again when the session expired, else reopen the enrolment page."""
+        # Whatever was saved or not, the list read next tells: nothing is requested again blindly.
+        self.saving = False
+        self.replays = 0
+        self.dialogs_seen = len(self.dialogs)
+        if isinstance(failure, errors.SessionExpired):
+            self.relogins += 1
+            async with self.stage(Step.LOGIN, "Volviendo a identificarse en el SII con el certificado digital.") as done:
+                self.session_lost = None
+                # The page may still be on its way somewhere (the portal, after the refused login dialog).
+                await self.settle()
+                await self.goto(self.settings.enroll_url, "opening the enrolment page again")
+                await self._login()
+                done.append("Identificación con certificado digital aceptada nuevamente por el SII.")
+        else:
+            await self.goto(self.settings.enroll_url, "reopening the enrolment page")
 
     async def _login(self) -> None:
         """From wherever ``enroll_url`` landed, through the certificate login, back to the company form."""
@@ -209,6 +286,7 @@ class Session(Controls):
                 raise self.unexpected(f"the list page names {rut} but it could not be read as a list entry", snap)
         self.last_users = users
         self.saved_since_list = False
+        self.saving = False
         return users, company_name, snap
 
     async def reopen_list(self, named: tuple[str, ...] = ()) -> tuple[list[SiiUser], str, Snapshot]:
@@ -222,9 +300,11 @@ class Session(Controls):
         return snap.has_control(Labels.NEW_USER, exact_only=False) and not snap.has_field("RUT_USU")
 
     def mark_saved(self) -> None:
-        """Something is about to be submitted for saving: the list read so far may be stale."""
+        """Something is about to be submitted for saving: the list read so far may be stale, and that
+        request must never be sent again (only the list can tell whether it went through)."""
         self.saved_since_list = True
         self.saved_any = True
+        self.saving = True
 
     async def open_edit_screen(self, user_rut: str) -> tuple[Snapshot, SiiEditScreen]:
         """Click the user's "Modificar" on the list; return the edit screen once it is proven to be the
