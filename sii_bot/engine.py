@@ -66,7 +66,7 @@ _LOOP_RESPONSE_SECONDS = 5.0
 
 
 @dataclass
-class _Job:
+class _SubmittedJob:
     request: _Request
     certificate: CertificateMaterial
     settings: SiiSettings
@@ -199,7 +199,7 @@ class BrowserEngine:
         settings: SiiSettings,
         on_progress: Callable[[ProgressEvent], None] | None,
     ) -> _Result:
-        job = _Job(request=request, certificate=certificate, settings=settings)
+        job = _SubmittedJob(request=request, certificate=certificate, settings=settings)
         thread = self._submit(job)
         try:
             return self._await(thread, job, on_progress)
@@ -210,7 +210,7 @@ class BrowserEngine:
             raise
 
     def _await(
-        self, thread: _BrowserThread, job: _Job, on_progress: Callable[[ProgressEvent], None] | None
+        self, thread: _BrowserThread, job: _SubmittedJob, on_progress: Callable[[ProgressEvent], None] | None
     ) -> _Result:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
@@ -273,7 +273,7 @@ class BrowserEngine:
 
     # -- caller side ---------------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> _BrowserThread:
+    def _submit(self, job: _SubmittedJob) -> _BrowserThread:
         with self._lock:
             if self._closed:
                 raise errors.BrowserUnavailable("the BrowserEngine is closed")
@@ -310,7 +310,7 @@ class _BrowserThread:
 
     # -- any thread ----------------------------------------------------------------------------------
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: _SubmittedJob) -> None:
         self.loop.call_soon_threadsafe(self._start, job)
 
     def stop(self) -> None:
@@ -320,7 +320,7 @@ class _BrowserThread:
         except RuntimeError:  # the loop is already closed
             pass
 
-    def cancel(self, job: _Job) -> bool:
+    def cancel(self, job: _SubmittedJob) -> bool:
         """Cancel ``job``'s task; False when the loop did not answer within a few seconds (stuck)."""
         done = concurrent.futures.Future[None]()
 
@@ -354,12 +354,12 @@ class _BrowserThread:
         finally:
             await _shutdown(self.runtime)
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: _SubmittedJob) -> None:
         job.task = self.loop.create_task(self._run(job))
         self._tasks.add(job.task)
         job.task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, job: _Job) -> None:
+    async def _run(self, job: _SubmittedJob) -> None:
         try:
             if self._slots is None:
                 await self._process(job)
@@ -370,7 +370,7 @@ class _BrowserThread:
             # Cancelled by its caller (time budget spent): the caller has already given up on it.
             job.outbox.put(("failure", errors.JobCancelled("cancelled by the caller")))
 
-    async def _process(self, job: _Job) -> None:
+    async def _process(self, job: _SubmittedJob) -> None:
         from .driver import run_job
 
         job.taken.set()
