@@ -1,5 +1,5 @@
-"""How Autoriza names things to people: jobs and their states, attempts, failures, audit entries,
-RUTs and greetings. The single home of these rules, so the staff pages, the client pages, the CSV
+"""How Autoriza names things to people: jobs and their states, attempts, steps, failures, audit
+entries, permissions, RUTs and greetings. The single home of these rules, so the staff pages, the client pages, the CSV
 export, the audit log and the e-mails never disagree (a removal never reads "Autorizado" anywhere).
 
 Pure functions: no queries, no requests; they import only the models' enums and `sii_bot`'s failure
@@ -13,12 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from onboarding.models import AuditAction, JobKind, JobStatus
-from sii_bot import errors
+from onboarding.models import AuditAction, JobKind, JobStatus, Permission
+from sii_bot import Step, errors
 from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = [
     "FAILURE_LABELS",
+    "JOB_EVENT_LABELS",
+    "PERMISSION_LABELS",
+    "STEP_LABELS",
     "TONE_BAD",
     "TONE_NEUTRAL",
     "TONE_OK",
@@ -37,8 +40,10 @@ __all__ = [
     "job_status_badge",
     "kind_attempt_numbers",
     "message_once",
+    "permission_labels",
     "rut_display",
     "ruts_in_text_display",
+    "step_label",
 ]
 
 
@@ -153,6 +158,43 @@ def kind_attempt_numbers(jobs: Iterable[Any]) -> dict[Any, int]:
         seen[job.kind] += 1
         numbers[job.pk] = seen[job.kind]
     return numbers
+
+
+# --- Steps of a job ------------------------------------------------------------------------------
+
+# Events about a job as a whole (not a step of the SII's guide).
+JOB_EVENT_LABELS: dict[str, str] = {
+    "queued": "En cola",
+    "retry": "Reintento programado",
+    "finished": "Terminado",
+    "late_result": "Resultado recibido tarde",
+    "superseded": "No fue necesario",
+    "certificate_deleted": "Certificado eliminado",
+}
+
+# Every step a job reports (`sii_bot.Step`, every kind's, in the words of the client's timeline) and
+# every job-level event, by the `JobEvent.step` value. The order of the steps per kind of job is the
+# selectors' (`job_step_flow`).
+STEP_LABELS: dict[str, str] = {
+    **{step.value: step.label for step in Step.__members__.values()},
+    **JOB_EVENT_LABELS,
+}
+
+
+def step_label(step: str) -> str:
+    """The Spanish name of a job's step or event ("login" → "Identificarse con el certificado
+    digital"); an unknown one gets its code, readable ("new_step" → "New step")."""
+    return STEP_LABELS.get(step, step.replace("_", " ").capitalize())
+
+
+# --- Permissions ----------------------------------------------------------------------------------
+
+PERMISSION_LABELS: dict[str, str] = {str(choice.value): str(choice.label) for choice in Permission}
+
+
+def permission_labels(codes: Iterable[str]) -> tuple[str, ...]:
+    """The SII's names of these `Permission` codes, in the order given ("Usuario Administrador", …)."""
+    return tuple(PERMISSION_LABELS[code] for code in codes)
 
 
 # --- Failures -------------------------------------------------------------------------------------
