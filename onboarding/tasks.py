@@ -49,7 +49,7 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
     be lost with it), instead of waiting for the reaper to fail them minutes later."""
     try:
         count = services.enrollment_jobs_recover_orphans()
-    except Exception:  # noqa: BLE001 - never keep a worker from starting; the reaper still covers it
+    except Exception:  # never keep a worker from starting: the reaper still covers these jobs
         logger.exception("recovering orphaned jobs failed")
         return
     if count:

@@ -70,8 +70,8 @@ _CANONICAL_RUT_IN_TEXT = re.compile(r"(?<![\w.\-])(\d{7,8}-[\dkK])(?![\w\-])")
 
 
 def ruts_in_text_display(text: str) -> str:
-    """`text` with every canonical RUT in it written with dots (texts stored before the rule, such as
-    audit summaries, show RUTs as everything else does)."""
+    """`text` with every canonical RUT in it written with dots, so stored free text (audit summaries
+    keep canonical RUTs) shows RUTs as everything else does."""
     return _CANONICAL_RUT_IN_TEXT.sub(lambda match: rut_display(match.group(1)), text or "")
 
 
@@ -257,7 +257,7 @@ _AUDIT_ACTION_LABELS: dict[str, str] = {
     **{str(value): str(label) for value, label in AuditAction.choices},
     AuditAction.RERUN: "Reintento",
 }
-# An audit entry that asked a client for a new certificate (services.firm.company_certificate_request)
+# An audit entry that asked a client for a new certificate (`services.staff_jobs.company_certificate_request`)
 # is an INVITATION entry with this marker in its details.
 CERTIFICATE_REQUEST_MARKER = "certificate_request"
 

@@ -51,7 +51,7 @@ class InMemoryCertificateUploadHandler(FileUploadHandler):
         self.received += len(raw_data)
         if self.received <= self.max_bytes:
             self.buffer.write(raw_data)
-        return None  # consumed: no later handler sees the bytes
+        # Returning None: the chunk is consumed, no later handler sees the bytes.
 
     def file_complete(self, file_size: int) -> InMemoryUploadedFile:
         too_large = self.received > self.max_bytes

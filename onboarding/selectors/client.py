@@ -23,6 +23,7 @@ from onboarding.domain.rules import (
     HOLDER_FAILURE_CODES,
     certificates_usable,
     invitation_id_from_token,
+    pending_change,
     representative_active,
 )
 from onboarding.models import (
@@ -34,11 +35,11 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     Invitation,
+    JobKind,
     JobStatus,
     Relationship,
     Tenant,
 )
-from onboarding.selectors.consent import change_consent_terms
 from onboarding.selectors.core import parse_uuid
 
 __all__ = [
@@ -328,7 +329,7 @@ def client_company_settled(*, company: ClientCompany) -> str | None:
     if held != (tenant.grant_admin, tenant.grant_sign, tenant.grant_registry):
         return None
     # A replacement that added the representative but did not remove the previous one is pending.
-    if change_consent_terms(company=company) is not None:
+    if pending_change(company).kind != JobKind.AUTHORIZE:
         return None
     return SETTLED_AUTHORIZED
 
