@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from onboarding import services
+from onboarding.domain.display import job_status_badge
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     AuditEntry,
@@ -99,8 +100,6 @@ class EnrollmentJobAdmin(admin.ModelAdmin):
     @admin.display(description="estado", ordering="status")
     def state(self, job: EnrollmentJob) -> str:
         """The state in the job's own terms: a removal reads "Retirado", never "Autorizado"."""
-        from onboarding.domain.display import job_status_badge
-
         return job_status_badge(kind=job.kind, status=job.status, outcome=job.outcome, retrying=job.retry_count > 0).label
 
     @admin.action(description="Reintentar los trabajos con error seleccionados")

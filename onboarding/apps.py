@@ -9,6 +9,8 @@ class OnboardingConfig(AppConfig):
     verbose_name = "Autoriza"
 
     def ready(self) -> None:
+        # Imported here, not at the top: Django loads this module before the app registry is ready,
+        # and `tasks` imports the services, which import the models.
         from onboarding import crypto
 
         # Raises ImproperlyConfigured for a missing or malformed AUTORIZA_MASTER_KEYS: web server,

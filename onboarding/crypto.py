@@ -60,11 +60,6 @@ class Keyring:
         return f"Keyring(ids={list(self.keys)}, active={self.active_id!r})"
 
 
-def generate_master_key_spec(key_id: str = "k1") -> str:
-    """Return a new `AUTORIZA_MASTER_KEYS` value with one random key, for setup scripts."""
-    return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
-
-
 def parse_keyring(spec: str) -> Keyring:
     """Parse "id:base64[,id:base64…]" into a Keyring; raises ImproperlyConfigured on any defect."""
     keys: dict[str, bytes] = {}

@@ -439,10 +439,8 @@ class EnrollmentJob(TimeStamped):
         ]
 
     def __str__(self) -> str:
-        from onboarding.domain.display import job_kind_noun, job_status_badge  # it imports this module
-
-        state = job_status_badge(kind=self.kind, status=self.status, outcome=self.outcome).label
-        return f"{self.company}: {job_kind_noun(self.kind).lower()}, intento {self.attempt} ({state})"
+        # Plain facts only: how a job's state reads to people depends on its kind (`domain.display`).
+        return f"{self.company}: {self.get_kind_display()}, intento {self.attempt}"
 
     @property
     def is_finished(self) -> bool:

@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
+import sii_bot
 from onboarding import services
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
     be lost with it), instead of waiting for the reaper to fail them minutes later."""
     try:
         count = services.enrollment_jobs_recover_orphans()
-    except Exception:  # noqa: BLE001 - never keep a worker from starting; the reaper still covers it
+    except Exception:  # never keep a worker from starting: the reaper still covers these jobs
         logger.exception("recovering orphaned jobs failed")
         return
     if count:
@@ -60,6 +61,4 @@ def _recover_orphaned_jobs(**kwargs: object) -> None:
 def _close_browser(**kwargs: object) -> None:
     """Close the worker's Chromium (kept across jobs, shared by its slots) when the worker stops, or
     a prefork pool process's own when that process exits."""
-    import sii_bot
-
     sii_bot.close_default_engine()

@@ -1,5 +1,5 @@
-"""How Autoriza names things to people: jobs and their states, attempts, failures, audit entries,
-RUTs and greetings. The single home of these rules, so the staff pages, the client pages, the CSV
+"""How Autoriza names things to people: jobs and their states, attempts, steps, failures, audit
+entries, permissions, RUTs and greetings. The single home of these rules, so the staff pages, the client pages, the CSV
 export, the audit log and the e-mails never disagree (a removal never reads "Autorizado" anywhere).
 
 Pure functions: no queries, no requests; they import only the models' enums and `sii_bot`'s failure
@@ -13,12 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from onboarding.models import AuditAction, JobKind, JobStatus
-from sii_bot import errors
+from onboarding.models import AuditAction, JobKind, JobStatus, Permission
+from sii_bot import Step, errors
 from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = [
     "FAILURE_LABELS",
+    "JOB_EVENT_LABELS",
+    "PERMISSION_LABELS",
+    "STEP_LABELS",
     "TONE_BAD",
     "TONE_NEUTRAL",
     "TONE_OK",
@@ -37,8 +40,10 @@ __all__ = [
     "job_status_badge",
     "kind_attempt_numbers",
     "message_once",
+    "permission_labels",
     "rut_display",
     "ruts_in_text_display",
+    "step_label",
 ]
 
 
@@ -65,8 +70,8 @@ _CANONICAL_RUT_IN_TEXT = re.compile(r"(?<![\w.\-])(\d{7,8}-[\dkK])(?![\w\-])")
 
 
 def ruts_in_text_display(text: str) -> str:
-    """`text` with every canonical RUT in it written with dots (texts stored before the rule, such as
-    audit summaries, show RUTs as everything else does)."""
+    """`text` with every canonical RUT in it written with dots, so stored free text (audit summaries
+    keep canonical RUTs) shows RUTs as everything else does."""
     return _CANONICAL_RUT_IN_TEXT.sub(lambda match: rut_display(match.group(1)), text or "")
 
 
@@ -155,6 +160,43 @@ def kind_attempt_numbers(jobs: Iterable[Any]) -> dict[Any, int]:
     return numbers
 
 
+# --- Steps of a job ------------------------------------------------------------------------------
+
+# Events about a job as a whole (not a step of the SII's guide).
+JOB_EVENT_LABELS: dict[str, str] = {
+    "queued": "En cola",
+    "retry": "Reintento programado",
+    "finished": "Terminado",
+    "late_result": "Resultado recibido tarde",
+    "superseded": "No fue necesario",
+    "certificate_deleted": "Certificado eliminado",
+}
+
+# Every step a job reports (`sii_bot.Step`, every kind's, in the words of the client's timeline) and
+# every job-level event, by the `JobEvent.step` value. The order of the steps per kind of job is the
+# selectors' (`job_step_flow`).
+STEP_LABELS: dict[str, str] = {
+    **{step.value: step.label for step in Step.__members__.values()},
+    **JOB_EVENT_LABELS,
+}
+
+
+def step_label(step: str) -> str:
+    """The Spanish name of a job's step or event ("login" → "Identificarse con el certificado
+    digital"); an unknown one gets its code, readable ("new_step" → "New step")."""
+    return STEP_LABELS.get(step, step.replace("_", " ").capitalize())
+
+
+# --- Permissions ----------------------------------------------------------------------------------
+
+PERMISSION_LABELS: dict[str, str] = {str(choice.value): str(choice.label) for choice in Permission}
+
+
+def permission_labels(codes: Iterable[str]) -> tuple[str, ...]:
+    """The SII's names of these `Permission` codes, in the order given ("Usuario Administrador", …)."""
+    return tuple(PERMISSION_LABELS[code] for code in codes)
+
+
 # --- Failures -------------------------------------------------------------------------------------
 
 # A short Spanish name for every failure code a job can store: the bot's (sii_bot.errors, whose
@@ -215,7 +257,7 @@ _AUDIT_ACTION_LABELS: dict[str, str] = {
     **{str(value): str(label) for value, label in AuditAction.choices},
     AuditAction.RERUN: "Reintento",
 }
-# An audit entry that asked a client for a new certificate (services.firm.company_certificate_request)
+# An audit entry that asked a client for a new certificate (`services.staff_jobs.company_certificate_request`)
 # is an INVITATION entry with this marker in its details.
 CERTIFICATE_REQUEST_MARKER = "certificate_request"
 
@@ -318,39 +360,3 @@ def message_once(message: str, shown: set[str]) -> str:
             return " ".join(part for part in (rest, tail) if part)
     shown.add(sentence)
     return message
-
-
-# --- Job steps --------------------------------------------------------------------------------------
-
-# Spanish names of the bot's steps for the firm's job timeline; an unknown step shows its code.
-# Values match `sii_bot.Step` (and the client side's JOB_STEPS), plus the job-level events.
-STEP_LABELS: dict[str, str] = {
-    "queued": "Solicitud recibida",
-    "retry": "Reintento programado",
-    "open_page": "Abrir Mantención de usuarios autorizados",
-    "login": "Ingreso con certificado digital",
-    "company": "RUT de la empresa",
-    "user_list": "Lista de usuarios autorizados",
-    "new_user": "Ingresar Nuevo Usuario",
-    "fill_form": "RUT del usuario y permisos",
-    "confirm": "Confirmación",
-    "save": "Grabar Usuario",
-    "result": "Resultado",
-    "logout": "Cierre de sesión",
-    "finished": "Terminado",
-    "late_result": "Resultado recibido tarde",
-    "superseded": "No fue necesario",
-    "certificate_deleted": "Certificado eliminado por el cliente",
-    # The removal steps the bot reports for REVOKE / REPLACE jobs, with the bot's own labels (`Step.label`).
-    "open_edit": "Abrir la ficha del usuario",
-    "delete": "Eliminar al usuario",
-    "verify": "Verificar la lista de usuarios",
-}
-
-
-def step_label(step: str) -> str:
-    """The Spanish name of a bot step or job event (its code, humanized, if unknown)."""
-    return STEP_LABELS.get(step, step.replace("_", " ").capitalize())
-
-
-__all__ += ["STEP_LABELS", "step_label"]

@@ -10,8 +10,6 @@ from io import BytesIO
 from typing import Any
 
 from django import forms
-
-from onboarding.validators import validate_visible_text
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import SetPasswordForm
@@ -20,7 +18,8 @@ from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 from django.http import HttpRequest
 
-from onboarding.selectors.client import rut_display
+from onboarding.domain.display import rut_display
+from onboarding.validators import validate_visible_text
 from sii_bot.certificates import CERTIFICATE_ERROR_CODES
 from sii_bot.rut import InvalidRut, normalize_rut
 
@@ -52,7 +51,7 @@ class InMemoryCertificateUploadHandler(FileUploadHandler):
         self.received += len(raw_data)
         if self.received <= self.max_bytes:
             self.buffer.write(raw_data)
-        return None  # consumed: no later handler sees the bytes
+        # Returning None: the chunk is consumed, no later handler sees the bytes.
 
     def file_complete(self, file_size: int) -> InMemoryUploadedFile:
         too_large = self.received > self.max_bytes

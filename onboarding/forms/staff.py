@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 
 from onboarding.domain.display import audit_action_choices
 from onboarding.models import CompanyStage, Representative, Role, SiiEnvironment, Tenant
-from onboarding.selectors.firm import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
-from onboarding.services.firm import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
+from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
+from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
 from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut
 

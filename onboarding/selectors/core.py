@@ -8,7 +8,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 
 from onboarding.models import (
-    AuditEntry,
     ClientCompany,
     CompanyStage,
     EnrollmentJob,
@@ -16,6 +15,20 @@ from onboarding.models import (
     Membership,
     Tenant,
 )
+
+__all__ = [
+    "company_get",
+    "company_list",
+    "company_stage_counts",
+    "job_attempts",
+    "job_events",
+    "job_get",
+    "job_kind_number",
+    "job_list",
+    "membership_get",
+    "memberships_of",
+    "parse_uuid",
+]
 
 
 def membership_get(*, user: AbstractBaseUser, tenant_slug: str) -> Membership | None:
@@ -85,16 +98,7 @@ def job_kind_number(*, job: EnrollmentJob) -> int:
     ).count()
 
 
-def job_latest_for_company(*, company: ClientCompany) -> EnrollmentJob | None:
-    """The company's most recent attempt, or None."""
-    return EnrollmentJob.objects.filter(tenant_id=company.tenant_id, company=company).order_by("-attempt").first()
-
-
 def job_events(*, job: EnrollmentJob) -> QuerySet[JobEvent]:
     """The job's timeline, oldest first."""
     return JobEvent.objects.filter(tenant_id=job.tenant_id, job=job).order_by("created_at", "id")
 
-
-def audit_list(*, tenant: Tenant) -> QuerySet[AuditEntry]:
-    """The tenant's audit log, newest first."""
-    return AuditEntry.objects.filter(tenant=tenant).select_related("company").order_by("-created_at", "-id")

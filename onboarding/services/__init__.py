@@ -1,15 +1,239 @@
-"""Writes of the onboarding domain, by area: `core` (tenants, companies, certificates, evidence),
-`jobs` (the enrollment jobs of every kind), `client` (the client's self-onboarding), `firm` (the
-accounting firm's staff side), `changes` (revocations, replacements, permission updates). Import from
-here."""
-from onboarding.services.changes import *
-from onboarding.services.client import *
-from onboarding.services.core import *
-from onboarding.services.core import (  # noqa: F401 - names used by tasks and tests
+"""Writes of the onboarding domain, by area (HackSoft services: keyword-only arguments,
+`<entity>_<action>` names, a `ServiceError` with a Spanish message for every refusal):
+
+- `tenants`: firms, their representatives and members, client companies and their stage;
+- `audit`: the audit log; `errors`: `ServiceError` and the checks of typed input;
+- `certificates`: certificates and job evidence at rest (seal, open, erase, purge, re-wrap);
+- `client`: the client's self-onboarding (signup, upload, consent); `claims`: competing self-signups;
+- `invitations`: inviting clients (one, or from a CSV) and the signed signup link;
+- `firm`: the firm's settings, representatives and team;
+- `staff_jobs`: bulk re-runs, running a scheduled retry now, asking a client for a new certificate;
+- `changes`: ending a relationship, replacing the representative, updating permissions;
+- `jobs`: the enrollment jobs of every kind (lifecycle, execution, recovery, emails);
+- `demo`: the demo firm.
+
+Callers use `from onboarding import services` and `services.<name>`: every public name is listed here.
+"""
+from onboarding.services.audit import (
+    audit_record,
+)
+from onboarding.services.certificates import (
+    certificate_destroy,
+    certificate_opened,
+    certificate_store,
+    certificates_purge_expired,
+    certificates_rewrap,
+    company_certificates_destroy,
+    company_usable_certificate,
+    job_artifact_open,
+    job_artifact_store,
+)
+from onboarding.services.changes import (
+    ChangeReport,
+    change_consent_give,
+    company_relationship_end,
+    permissions_sync,
+    representative_replace,
+    representative_replace_check,
+)
+from onboarding.services.claims import (
+    claim_is_lost,
+    claim_lost_message,
+    company_claim_job_check,
+    company_claim_settle,
+    company_claim_start,
+)
+from onboarding.services.client import (
+    CERTIFICATE_NOT_READY,
+    ClientSignup,
+    certificate_upload_link,
+    client_certificate_delete,
+    client_certificate_open,
+    client_certificate_unready_erase,
+    client_certificate_upload,
+    client_consent_give,
+    client_job_certificate_delete,
+    client_signup,
+)
+from onboarding.services.demo import (
     DEMO_PASSWORD,
     DEMO_TENANT_SLUG,
     DEMO_USERS,
-    ServiceError,
+    demo_tenant_ensure,
 )
-from onboarding.services.firm import *
-from onboarding.services.jobs import *
+from onboarding.services.errors import (
+    ServiceError,
+    email_or_error,
+    rut_or_error,
+)
+from onboarding.services.firm import (
+    member_add,
+    member_password_link,
+    member_remove,
+    member_role_change,
+    representative_create,
+    representative_deactivate,
+    representative_reactivate,
+    tenant_settings_update,
+)
+from onboarding.services.invitations import (
+    INVITATION_CSV_MAX_BYTES,
+    INVITATION_CSV_MAX_ROWS,
+    INVITATION_TTL_DAYS,
+    InvitationImportReport,
+    InvitationImportRow,
+    invitation_create,
+    invitation_from_token,
+    invitation_link,
+    invitation_resend,
+    invitation_revoke,
+    invitation_token,
+    invitations_import_csv,
+)
+from onboarding.services.jobs import (
+    BOT_CALLS,
+    ENROLLMENT_JOB_RUN_TASK,
+    JOB_KIND_OUTCOMES,
+    BotCall,
+    FinishedEmail,
+    JobFailure,
+    JobKindOutcome,
+    change_job_finished_emails,
+    enrollment_job_claim,
+    enrollment_job_create,
+    enrollment_job_enqueue,
+    enrollment_job_execute,
+    enrollment_job_fail,
+    enrollment_job_fail_lost,
+    enrollment_job_progress,
+    enrollment_job_rerun,
+    enrollment_job_send,
+    enrollment_job_succeed,
+    enrollment_job_take_over,
+    enrollment_jobs_dispatch,
+    enrollment_jobs_reap,
+    enrollment_jobs_recover_orphans,
+    job_bot_call,
+    job_failure_from_bot,
+    job_finished_emails,
+    sii_settings_for,
+    worker_identity,
+    worker_is_dead,
+)
+from onboarding.services.staff_jobs import (
+    CERTIFICATE_REQUEST_EVERY_HOURS,
+    RERUN_BULK_MAX,
+    RerunOutcome,
+    company_certificate_request,
+    enrollment_job_retry_now,
+    enrollment_jobs_rerun,
+)
+from onboarding.services.tenants import (
+    client_company_create,
+    client_company_remove,
+    company_stage_set,
+    membership_add,
+    representative_add,
+    tenant_create,
+)
+
+__all__ = [
+    "BOT_CALLS",
+    "CERTIFICATE_NOT_READY",
+    "CERTIFICATE_REQUEST_EVERY_HOURS",
+    "DEMO_PASSWORD",
+    "DEMO_TENANT_SLUG",
+    "DEMO_USERS",
+    "ENROLLMENT_JOB_RUN_TASK",
+    "INVITATION_CSV_MAX_BYTES",
+    "INVITATION_CSV_MAX_ROWS",
+    "INVITATION_TTL_DAYS",
+    "JOB_KIND_OUTCOMES",
+    "RERUN_BULK_MAX",
+    "BotCall",
+    "ChangeReport",
+    "ClientSignup",
+    "FinishedEmail",
+    "InvitationImportReport",
+    "InvitationImportRow",
+    "JobFailure",
+    "JobKindOutcome",
+    "RerunOutcome",
+    "ServiceError",
+    "audit_record",
+    "certificate_destroy",
+    "certificate_opened",
+    "certificate_store",
+    "certificate_upload_link",
+    "certificates_purge_expired",
+    "certificates_rewrap",
+    "change_consent_give",
+    "change_job_finished_emails",
+    "claim_is_lost",
+    "claim_lost_message",
+    "client_certificate_delete",
+    "client_certificate_open",
+    "client_certificate_unready_erase",
+    "client_certificate_upload",
+    "client_company_create",
+    "client_company_remove",
+    "client_consent_give",
+    "client_job_certificate_delete",
+    "client_signup",
+    "company_certificate_request",
+    "company_certificates_destroy",
+    "company_claim_job_check",
+    "company_claim_settle",
+    "company_claim_start",
+    "company_relationship_end",
+    "company_stage_set",
+    "company_usable_certificate",
+    "demo_tenant_ensure",
+    "email_or_error",
+    "enrollment_job_claim",
+    "enrollment_job_create",
+    "enrollment_job_enqueue",
+    "enrollment_job_execute",
+    "enrollment_job_fail",
+    "enrollment_job_fail_lost",
+    "enrollment_job_progress",
+    "enrollment_job_rerun",
+    "enrollment_job_retry_now",
+    "enrollment_job_send",
+    "enrollment_job_succeed",
+    "enrollment_job_take_over",
+    "enrollment_jobs_dispatch",
+    "enrollment_jobs_reap",
+    "enrollment_jobs_recover_orphans",
+    "enrollment_jobs_rerun",
+    "invitation_create",
+    "invitation_from_token",
+    "invitation_link",
+    "invitation_resend",
+    "invitation_revoke",
+    "invitation_token",
+    "invitations_import_csv",
+    "job_artifact_open",
+    "job_artifact_store",
+    "job_bot_call",
+    "job_failure_from_bot",
+    "job_finished_emails",
+    "member_add",
+    "member_password_link",
+    "member_remove",
+    "member_role_change",
+    "membership_add",
+    "permissions_sync",
+    "representative_add",
+    "representative_create",
+    "representative_deactivate",
+    "representative_reactivate",
+    "representative_replace",
+    "representative_replace_check",
+    "rut_or_error",
+    "sii_settings_for",
+    "tenant_create",
+    "tenant_settings_update",
+    "worker_identity",
+    "worker_is_dead",
+]

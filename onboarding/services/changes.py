@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
 
-from onboarding.domain import display
+from onboarding.domain.display import greeting, permission_labels, rut_display
+from onboarding.domain.rules import (
+    pending_change,
+    representative_for_rut,
+    requested_permissions,
+    sii_user_name,
+)
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     AuditAction,
@@ -28,19 +32,25 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     JobKind,
-    JobStatus,
     Relationship,
     Representative,
     Tenant,
 )
-from onboarding.services.core import (
-    ServiceError,
-    audit_record,
-    company_certificates_destroy,
-    company_stage_set,
-    representative_add,
+from onboarding.selectors.changes import (
+    companies_affected_by_representative,
+    companies_with_stale_permissions,
 )
+from onboarding.selectors.consent import change_consent_terms
+from onboarding.services.audit import audit_record
+from onboarding.services.certificates import company_certificates_destroy, company_usable_certificate
+from onboarding.services.client import (
+    certificate_upload_link,
+    client_consent_give,
+    consent_preconditions_check,
+)
+from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.lifecycle import enrollment_job_create
+from onboarding.services.tenants import company_stage_set, representative_add
 from sii_bot.rut import normalize_rut
 
 logger = logging.getLogger(__name__)
@@ -49,7 +59,6 @@ __all__ = [
     "ChangeReport",
     "change_consent_give",
     "company_relationship_end",
-    "company_usable_certificate",
     "permissions_sync",
     "representative_replace",
     "representative_replace_check",
@@ -59,50 +68,8 @@ __all__ = [
 # --- Helpers ---------------------------------------------------------------------------------
 
 
-def company_usable_certificate(*, company: ClientCompany) -> Certificate | None:
-    """The company's newest stored (not destroyed), unexpired certificate, or None."""
-    return (
-        Certificate.objects.filter(
-            company=company, destroyed_at__isnull=True, sealed_material__isnull=False, not_after__gt=timezone.now()
-        )
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def _rut_display(rut: str) -> str:
-    from onboarding.selectors.client import rut_display
-
-    return rut_display(rut) if rut else ""
-
-
-def _representative_for_rut(*, tenant: Tenant, rut: str) -> Representative | None:
-    return Representative.objects.filter(tenant=tenant, rut=rut).first() if rut else None
-
-
-def _sii_user_name(company: ClientCompany) -> str:
-    """The name of whoever the SII holds for the firm in `company` (representative row or last job)."""
-    representative = _representative_for_rut(tenant=company.tenant, rut=company.sii_user_rut)
-    if representative is not None:
-        return representative.name
-    job = EnrollmentJob.objects.filter(company=company, user_rut=company.sii_user_rut).order_by("-created_at").first()
-    return job.user_name if job is not None else company.sii_user_rut
-
-
-def _active_representative(tenant: Tenant) -> Representative | None:
-    return tenant.representatives.filter(is_active=True).order_by("created_at").first()
-
-
 def _has_active_job(company: ClientCompany) -> bool:
     return EnrollmentJob.objects.filter(company=company, status__in=ACTIVE_JOB_STATUSES).exists()
-
-
-def _upload_link(company: ClientCompany) -> str:
-    from django.urls import reverse
-
-    return settings.AUTORIZA_BASE_URL.rstrip("/") + reverse(
-        "client:certificate_upload", kwargs={"company_id": company.pk}
-    )
 
 
 def _send(subject: str, body: str, recipients: list[str]) -> bool:
@@ -122,14 +89,13 @@ def _send(subject: str, body: str, recipients: list[str]) -> bool:
 
 def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
     """Email the client (owner_email) asking them to upload their certificate again for `what`."""
-    greeting = display.greeting(company.owner_name)
     body = "\n".join(
         [
-            greeting,
+            greeting(company.owner_name),
             "",
             (
                 f"{company.tenant.name} necesita hacer un cambio en los usuarios autorizados de "
-                f"{company.legal_name} (RUT {_rut_display(company.rut)}) en el SII:"
+                f"{company.legal_name} (RUT {rut_display(company.rut)}) en el SII:"
             ),
             "",
             what,
@@ -139,7 +105,7 @@ def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
                 "antes de hacer cualquier cambio le mostraremos exactamente qué se hará y le pediremos su "
                 "consentimiento:"
             ),
-            _upload_link(company),
+            certificate_upload_link(company=company),
             "",
             f"— Autoriza, para {company.tenant.name}",
         ]
@@ -157,44 +123,16 @@ class ChangeReport:
     skipped: list[tuple[ClientCompany, str]] = field(default_factory=list)
 
 
-# --- Kind selection --------------------------------------------------------------------------
-
-
-def _pending_kind(company: ClientCompany) -> tuple[str, Representative | None, str, str]:
-    """(kind, representative, old RUT, old name) a job for `company` must do now.
-
-    ENDING relationship → REVOKE of whoever the SII holds; the SII holds someone other than the current
-    active representative → REPLACE; else AUTHORIZE (add, or update the permissions).
-    """
-    tenant = company.tenant
-    current = _active_representative(tenant)
-    if company.relationship == Relationship.ENDING and company.sii_user_rut:
-        holder = _representative_for_rut(tenant=tenant, rut=company.sii_user_rut)
-        return JobKind.REVOKE, holder or current, "", ""
-    if company.sii_user_rut and current is not None and company.sii_user_rut != current.rut:
-        return JobKind.REPLACE, current, company.sii_user_rut, _sii_user_name(company)
-    # A replacement that added the new representative but did not remove the old one: the company
-    # row holds the new one, the failed job remembers the old one; finish it.
-    latest = EnrollmentJob.objects.filter(company=company).order_by("-attempt").first()
-    if (
-        latest is not None
-        and latest.kind == JobKind.REPLACE
-        and latest.status == JobStatus.FAILED
-        and latest.failure_code == "replacement_incomplete"
-        and current is not None
-        and latest.user_rut == current.rut
-    ):
-        return JobKind.REPLACE, current, latest.old_user_rut, latest.old_user_name
-    return JobKind.AUTHORIZE, current, "", ""
+# --- The job a change needs ----------------------------------------------------------------------
 
 
 def _revoke_representative(company: ClientCompany) -> Representative:
     """The representative row for a REVOKE of `company.sii_user_rut` (created inactive if unknown)."""
     tenant = company.tenant
-    holder = _representative_for_rut(tenant=tenant, rut=company.sii_user_rut)
+    holder = representative_for_rut(tenant=tenant, rut=company.sii_user_rut)
     if holder is None:
         holder = Representative.objects.create(
-            tenant=tenant, rut=company.sii_user_rut, name=_sii_user_name(company), is_active=False
+            tenant=tenant, rut=company.sii_user_rut, name=sii_user_name(company), is_active=False
         )
     return holder
 
@@ -202,17 +140,16 @@ def _revoke_representative(company: ClientCompany) -> Representative:
 def _create_pending_job(
     *, company: ClientCompany, certificate: Certificate, actor: AbstractBaseUser | None
 ) -> EnrollmentJob:
-    kind, representative, old_rut, old_name = _pending_kind(company)
-    if kind == JobKind.REVOKE:
-        representative = _revoke_representative(company)
+    change = pending_change(company)
+    representative = _revoke_representative(company) if change.kind == JobKind.REVOKE else change.representative
     return enrollment_job_create(
         company=company,
         certificate=certificate,
         created_by=actor,
         representative=representative,
-        kind=kind,
-        old_user_rut=old_rut,
-        old_user_name=old_name,
+        kind=change.kind,
+        old_user_rut=change.old_user_rut,
+        old_user_name=change.old_user_name,
     )
 
 
@@ -278,10 +215,10 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
             # The client ended it themself: their page sends them to the upload now. An email saying
             # "<firm> needs to make a change" would read as if the firm had asked.
             return None
-        name = _sii_user_name(company)
+        name = sii_user_name(company)
         _ask_for_certificate(
             company=company,
-            what=f"Quitar a {name} (RUT {_rut_display(company.sii_user_rut)}) como usuario autorizado de la empresa, "
+            what=f"Quitar a {name} (RUT {rut_display(company.sii_user_rut)}) como usuario autorizado de la empresa, "
             f"porque la relación con {company.tenant.name} terminó.",
         )
     return None
@@ -354,8 +291,6 @@ def representative_replace(
     Raises ServiceError, before any write, for everything `representative_replace_check` refuses (the
     new one being `old` themself included).
     """
-    from onboarding.selectors.changes import companies_affected_by_representative
-
     with transaction.atomic():
         # Lock the tenant row: the checks below and the writes after them see the same representatives.
         Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
@@ -395,8 +330,8 @@ def representative_replace(
             elif _ask_for_certificate(
                 company=company,
                 what=(
-                    f"Autorizar a {new.name} (RUT {_rut_display(new.rut)}), el nuevo representante de "
-                    f"{tenant.name}, y quitar a {old.name} (RUT {_rut_display(old.rut)}), el anterior."
+                    f"Autorizar a {new.name} (RUT {rut_display(new.rut)}), el nuevo representante de "
+                    f"{tenant.name}, y quitar a {old.name} (RUT {rut_display(old.rut)}), el anterior."
                 ),
             ):
                 report.emailed.append(company)
@@ -414,8 +349,6 @@ def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> Chang
     With a usable certificate: a job now (AUTHORIZE → the bot's edit path, outcome "updated"; REPLACE if
     the SII holds an older representative). Without: an email asking for the certificate. Audited.
     """
-    from onboarding.selectors.changes import companies_with_stale_permissions
-
     report = ChangeReport()
     with transaction.atomic():
         affected = list(companies_with_stale_permissions(tenant=tenant))
@@ -426,12 +359,7 @@ def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> Chang
             summary=f"Actualización de permisos en el SII solicitada para {len(affected)} cliente(s)",
             details={"affected": [c.pk for c in affected], "permissions": sorted(tenant.permissions)},
         )
-        labels = ", ".join(
-            label for on, label in (
-                (tenant.grant_admin, "Usuario Administrador"), (tenant.grant_sign, "Firmar Documentos"),
-                (tenant.grant_registry, "Registro"),
-            ) if on
-        )
+        labels = ", ".join(permission_labels(requested_permissions(tenant)))
         for company in affected:
             if _has_active_job(company):
                 report.skipped.append((company, "job_already_active"))
@@ -441,7 +369,7 @@ def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> Chang
                 report.jobs.append(_create_pending_job(company=company, certificate=certificate, actor=actor))
             elif _ask_for_certificate(
                 company=company,
-                what=f"Actualizar los permisos de {_sii_user_name(company)} (RUT {_rut_display(company.sii_user_rut)}) "
+                what=f"Actualizar los permisos de {sii_user_name(company)} (RUT {rut_display(company.sii_user_rut)}) "
                 f"a: {labels}.",
             ):
                 report.emailed.append(company)
@@ -459,12 +387,9 @@ def change_consent_give(
     """The client's consent, whatever it is for: REVOKE (relationship ending), REPLACE (the SII holds
     another representative of the firm) or the first authorization / permission update.
 
-    AUTHORIZE consents go through `client_consent_give` unchanged. For REVOKE/REPLACE the consent
-    covers `selectors.change_consent_terms` (`terms_version` must match) and is audited.
+    AUTHORIZE consents go through `client_consent_give`. For REVOKE/REPLACE the consent covers
+    `selectors.change_consent_terms` (`terms_version` must match) and is audited.
     """
-    from onboarding.selectors.changes import change_consent_terms
-    from onboarding.services.client import client_consent_give, consent_preconditions_check
-
     terms = change_consent_terms(company=company)
     if terms is None:
         return client_consent_give(company=company, certificate=certificate, user=user, terms_version=terms_version)
@@ -490,3 +415,8 @@ def change_consent_give(
             },
         )
     return job
+
+
+# The views still call `services.changes._sii_user_name`; this alias goes once they import
+# `onboarding.domain.rules.sii_user_name`.
+_sii_user_name = sii_user_name

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from onboarding.domain.display import rut_display
+from onboarding.domain.rules import CLAIM_LOST_CODE
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     AuditAction,
@@ -30,11 +32,12 @@ from onboarding.models import (
     JobStatus,
     Tenant,
 )
-from onboarding.selectors.client import rut_display
-from onboarding.services.core import ServiceError, audit_record, certificate_destroy, client_company_create
+from onboarding.services.audit import audit_record
+from onboarding.services.certificates import certificate_destroy
+from onboarding.services.errors import ServiceError
+from onboarding.services.tenants import client_company_create
 
 __all__ = [
-    "CLAIM_LOST_CODE",
     "claim_is_lost",
     "claim_lost_message",
     "company_claim_job_check",
@@ -43,9 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# The failure code of a claimant's queued job stopped because another claimant won.
-CLAIM_LOST_CODE = "claim_lost"
 
 _COMPANY_EXISTS = (
     "Esta empresa ya está registrada con este estudio contable. Inicie sesión con la cuenta "

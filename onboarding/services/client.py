@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from onboarding.domain.display import rut_display
 from onboarding.models import (
     AuditAction,
     Certificate,
@@ -28,30 +29,22 @@ from onboarding.models import (
     JobEvent,
     Tenant,
 )
-from onboarding.selectors.client import (
-    certificate_in_active_job,
-    consent_terms,
-    rut_display,
-)
+from onboarding.selectors.client import certificate_in_active_job
+from onboarding.selectors.consent import consent_terms
 from onboarding.selectors.readiness import certificate_readiness_for
+from onboarding.services.audit import audit_record
+from onboarding.services.certificates import certificate_destroy, certificate_store
 from onboarding.services.claims import company_claim_start
-from onboarding.services.core import (
-    ServiceError,
-    audit_record,
-    certificate_destroy,
-    certificate_store,
-)
+from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.lifecycle import enrollment_job_create
 from sii_bot import certificates
-from sii_bot.certificates import CertificateError
+from sii_bot.certificates import CertificateBundle, CertificateError
 from sii_bot.rut import normalize_rut
-
-if TYPE_CHECKING:
-    from sii_bot.certificates import CertificateBundle
 
 __all__ = [
     "CERTIFICATE_NOT_READY",
     "ClientSignup",
+    "certificate_upload_link",
     "client_certificate_delete",
     "client_certificate_open",
     "client_certificate_unready_erase",
@@ -200,6 +193,12 @@ def _invitation_accept(
 
 
 # --- Certificates ----------------------------------------------------------------------------
+
+
+def certificate_upload_link(*, company: ClientCompany) -> str:
+    """The absolute link where the client uploads a certificate for `company` (for e-mails)."""
+    path = reverse("client:certificate_upload", kwargs={"company_id": company.pk})
+    return f"{settings.AUTORIZA_BASE_URL.rstrip('/')}{path}"
 
 
 def client_certificate_open(*, upload: UploadedFile, password: str) -> CertificateBundle:

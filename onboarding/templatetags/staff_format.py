@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from onboarding.domain import display
+from onboarding.models import JobKind, JobStatus
 
 register = template.Library()
 
@@ -34,10 +35,10 @@ def rut(value: object) -> SafeString:
 def job_badge(job: Any) -> SafeString:
     """The job's state badge in its own terms ("Retirado" for a removal, never "Autorizado")."""
     badge = display.job_status_badge(
-        kind=getattr(job, "kind", "authorize"),
+        kind=getattr(job, "kind", JobKind.AUTHORIZE),
         status=job.status,
         outcome=getattr(job, "outcome", "") or "",
-        retrying=job.status == "queued" and bool(getattr(job, "retry_count", 0)),
+        retrying=job.status == JobStatus.QUEUED and bool(getattr(job, "retry_count", 0)),
     )
     return format_html('<span class="badge {}">{}</span>', badge.css, badge.label)
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from onboarding import services, session_auth
 from onboarding.models import EnrollmentJob, JobEvent, JobStatus
-from onboarding.selectors import client as client_selectors
+from onboarding.selectors import status as client_selectors
 from tests.onboarding.test_client_status import store_certificate
 
 OLD_SECRET_KEY = "an-old-secret-key-still-listed-in-the-fallbacks-0123456789"

@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from onboarding.domain.display import rut_display
 from onboarding.forms.client import RutField, SignupForm
 from onboarding.models import validate_rut
-from onboarding.selectors.client import rut_display
 from sii_bot.rut import InvalidRut, normalize_rut
 from sii_sandbox.rut import canonical as sandbox_canonical
 

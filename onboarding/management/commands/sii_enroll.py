@@ -22,10 +22,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+import sii_bot
 from onboarding.management.commands._operator import open_pfx_file
 from sii_bot import errors
 from sii_bot.certificates import CertificateError
 from sii_bot.rut import InvalidRut, normalize_rut
+from sii_bot.settings import SiiSettings
 
 EXIT_USAGE, EXIT_CERTIFICATE, EXIT_REFUSED, EXIT_LIMITS, EXIT_TRANSIENT, EXIT_UNEXPECTED, EXIT_BROWSER = 1, 2, 3, 4, 5, 6, 7
 
@@ -67,9 +69,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="resultado en JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import sii_bot
-        from sii_bot.settings import SiiSettings
-
         as_json = options["json"]
         try:
             company_rut = normalize_rut(options["company_rut"])

@@ -21,11 +21,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+import sii_bot
 from onboarding.management.commands._operator import open_pfx_file
 from onboarding.management.commands.sii_enroll import EXIT_CERTIFICATE, EXIT_USAGE, exit_code_for
-from sii_bot import errors
+from sii_bot import USER_ATTRIBUTES, errors
 from sii_bot.certificates import CertificateError
 from sii_bot.rut import InvalidRut, display_rut
+from sii_bot.settings import SiiSettings
 
 _NOT_SHOWN = "-"
 _YES_NO = {True: "SI", False: "NO", None: _NOT_SHOWN}
@@ -47,9 +49,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="resultado en JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import sii_bot
-        from sii_bot.settings import SiiSettings
-
         as_json = options["json"]
         try:
             request = sii_bot.UsersReadRequest(tuple(options["company_ruts"]))
@@ -97,8 +96,6 @@ class Command(BaseCommand):
 
 def _company_lines(company: Any) -> list[str]:
     """A company's users as a table (only the attributes its page shows), or its failure."""
-    from sii_bot import USER_ATTRIBUTES
-
     title = f"Empresa {display_rut(company.company_rut)}"
     if company.company_name:
         title += f" {company.company_name}"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sii_bot
+from onboarding.domain.display import rut_display
 from onboarding.models import EnrollmentJob, JobKind, SiiEnvironment, Tenant
-from onboarding.selectors.client import rut_display
 from onboarding.services.jobs.lifecycle import JobFailure
 from sii_bot.errors import EnrollmentFailure, ReplacementIncomplete
 from sii_bot.settings import SiiSettings

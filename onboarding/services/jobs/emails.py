@@ -11,8 +11,9 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from onboarding.domain import display
+from onboarding.domain.display import rut_display
 from onboarding.models import ClaimStatus, CompanyClaim, EnrollmentJob, JobKind, JobStatus
-from onboarding.selectors.client import job_failure_advice, job_result_view, rut_display
+from onboarding.selectors.status import job_failure_advice, job_result_view
 from onboarding.services.claims import claim_lost_message
 
 __all__ = ["FinishedEmail", "change_job_finished_emails", "job_finished_emails"]

@@ -9,7 +9,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from onboarding import crypto
 from onboarding.models import EnrollmentJob
-from onboarding.services.core import ServiceError, certificate_opened
+from onboarding.services.certificates import certificate_opened
+from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.bot import job_bot_call, job_failure_from_bot, sii_settings_for
 from onboarding.services.jobs.lifecycle import (
     JobFailure,

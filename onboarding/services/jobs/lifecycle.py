@@ -36,6 +36,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from onboarding.domain.display import attempt_label
+from onboarding.domain.rules import CLAIM_LOST_CODE, SII_REJECTED_CERTIFICATE_CODES, representative_active
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     ArtifactKind,
@@ -50,23 +51,17 @@ from onboarding.models import (
     Relationship,
     Representative,
 )
-from onboarding.selectors.client import SII_REJECTED_CERTIFICATE_CODES
 from onboarding.selectors.core import job_kind_number
-from onboarding.services.claims import (
-    CLAIM_LOST_CODE,
-    claim_is_lost,
-    company_claim_job_check,
-    company_claim_settle,
-)
-from onboarding.services.core import (
-    ServiceError,
-    audit_record,
+from onboarding.services.audit import audit_record
+from onboarding.services.certificates import (
     certificate_destroy,
     company_certificates_destroy,
-    company_stage_set,
     job_artifact_store,
 )
+from onboarding.services.claims import claim_is_lost, company_claim_job_check, company_claim_settle
+from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.emails import FinishedEmail, change_job_finished_emails, job_finished_emails
+from onboarding.services.tenants import company_stage_set
 from sii_bot import ProgressEvent, SiiUserRecord
 
 logger = logging.getLogger(__name__)
@@ -227,7 +222,7 @@ def enrollment_job_create(
     kind = kind or JobKind.AUTHORIZE
     if kind == JobKind.REPLACE and not old_user_rut:
         raise ServiceError("Falta el representante a reemplazar.", code="replace_without_old")
-    representative = representative or tenant.representatives.filter(is_active=True).order_by("created_at").first()
+    representative = representative or representative_active(tenant)
     if representative is None:
         raise ServiceError(
             "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",

@@ -23,12 +23,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from onboarding.models import CompanyStage, EnrollmentJob, JobEvent, JobStatus
-from onboarding.services.core import company_stage_set
 from onboarding.services.jobs.lifecycle import (
     enrollment_job_enqueue,
     enrollment_job_fail_lost,
     enrollment_job_send,
 )
+from onboarding.services.tenants import company_stage_set
 
 logger = logging.getLogger(__name__)
 
