@@ -45,10 +45,10 @@ def test_failed_job_shows_failure_detail_timeline_and_attempts(client, cast) -> 
     assert "El SII no está disponible." in body and "sii_unavailable" in body
     assert "HTTP 500 on eu_enrola_usuarios" in body  # failure_detail, for the firm only
     # Timeline: one line per step (started → done) with its duration, and the gap since the previous line.
-    assert "Solicitud recibida" in body
-    assert "Ingreso con certificado digital Listo" in body and "duró 2,4 s" in body
+    assert "En cola" in body
+    assert "Identificarse con el certificado digital Listo" in body and "duró 2,4 s" in body
     assert "+5,0 s desde el paso anterior" in body and "+33 s desde el paso anterior" in body
-    assert body.count("Ingreso con certificado digital") == 1
+    assert body.count("Identificarse con el certificado digital") == 1
     # Every attempt of the client, linked (the current one marked).
     assert reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": first.pk}) in response.content.decode()
     assert "Autorización, intento 2 (este)" in body and "reintento de Autorización, intento 1" in body
