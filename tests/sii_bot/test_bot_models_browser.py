@@ -12,15 +12,28 @@ from sii_bot import errors
 from sii_bot.browser import CHROMIUM_ARGS, driver_environment, origin_of, verified_origins
 from sii_bot.certificates import CertificateMaterial
 from sii_bot.engine import BrowserEngine
-from sii_bot.models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, SiiUserRecord, Step
+from sii_bot.models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    Permission,
+    ProgressEvent,
+    ReplacementRequest,
+    SiiUserRecord,
+    Step,
+)
 from sii_bot.rut import InvalidRut
 from sii_bot.settings import SiiSettings
 
 
 def test_permission_fields_and_labels() -> None:
-    assert [p.value for p in Permission] == ["admin", "sign", "registry"]
-    assert [p.field_name for p in Permission] == ["SUP_USU", "FIRMAR", "CONSULTAR"]
-    assert [p.label for p in Permission] == ["Usuario Administrador", "Firmar Documentos", "Registro"]
+    assert [p.value for p in Permission] == ["admin", "sign", "registry", "folios", "annul", "send"]
+    assert [p.field_name for p in Permission] == ["SUP_USU", "FIRMAR", "CONSULTAR", "OBTENER", "ANULAR", "ENVIAR"]
+    assert [p.label for p in Permission] == ["Usuario Administrador", "Firmar Documentos", "Registro",
+                                             "Solicitar Folios", "Anular Documentos", "Enviar Documentos"]
+    assert "Consulta" in Permission.REGISTRY.labels and "Consulta/Registro" in Permission.REGISTRY.labels
+    assert "Anular Folios" in Permission.ANNUL.labels and "Anular" in Permission.ANNUL.labels
+    assert [Permission.from_field(name) for name in ("obtener", "ENVIAR", "XX")] == [Permission.FOLIOS, Permission.SEND,
+                                                                                     None]
 
 
 @pytest.mark.parametrize(
@@ -31,6 +44,8 @@ def test_permission_fields_and_labels() -> None:
         ("SUP_USU,firmar", {Permission.ADMIN, Permission.SIGN}),
         ("Registro,,", {Permission.REGISTRY}),
         (["admin", "admin"], {Permission.ADMIN}),
+        ("OBTENER,anular folios,Enviar Documentos", {Permission.FOLIOS, Permission.ANNUL, Permission.SEND}),
+        ("Consulta,annul,send,folios", {Permission.REGISTRY, Permission.ANNUL, Permission.SEND, Permission.FOLIOS}),
     ],
 )
 def test_parse_list(text: str, expected: set[Permission]) -> None:
@@ -46,9 +61,13 @@ def test_parse_list_rejects(text: str) -> None:
 def test_enrollment_request_normalizes() -> None:
     request = EnrollmentRequest("76.086.428-5", "11.111.111-1", Permission.parse_list("sign,registry"))
     assert (request.company_rut, request.user_rut) == ("76086428-5", "11111111-1")
-    assert request.flags() == {"admin": False, "sign": True, "registry": True}
+    assert request.flags() == {"admin": False, "sign": True, "registry": True, "folios": False, "annul": False,
+                               "send": False}
+    assert request.managed == frozenset(Permission)
+    assert request.wanted() == {p: p in (Permission.SIGN, Permission.REGISTRY) for p in Permission}
     assert request.to_dict() == {"company_rut": "76086428-5", "user_rut": "11111111-1",
-                                 "permissions": ["registry", "sign"]}
+                                 "permissions": ["registry", "sign"],
+                                 "managed": ["admin", "annul", "folios", "registry", "send", "sign"]}
     assert EnrollmentRequest("76086428-5", "11111111-1", "admin").admin  # type: ignore[arg-type]
 
 
@@ -59,6 +78,20 @@ def test_enrollment_request_rejects() -> None:
         EnrollmentRequest("76086428-5", "77879240-0", frozenset({Permission.SIGN}))
     with pytest.raises(ValueError):
         EnrollmentRequest("76086428-5", "11111111-1", frozenset())
+    # A requested attribute the firm does not manage is a contradiction, said in Spanish.
+    with pytest.raises(ValueError, match="no administra: Enviar Documentos"):
+        EnrollmentRequest("76086428-5", "11111111-1", frozenset({Permission.SEND, Permission.SIGN}),
+                          managed=frozenset({Permission.SIGN, Permission.REGISTRY}))
+
+
+def test_enrollment_request_managed_subset() -> None:
+    request = EnrollmentRequest("76086428-5", "11111111-1", "send", managed="sign,send")  # type: ignore[arg-type]
+    assert request.permissions == {Permission.SEND} and request.managed == {Permission.SIGN, Permission.SEND}
+    assert request.wanted() == {Permission.SIGN: False, Permission.SEND: True}
+    replacement = ReplacementRequest("76086428-5", "11111111-1", "13322924-8", frozenset({Permission.SEND}),
+                                     managed=frozenset({Permission.SEND}))
+    assert replacement.addition.managed == {Permission.SEND}
+    assert replacement.to_dict()["managed"] == ["send"]
 
 
 def test_steps_in_guide_order_with_spanish_labels() -> None:
@@ -157,7 +190,8 @@ def test_replacement_request() -> None:
     assert request.addition == EnrollmentRequest("76086428-5", "13322924-8", frozenset({Permission.ADMIN,
                                                                                         Permission.SIGN}))
     assert request.removal == RevocationRequest("76086428-5", "11111111-1")
-    assert request.flags() == {"admin": True, "sign": True, "registry": False}
+    assert request.flags() == {"admin": True, "sign": True, "registry": False, "folios": False, "annul": False,
+                               "send": False}
     assert request.to_dict()["permissions"] == ["admin", "sign"]
     with pytest.raises(ValueError, match="misma persona"):
         ReplacementRequest("76086428-5", "11.111.111-1", "11111111-1", frozenset({Permission.SIGN}))
