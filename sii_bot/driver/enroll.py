@@ -126,7 +126,7 @@ class EnrollFlow(Session):
             if permission in self.unavailable and permission not in self.reported:
                 self.reported.add(permission)
                 self.emit(self.step or Step.FILL_FORM, "started",
-                          f"El SII no ofrece «{permission.label}» para esta empresa{system}; no se puede asignar.")
+                          f"El SII no ofrece «{permission.label}» para esta empresa{system}.")
         if not request.permissions & offered:
             raise errors.PermissionsUnavailable(
                 f"the page offers {sorted(p.field_name for p in offered) or 'no attribute checkbox'}, none of the "
