@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -84,6 +84,21 @@ def test_enrollment_request_rejects() -> None:
                           managed=frozenset({Permission.SIGN, Permission.REGISTRY}))
 
 
+def test_enrollment_result_reports_offered_and_unavailable_attributes() -> None:
+    record = SiiUserRecord("X SPA", "76086428-5", "11111111-1", "JUAN", True, True, True, "ANA")
+    assert (record.folios, record.annul, record.send) == (None, None, None)
+    assert record.granted() == {Permission.ADMIN, Permission.SIGN, Permission.REGISTRY}
+    result = EnrollmentResult("created", record, offered_permissions=frozenset({Permission.ADMIN, Permission.SIGN,
+                                                                                Permission.REGISTRY}),
+                              unavailable_permissions=frozenset({Permission.SEND}))
+    data = result.to_dict()
+    assert data["offered_permissions"] == ["admin", "registry", "sign"]
+    assert data["unavailable_permissions"] == ["send"]
+    assert (data["previous"], data["final_entry"]) == (None, None)
+    assert data["record"]["send"] is None
+    assert "unavailable_permissions=['send']" in repr(result)
+
+
 def test_enrollment_request_managed_subset() -> None:
     request = EnrollmentRequest("76086428-5", "11111111-1", "send", managed="sign,send")  # type: ignore[arg-type]
     assert request.permissions == {Permission.SEND} and request.managed == {Permission.SIGN, Permission.SEND}
@@ -104,7 +119,7 @@ def test_steps_in_guide_order_with_spanish_labels() -> None:
 
 def test_progress_event_and_result_reprs_hide_binary() -> None:
     event = ProgressEvent(Step.LOGIN, "done", "ok", screenshot=b"\x89PNG" + b"x" * 100)
-    assert event.at.tzinfo is timezone.utc
+    assert event.at.tzinfo is UTC
     assert "xxxx" not in repr(event) and "104 bytes" in repr(event)
     assert event.to_dict()["has_screenshot"] is True
     record = SiiUserRecord("ACME", "76086428-5", "11111111-1", "JUAN", False, True, True, "PEDRO")
@@ -152,9 +167,8 @@ def test_driver_environment_sets_and_restores(tmp_path: Path, monkeypatch: pytes
     assert os.environ["NODE_EXTRA_CA_CERTS"] == str(own)
     with driver_environment(SiiSettings(ca_bundle=None)):
         assert os.environ["NODE_EXTRA_CA_CERTS"] == str(own)
-    with pytest.raises(errors.BrowserUnavailable):
-        with driver_environment(SiiSettings(ca_bundle=str(tmp_path / "missing.pem"))):
-            pass
+    with pytest.raises(errors.BrowserUnavailable), driver_environment(SiiSettings(ca_bundle=str(tmp_path / "missing.pem"))):
+        pass
 
 
 def test_closed_engine_refuses_jobs() -> None:

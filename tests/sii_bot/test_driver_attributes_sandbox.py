@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("sii_sandbox.server")
 
-from sii_bot import (  # noqa: E402
+from sii_bot import (
     BrowserEngine,
     CertificateMaterial,
     EnrollmentFailure,
@@ -30,8 +30,9 @@ from sii_bot import (  # noqa: E402
     errors,
     open_pkcs12,
 )
-from sii_bot.settings import default_chromium_path  # noqa: E402
-from sii_sandbox import pages as sandbox_pages  # noqa: E402
+from sii_bot.settings import default_chromium_path
+from sii_sandbox import enrolment as sandbox_enrolment
+from sii_sandbox import pages as sandbox_pages
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -113,7 +114,10 @@ def unavailable_message(label: str) -> str:
 # New users
 
 
-def test_market_company_gets_all_six_with_one_save(engine: BrowserEngine, sandbox: Any) -> None:
+@pytest.mark.parametrize("config", [{}, {"actions": "links", "layout": "alternate"}], ids=["buttons", "links-alt"])
+def test_market_company_gets_all_six_with_one_save(engine: BrowserEngine, sandbox: Any,
+                                                    config: dict[str, Any]) -> None:
+    sandbox.configure(**config)
     outcome = run(engine, sandbox, MARKET, USER, SIX)
     assert outcome.failure is None, repr(outcome.failure)
     result = outcome.result
@@ -189,8 +193,10 @@ def test_confirmation_that_differs_row_by_row_saves_nothing(engine: BrowserEngin
 # Existing users: "Modificar" / "Guardar Cambios"
 
 
-def test_existing_user_is_updated_and_unmanaged_attributes_are_untouched(engine: BrowserEngine,
-                                                                          sandbox: Any) -> None:
+@pytest.mark.parametrize("config", [{}, {"actions": "links", "layout": "alternate"}], ids=["buttons", "links-alt"])
+def test_existing_user_is_updated_and_unmanaged_attributes_are_untouched(engine: BrowserEngine, sandbox: Any,
+                                                                          config: dict[str, Any]) -> None:
+    sandbox.configure(**config)
     # Before: admin, annul, sign, send, registry; the firm manages admin, folios, sign and send and asks
     # for folios, sign and send. Admin goes off, folios on; annul and registry are not the firm's.
     sandbox.update_user(MARKET, EXISTING, admin=True, annul=True, registry=True)
@@ -214,6 +220,25 @@ def test_existing_user_is_updated_and_unmanaged_attributes_are_untouched(engine:
     assert (Step.CONFIRM, "skipped") in statuses and (Step.SAVE, "done") in statuses
     record = result.record
     assert {key: getattr(record, key) for key in KEYS} == only("folios", "annul", "sign", "send", "registry")
+    assert_logged_out(sandbox)
+
+
+def test_list_that_disagrees_after_guardar_cambios_is_a_verification_failure(
+        engine: BrowserEngine, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SII answers the change as saved, but the list read again shows Enviar Documentos off.
+    real = sandbox_enrolment.Enrolment.eu_actualiza_usuario
+
+    def saved_then_drift(self: Any) -> None:
+        real(self)
+        sandbox.update_user(MARKET, EXISTING, send=False)
+
+    monkeypatch.setattr(sandbox_enrolment.Enrolment, "eu_actualiza_usuario", saved_then_drift)
+    outcome = run(engine, sandbox, MARKET, EXISTING, frozenset({P.SIGN, P.SEND, P.FOLIOS}))
+    failure = outcome.failure
+    assert type(failure) is errors.VerificationFailed and failure.step == Step.RESULT.value, repr(failure)
+    assert "ENVIAR listed NO, expected SI" in failure.detail
+    assert saves(sandbox) == {MARKET: {EXISTING: 1}}
+    assert outcome.count(Step.SAVE, "started") == 1
     assert_logged_out(sandbox)
 
 
