@@ -31,13 +31,22 @@ from .certificates import (
     open_pkcs12,
 )
 from .engine import BrowserEngine, close_default_engine, default_engine, enroll, read_users, replace, revoke
-from .errors import FAILURE_CODES, EnrollmentFailure, ReplacementIncomplete, failure_from_code
+from .errors import (
+    FAILURE_CODES,
+    EnrollmentFailure,
+    PermissionsUnavailable,
+    ReplacementIncomplete,
+    failure_from_code,
+)
 from .models import (
+    ALL_PERMISSIONS,
+    MIPYME_PERMISSIONS,
     USER_ATTRIBUTES,
     CompanyUsersRead,
     EnrollmentRequest,
     EnrollmentResult,
     Permission,
+    PermissionBox,
     ProgressEvent,
     ReplacementRequest,
     ReplacementResult,
@@ -55,8 +64,10 @@ from .rut import InvalidRut, is_person_rut, normalize_rut, split_rut
 from .settings import SiiSettings
 
 __all__ = [
+    "ALL_PERMISSIONS",
     "CERTIFICATE_ERROR_CODES",
     "FAILURE_CODES",
+    "MIPYME_PERMISSIONS",
     "USER_ATTRIBUTES",
     "BrowserEngine",
     "CertificateBundle",
@@ -68,6 +79,8 @@ __all__ = [
     "EnrollmentResult",
     "InvalidRut",
     "Permission",
+    "PermissionBox",
+    "PermissionsUnavailable",
     "ProgressEvent",
     "ReplacementIncomplete",
     "ReplacementRequest",

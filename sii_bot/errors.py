@@ -36,6 +36,7 @@ __all__ = [
     "LegalRepresentativeMismatch",
     "LoginThrottled",
     "OptionNotAllowed",
+    "PermissionsUnavailable",
     "ReplacementIncomplete",
     "ServerCertificateUntrusted",
     "SessionExpired",
@@ -385,6 +386,22 @@ class ConfirmationMismatch(EnrollmentFailure):
     )
 
 
+class PermissionsUnavailable(EnrollmentFailure):
+    """The company's page offers none of the requested attributes (e.g. only Enviar Documentos was
+    requested and the company is on SII's MIPYME system, whose page shows three); nothing was saved.
+
+    A person must decide: the firm requests other attributes, or the company changes its SII system.
+    """
+
+    code = "permissions_unavailable"
+    needs_person = True
+    user_message = (
+        "El SII no ofrece para esta empresa ninguno de los permisos solicitados (por ejemplo, las "
+        "empresas del sistema de facturación MIPYME solo tienen Usuario Administrador, Firmar Documentos "
+        "y Registro), así que no hicimos ningún cambio. Revise los permisos que solicita la oficina."
+    )
+
+
 class UserRutInvalid(EnrollmentFailure):
     """SII refused the user RUT typed into the new-user form (its JavaScript alerts)."""
 
@@ -577,6 +594,7 @@ FAILURE_CODES: dict[str, type[EnrollmentFailure]] = {
         SessionExpired,
         UnexpectedPage,
         ConfirmationMismatch,
+        PermissionsUnavailable,
         UserRutInvalid,
         StepTimeout,
         JobTimeout,

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from .rut import InvalidRut, is_person_rut, normalize_rut
 
 __all__ = [
+    "ALL_PERMISSIONS",
+    "MIPYME_PERMISSIONS",
     "USER_ATTRIBUTES",
     "CompanyUsersRead",
     "EnrollmentRequest",
@@ -23,6 +25,7 @@ __all__ = [
     "JobKind",
     "Outcome",
     "Permission",
+    "PermissionBox",
     "ProgressEvent",
     "ReplacementOutcome",
     "ReplacementRequest",
@@ -38,6 +41,7 @@ __all__ = [
     "StepStatus",
     "UsersReadRequest",
     "UsersReadResult",
+    "permission_labels",
 ]
 
 Outcome = Literal["created", "updated", "already_authorized"]
@@ -48,29 +52,49 @@ JobKind = Literal["enroll", "revoke", "replace", "read_users"]
 
 
 class Permission(enum.Enum):
-    """A permission of an authorized user, as SII's new-user form names it."""
+    """An attribute of an authorized user, as SII's new-user and edit forms name it.
+
+    The six of SII's market-software page, in member order ADMIN, SIGN, REGISTRY, FOLIOS, ANNUL,
+    SEND (MIPYME companies see only the first three). ``field_name`` is SII's checkbox name (from its
+    validation script), ``label`` the usual Spanish label, ``labels`` every label the bot accepts for
+    the checkbox when its name is not a known one. The values equal the ``SiiUser`` /
+    ``SiiUserRecord`` attribute names.
+    """
 
     ADMIN = "admin"
     SIGN = "sign"
     REGISTRY = "registry"
+    FOLIOS = "folios"
+    ANNUL = "annul"
+    SEND = "send"
 
     @property
     def field_name(self) -> str:
-        """The checkbox name in SII's form (``SUP_USU``, ``FIRMAR``, ``CONSULTAR``)."""
+        """The checkbox name in SII's form (``SUP_USU``, ``FIRMAR``, ``CONSULTAR``, ``OBTENER``, ``ANULAR``, ``ENVIAR``)."""
         return _FIELDS[self]
 
     @property
     def label(self) -> str:
-        """The Spanish label SII shows next to the checkbox."""
+        """The Spanish label SII shows next to the checkbox (REGISTRY: "Registro", as on MIPYME pages)."""
+        return _LABELS[self][0]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every visible label SII is known (or likely) to use for this attribute, most specific first."""
         return _LABELS[self]
+
+    @classmethod
+    def from_field(cls, name: str) -> Permission | None:
+        """The attribute whose SII field name is ``name`` (any case), else None."""
+        return _BY_FIELD.get(name.strip().upper())
 
     @classmethod
     def parse_list(cls, text: str | Iterable[str]) -> frozenset[Permission]:
         """Parse ``"admin,sign,registry"`` (or an iterable of names) into a frozenset.
 
-        Accepts the enum values, the SII field names (``SUP_USU``, ``FIRMAR``, ``CONSULTAR``) and the
-        Spanish labels, in any case. Raises ``ValueError`` (Spanish message) for unknown names or an
-        empty list.
+        Accepts the enum values, the SII field names (``SUP_USU``, ``FIRMAR``, ``CONSULTAR``,
+        ``OBTENER``, ``ANULAR``, ``ENVIAR``) and the Spanish labels, in any case. Raises ``ValueError``
+        (Spanish message) for unknown names or an empty list.
         """
         items = text.split(",") if isinstance(text, str) else list(text)
         found: set[Permission] = set()
@@ -81,40 +105,83 @@ class Permission(enum.Enum):
             permission = _ALIASES.get(name.casefold())
             if permission is None:
                 raise ValueError(
-                    f"Permiso desconocido: «{name}». Use admin, sign o registry "
-                    "(Usuario Administrador, Firmar Documentos, Registro)."
+                    f"Permiso desconocido: «{name}». Use admin, sign, registry, folios, annul o send "
+                    "(Usuario Administrador, Firmar Documentos, Registro, Solicitar Folios, Anular "
+                    "Documentos, Enviar Documentos)."
                 )
             found.add(permission)
         if not found:
-            raise ValueError("Indique al menos un permiso: admin, sign o registry.")
+            raise ValueError("Indique al menos un permiso: admin, sign, registry, folios, annul o send.")
         return frozenset(found)
 
 
-_FIELDS = {Permission.ADMIN: "SUP_USU", Permission.SIGN: "FIRMAR", Permission.REGISTRY: "CONSULTAR"}
-_LABELS = {
-    Permission.ADMIN: "Usuario Administrador",
-    Permission.SIGN: "Firmar Documentos",
-    Permission.REGISTRY: "Registro",
+_FIELDS = {
+    Permission.ADMIN: "SUP_USU",
+    Permission.SIGN: "FIRMAR",
+    Permission.REGISTRY: "CONSULTAR",
+    Permission.FOLIOS: "OBTENER",
+    Permission.ANNUL: "ANULAR",
+    Permission.SEND: "ENVIAR",
+}
+_BY_FIELD = {field_name: permission for permission, field_name in _FIELDS.items()}
+# Labels: the guide's MIPYME page ("Registro"), third-party guides for market software ("Consulta",
+# "Anular Documentos"), SII's 2009 manual ("Anular Folios", "Firmar Doctos", "Enviar Doctos").
+_LABELS: dict[Permission, tuple[str, ...]] = {
+    Permission.ADMIN: ("Usuario Administrador", "Usuario-Administrador", "Administrador"),
+    Permission.SIGN: ("Firmar Documentos", "Firmar Doctos", "Firma Documentos", "Firmar"),
+    Permission.REGISTRY: ("Registro", "Consulta/Registro", "Consulta / Registro", "Registro/Consulta", "Consulta",
+                          "Consultar Documentos", "Consultar"),
+    Permission.FOLIOS: ("Solicitar Folios", "Obtener Folios", "Solicitud de Folios"),
+    Permission.ANNUL: ("Anular Documentos", "Anular Folios", "Anular Doctos", "Anular"),
+    Permission.SEND: ("Enviar Documentos", "Enviar Doctos", "Envío de Documentos", "Enviar"),
 }
 _ALIASES: dict[str, Permission] = {}
 for _p in Permission:
-    for _alias in (_p.value, _FIELDS[_p], _LABELS[_p]):
+    for _alias in (_p.value, _FIELDS[_p], *_LABELS[_p]):
         _ALIASES[_alias.casefold()] = _p
-_ALIASES.update({"administrador": Permission.ADMIN, "firmar": Permission.SIGN, "consultar": Permission.REGISTRY})
+_ALIASES.update({"firmar": Permission.SIGN, "consultar": Permission.REGISTRY, "folios": Permission.FOLIOS})
+
+ALL_PERMISSIONS: frozenset[Permission] = frozenset(Permission)
+"""The six attributes: what a firm manages unless it says otherwise."""
+
+MIPYME_PERMISSIONS: frozenset[Permission] = frozenset({Permission.ADMIN, Permission.SIGN, Permission.REGISTRY})
+"""The three attributes SII's MIPYME page offers."""
+
+
+def permission_labels(permissions: Iterable[Permission]) -> str:
+    """``"Usuario Administrador, Firmar Documentos"``: the labels, in ``Permission`` order."""
+    chosen = set(permissions)
+    return ", ".join(p.label for p in Permission if p in chosen)
+
+
+def _permission_set(value: Any, what: str) -> frozenset[Permission]:
+    if isinstance(value, str):
+        return Permission.parse_list(value)
+    try:
+        return frozenset(p if isinstance(p, Permission) else Permission(p) for p in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: use admin, sign, registry, folios, annul o send.") from None
 
 
 @dataclass(frozen=True)
 class EnrollmentRequest:
-    """Authorize ``user_rut`` in company ``company_rut`` with exactly ``permissions``.
+    """Authorize ``user_rut`` in company ``company_rut`` with exactly ``permissions`` among ``managed``.
+
+    ``managed``: the attributes the firm manages (default all six). The bot sets each managed
+    attribute the page offers to "requested or not" and never touches the others (an existing
+    user keeps them as they were; a new user gets them unticked). ``permissions`` must be a
+    non-empty subset of ``managed``. A requested attribute the company's page does not offer
+    (MIPYME pages show three) is reported in ``EnrollmentResult.unavailable_permissions``; the job
+    fails (``PermissionsUnavailable``) only when none of the requested ones is offered.
 
     RUTs are normalized on construction (dots, lower-case k accepted); the user must be a natural
-    person and at least one permission is required. Raises ``ValueError`` (``InvalidRut`` for RUTs)
-    with a Spanish message otherwise.
+    person. Raises ``ValueError`` (``InvalidRut`` for RUTs) with a Spanish message otherwise.
     """
 
     company_rut: str
     user_rut: str
     permissions: frozenset[Permission]
+    managed: frozenset[Permission] = ALL_PERMISSIONS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "company_rut", normalize_rut(self.company_rut))
@@ -122,13 +189,16 @@ class EnrollmentRequest:
         if not is_person_rut(user):
             raise InvalidRut("El usuario a autorizar debe ser una persona natural (RUT menor a 50.000.000).", user)
         object.__setattr__(self, "user_rut", user)
-        permissions = self.permissions
-        if isinstance(permissions, str):
-            permissions = Permission.parse_list(permissions)
-        permissions = frozenset(Permission(p) if not isinstance(p, Permission) else p for p in permissions)
+        permissions = _permission_set(self.permissions, "Permisos solicitados")
         if not permissions:
-            raise ValueError("Indique al menos un permiso: admin, sign o registry.")
+            raise ValueError("Indique al menos un permiso: admin, sign, registry, folios, annul o send.")
+        managed = _permission_set(self.managed, "Permisos administrados")
+        if not permissions <= managed:
+            raise ValueError(
+                f"Se solicitan permisos que la oficina no administra: {permission_labels(permissions - managed)}."
+            )
         object.__setattr__(self, "permissions", permissions)
+        object.__setattr__(self, "managed", managed)
 
     @property
     def admin(self) -> bool:
@@ -142,19 +212,39 @@ class EnrollmentRequest:
 
     @property
     def registry(self) -> bool:
-        """Whether "Registro" (CONSULTAR) is requested."""
+        """Whether "Registro" / "Consulta" (CONSULTAR) is requested."""
         return Permission.REGISTRY in self.permissions
 
+    @property
+    def folios(self) -> bool:
+        """Whether "Solicitar Folios" (OBTENER) is requested."""
+        return Permission.FOLIOS in self.permissions
+
+    @property
+    def annul(self) -> bool:
+        """Whether "Anular Documentos" (ANULAR) is requested."""
+        return Permission.ANNUL in self.permissions
+
+    @property
+    def send(self) -> bool:
+        """Whether "Enviar Documentos" (ENVIAR) is requested."""
+        return Permission.SEND in self.permissions
+
     def flags(self) -> dict[str, bool]:
-        """``{"admin": bool, "sign": bool, "registry": bool}``."""
-        return {"admin": self.admin, "sign": self.sign, "registry": self.registry}
+        """``{"admin": bool, "sign": bool, "registry": bool, "folios": bool, "annul": bool, "send": bool}``."""
+        return {p.value: p in self.permissions for p in Permission}
+
+    def wanted(self) -> dict[Permission, bool]:
+        """``{managed attribute: requested?}``: the state the bot sets for every managed attribute offered."""
+        return {p: p in self.permissions for p in Permission if p in self.managed}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form: RUTs and the sorted permission values."""
+        """JSON-safe form: RUTs and the sorted permission values (requested and managed)."""
         return {
             "company_rut": self.company_rut,
             "user_rut": self.user_rut,
             "permissions": sorted(p.value for p in self.permissions),
+            "managed": sorted(p.value for p in self.managed),
         }
 
 
@@ -197,12 +287,14 @@ class ReplacementRequest:
     new_user_rut: str
     old_user_rut: str
     permissions: frozenset[Permission]
+    managed: frozenset[Permission] = ALL_PERMISSIONS
 
     def __post_init__(self) -> None:
-        addition = EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions)
+        addition = EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions, self.managed)
         object.__setattr__(self, "company_rut", addition.company_rut)
         object.__setattr__(self, "new_user_rut", addition.user_rut)
         object.__setattr__(self, "permissions", addition.permissions)
+        object.__setattr__(self, "managed", addition.managed)
         old = _person(self.old_user_rut, "El usuario a reemplazar")
         if old == addition.user_rut:
             raise ValueError("El nuevo representante y el anterior no pueden ser la misma persona.")
@@ -211,7 +303,7 @@ class ReplacementRequest:
     @property
     def addition(self) -> EnrollmentRequest:
         """The first part: authorize the new representative (an ordinary enrolment)."""
-        return EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions)
+        return EnrollmentRequest(self.company_rut, self.new_user_rut, self.permissions, self.managed)
 
     @property
     def removal(self) -> RevocationRequest:
@@ -219,7 +311,7 @@ class ReplacementRequest:
         return RevocationRequest(self.company_rut, self.old_user_rut)
 
     def flags(self) -> dict[str, bool]:
-        """``{"admin": bool, "sign": bool, "registry": bool}`` for the new representative."""
+        """``EnrollmentRequest.flags()`` of the new representative (the six attributes)."""
         return self.addition.flags()
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +321,7 @@ class ReplacementRequest:
             "new_user_rut": self.new_user_rut,
             "old_user_rut": self.old_user_rut,
             "permissions": sorted(p.value for p in self.permissions),
+            "managed": sorted(p.value for p in self.managed),
         }
 
 
@@ -352,6 +445,14 @@ class SiiUser:
     annul: bool | None = None
     send: bool | None = None
 
+    def flag(self, permission: Permission) -> bool | None:
+        """The list's SI/NO for ``permission``; None when the list does not show it."""
+        return getattr(self, permission.value)
+
+    def shown(self) -> frozenset[Permission]:
+        """The attributes the list shows (a column, SI or NO)."""
+        return frozenset(p for p in Permission if self.flag(p) is not None)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict."""
         return asdict(self)
@@ -359,7 +460,11 @@ class SiiUser:
 
 @dataclass(frozen=True)
 class SiiUserRecord:
-    """What SII shows on the confirmation or result page for one authorized user."""
+    """What SII shows on the confirmation or result page for one authorized user.
+
+    Every attribute row the page shows: ``admin``/``sign``/``registry`` (on every known page) and,
+    on market-software pages, ``folios``/``annul``/``send`` (None when the page has no such row).
+    """
 
     company_name: str
     company_rut: str
@@ -369,6 +474,17 @@ class SiiUserRecord:
     sign: bool
     registry: bool
     authorized_by: str
+    folios: bool | None = None
+    annul: bool | None = None
+    send: bool | None = None
+
+    def flag(self, permission: Permission) -> bool | None:
+        """The page's SI/NO for ``permission``; None when the page has no such row."""
+        return getattr(self, permission.value)
+
+    def granted(self) -> frozenset[Permission]:
+        """The attributes shown as SI."""
+        return frozenset(p for p in Permission if self.flag(p))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict (for the job record and the audit log)."""
@@ -388,6 +504,28 @@ class SiiRemovalRecord:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class PermissionBox:
+    """One attribute checkbox of SII's new-user form or edit screen, as the page shows it.
+
+    ``name``/``value``: the input's own (how the bot finds it again; ``name`` may be one the bot
+    does not know when the checkbox was recognised by its ``label``). ``by``: "name" (an SII field
+    name, ``SUP_USU``...), "value" (the value is one) or "label" (the visible label matched).
+    ``checked``: its state as the page was loaded.
+    """
+
+    permission: Permission
+    name: str
+    value: str
+    label: str
+    checked: bool
+    by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return {**asdict(self), "permission": self.permission.value}
 
 
 @dataclass(frozen=True)
@@ -412,10 +550,25 @@ class SiiEditScreen:
     delete_kind: str | None
     delete_name: str
     has_save: bool
+    folios: bool | None = None
+    annul: bool | None = None
+    send: bool | None = None
+    boxes: tuple[PermissionBox, ...] = ()
+
+    def flag(self, permission: Permission) -> bool | None:
+        """Whether ``permission``'s checkbox is ticked; None when the screen has no such checkbox."""
+        return getattr(self, permission.value)
+
+    @property
+    def offered(self) -> frozenset[Permission]:
+        """The attributes the screen has a checkbox for."""
+        return frozenset(box.permission for box in self.boxes)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict."""
-        return asdict(self)
+        data = asdict(self)
+        data["boxes"] = [box.to_dict() for box in self.boxes]
+        return data
 
 
 @dataclass(frozen=True, repr=False)
@@ -456,9 +609,15 @@ class ProgressEvent:
 class EnrollmentResult:
     """A finished enrolment.
 
-    ``outcome``: "created" (new user saved), "updated" (existing user's permissions changed) or
-    "already_authorized" (the user already had exactly these permissions; nothing was saved).
-    ``record``: what SII showed for the user (result page, or the user list when nothing was saved).
+    ``outcome``: "created" (new user saved), "updated" (existing user's managed attributes changed
+    through "Modificar" / "Guardar Cambios", then seen on the user list) or "already_authorized" (the
+    user already had exactly the requested managed attributes; nothing was saved).
+    ``record``: what SII showed for the user (result page; the user list or edit screen when nothing
+    was saved). ``offered_permissions``: the attributes the company's page offers (its checkboxes;
+    the list's columns when the list alone decided). ``unavailable_permissions``: requested ones the
+    page does not offer (e.g. Enviar Documentos on a MIPYME company): reported, never set.
+    ``previous``: the user's list entry before the change (None for a new user); ``final_entry``: the
+    user's list entry read after an update (None when no list was read after the save).
     ``screenshots``: ``(step value, PNG)`` pairs; ``duration_seconds``: wall time of the job.
     """
 
@@ -466,10 +625,15 @@ class EnrollmentResult:
     record: SiiUserRecord
     screenshots: list[tuple[str, bytes]] = field(default_factory=list)
     duration_seconds: float = 0.0
+    offered_permissions: frozenset[Permission] = frozenset()
+    unavailable_permissions: frozenset[Permission] = frozenset()
+    previous: SiiUser | None = None
+    final_entry: SiiUser | None = None
 
     def __repr__(self) -> str:
         return (
             f"EnrollmentResult(outcome={self.outcome!r}, record={self.record!r}, "
+            f"unavailable_permissions={sorted(p.value for p in self.unavailable_permissions)!r}, "
             f"screenshots=<{len(self.screenshots)}>, duration_seconds={self.duration_seconds:.2f})"
         )
 
@@ -478,6 +642,10 @@ class EnrollmentResult:
         return {
             "outcome": self.outcome,
             "record": self.record.to_dict(),
+            "offered_permissions": sorted(p.value for p in self.offered_permissions),
+            "unavailable_permissions": sorted(p.value for p in self.unavailable_permissions),
+            "previous": self.previous.to_dict() if self.previous is not None else None,
+            "final_entry": self.final_entry.to_dict() if self.final_entry is not None else None,
             "screenshot_steps": [step for step, _ in self.screenshots],
             "duration_seconds": round(self.duration_seconds, 3),
         }

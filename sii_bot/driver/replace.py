@@ -8,10 +8,11 @@ expected is ``VerificationFailed`` with ``phase`` "verify".
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from .. import errors
-from ..models import EnrollmentResult, ReplacementRequest, ReplacementResult
+from ..models import ReplacementRequest, ReplacementResult
 from .controls import first_line
 from .enroll import EnrollFlow
 from .revoke import RevokeFlow
@@ -33,11 +34,11 @@ class ReplaceFlow(EnrollFlow, RevokeFlow):
         except errors.EnrollmentFailure as failure:
             failure.phase = "add"  # nothing was removed
             raise
-        addition = EnrollmentResult(outcome=added.outcome, record=added.record,
-                                    duration_seconds=time.monotonic() - self.job.started)
+        addition = dataclasses.replace(added, screenshots=[], duration_seconds=time.monotonic() - self.job.started)
         try:
             snap = await self.snapshot()
-            on_list = added.outcome == "already_authorized" and snap is not None and self.is_user_list(snap)
+            # Still (or again, after an update's check) on the list just read: no need to read it again.
+            on_list = added.outcome != "created" and snap is not None and self.is_user_list(snap)
             removal = await self.remove(request.old_user_rut, self.last_users, company_name, reopen=not on_list,
                                         named=named)
             final = await self.verify_final(before=before, removed=request.old_user_rut, added=request.addition,

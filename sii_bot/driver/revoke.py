@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .. import errors
 from ..models import (
     EnrollmentRequest,
+    Permission,
     RevocationOutcome,
     RevocationRequest,
     RevocationResult,
@@ -196,10 +197,11 @@ class RevokeFlow(Session):
                 if entry is None:
                     problems.append(f"the new representative {added.user_rut} is not listed")
                 else:
-                    for name, wanted in added.flags().items():
-                        shown = getattr(entry, name)
+                    # Only the attributes the firm manages: the others were left as they were.
+                    for permission, wanted in added.wanted().items():
+                        shown = entry.flag(permission)
                         if shown is not None and shown != wanted:
-                            problems.append(f"{added.user_rut}: {name} shown {shown}, requested {wanted}")
+                            problems.append(f"{added.user_rut}: {permission.value} shown {shown}, requested {wanted}")
             html = snap.html if snap is not None else None
             if problems:
                 raise errors.VerificationFailed(f"after the changes, the user list: {'; '.join(problems)}",
@@ -243,5 +245,5 @@ class Removal:
         )
 
 
-def _flags(user: SiiUser) -> tuple[bool | None, bool | None, bool | None]:
-    return (user.admin, user.sign, user.registry)
+def _flags(user: SiiUser) -> tuple[bool | None, ...]:
+    return tuple(user.flag(permission) for permission in Permission)

@@ -4,7 +4,7 @@ Labels are folded the same way as ``sii_bot.html.fold`` (no accents, lower case,
 labels in ``sii_bot.driver.controls.Labels`` match whatever markup SII uses around them.
 """
 
-__all__ = ["JS_CLICK_CONTROL", "JS_FILL", "JS_MARK_CHECKBOX", "JS_SET_CHECKBOXES", "JS_SNAPSHOT"]
+__all__ = ["JS_CLICK_CONTROL", "JS_FILL", "JS_MARK_CHECKBOX", "JS_READ_BOXES", "JS_SET_BOXES", "JS_SET_CHECKBOXES", "JS_SNAPSHOT"]
 
 # The page scripts' shared helpers: how a label is folded (no accents, lower case, one space), what
 # counts as visible, a control's label, and which elements are controls (links and buttons).
@@ -161,3 +161,43 @@ JS_SET_CHECKBOXES = (
 }
 """
 )
+
+# Sets the checkboxes the page reader identified (``sii_bot.screens.permission_boxes``), each found by
+# its own name and value attribute (names compared in any case), with a click when the state must
+# change so the page's own handlers run. ``othersOff``: every other named checkbox is unticked too
+# (a new user's form); otherwise the others are left exactly as they are (an edit screen: attributes
+# the firm does not manage). Returns [names not found, names whose state did not stick].
+JS_SET_BOXES = r"""
+([wanted, othersOff]) => {
+  const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
+  const used = new Set();
+  const missing = [], stuck = [];
+  const set = (box, value, name) => {
+    if (box.checked !== value) box.click();
+    if (box.checked !== value) stuck.push(name);
+  };
+  for (const [name, value, checked] of wanted) {
+    const named = boxes.filter(b => (b.name || '').toUpperCase() === name.toUpperCase() && !used.has(b));
+    // Several checkboxes may share a name and differ by value: the value decides.
+    const box = named.find(b => (b.getAttribute('value') || '') === value) || (named.length === 1 ? named[0] : null);
+    if (!box) { missing.push(name); continue; }
+    used.add(box);
+    set(box, checked, name);
+  }
+  if (othersOff) for (const box of boxes) if (!used.has(box) && box.name && box.checked) set(box, false, box.name);
+  return [missing, stuck];
+}
+"""
+
+# The live state (the ``checked`` property, which the page's scripts may have set after loading) of
+# checkboxes found as in JS_SET_BOXES; null for one that is not in this frame.
+JS_READ_BOXES = r"""
+(wanted) => {
+  const boxes = Array.from(document.querySelectorAll('input[type="checkbox" i]'));
+  return wanted.map(([name, value]) => {
+    const named = boxes.filter(b => (b.name || '').toUpperCase() === name.toUpperCase());
+    const box = named.find(b => (b.getAttribute('value') || '') === value) || (named.length === 1 ? named[0] : null);
+    return box ? box.checked : null;
+  });
+}
+"""

@@ -6,6 +6,7 @@
 - ``confirmation``: "CONFIRMACION USUARIO AUTORIZADO", before "Grabar Usuario";
 - ``result``: the page after a save (created, modified or eliminated);
 - ``edit_user``: one user's edit screen ("Guardar Cambios", the delete option);
+- ``permissions``: which checkbox of a form is which attribute (by field name, else visible label);
 - ``messages``: SII's error texts and alerts → ``EnrollmentFailure`` subclasses;
 - ``records``: how SII lays out labels, values, SI/NO flags and RUTs (shared by the others).
 
@@ -17,6 +18,7 @@ from .edit_user import is_delete_confirmation, parse_edit_screen
 from .login import is_login_page
 from .messages import classify_message, detect_error
 from .new_user import mentions_existing_user
+from .permissions import label_permission, permission_boxes
 from .records import ParseError, company_header, find_ruts
 from .result import parse_elimination_result, parse_modification_result, parse_result, result_kind
 from .user_list import mentions_user, parse_user_list
@@ -29,6 +31,7 @@ __all__ = [
     "find_ruts",
     "is_delete_confirmation",
     "is_login_page",
+    "label_permission",
     "mentions_existing_user",
     "mentions_user",
     "parse_confirmation",
@@ -37,5 +40,6 @@ __all__ = [
     "parse_modification_result",
     "parse_result",
     "parse_user_list",
+    "permission_boxes",
     "result_kind",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..html import checkbox_row_text, clean, control_label, controls, field_values, fold, parse
-from ..models import SiiEditScreen
+from ..models import Permission, SiiEditScreen
 from ..rut import is_person_rut
+from .permissions import checkboxes, permission_boxes
 from .records import ParseError, company_header, find_ruts, labelled_values, only_rut, rut_from_fields
 
 __all__ = ["is_delete_confirmation", "parse_edit_screen"]
@@ -13,8 +14,8 @@ _EDIT_MARKERS = ("modificacion de usuario autorizado", "modificacion de usuarios
 _SAVE_CHANGES_LABELS = ("guardar cambios", "grabar cambios", "modificar usuario", "guardar")
 _DELETE_WORDS = ("elimin", "borrar", "suprimir", "revocar")
 # A checkbox whose row names a permission is a permission, even if the row also says "eliminar".
-_PERMISSION_ROW_WORDS = ("usuario administrador", "firmar documentos", "registro", "consultar")
-_PERMISSION_FIELDS = {"SUP_USU": "admin", "FIRMAR": "sign", "CONSULTAR": "registry"}
+_PERMISSION_ROW_WORDS = ("usuario administrador", "firmar documentos", "registro", "consultar", "consulta",
+                         "solicitar folios", "anular documentos", "anular folios", "enviar documentos")
 
 
 def is_delete_confirmation(message: str) -> bool:
@@ -58,15 +59,16 @@ def parse_edit_screen(html: str | bytes) -> SiiEditScreen:
     header = company_header(html)
     company_name = header[0] if header else ""
 
-    flags: dict[str, bool | None] = {"admin": None, "sign": None, "registry": None}
+    boxes = permission_boxes(root)
+    flags: dict[str, bool | None] = {p.value: None for p in Permission}
+    for box in boxes:
+        flags[box.permission.value] = box.checked
+    attribute_boxes = {(box.name, box.value) for box in boxes}
     delete_kind: str | None = None
     delete_name = ""
-    for node in root.iter("input"):
-        if node.attrs.get("type", "").lower() != "checkbox":
-            continue
+    for node in checkboxes(root):
         name = node.attrs.get("name", "").upper()
-        if name in _PERMISSION_FIELDS:
-            flags[_PERMISSION_FIELDS[name]] = "checked" in node.attrs
+        if (node.attrs.get("name", ""), node.attrs.get("value", "")) in attribute_boxes:
             continue
         row = checkbox_row_text(node)
         if delete_kind is None and (name == "ELIMINAR" or is_delete_confirmation(name) or (
@@ -88,4 +90,8 @@ def parse_edit_screen(html: str | bytes) -> SiiEditScreen:
         delete_kind=delete_kind,
         delete_name=delete_name,
         has_save=has_save,
+        folios=flags["folios"],
+        annul=flags["annul"],
+        send=flags["send"],
+        boxes=boxes,
     )

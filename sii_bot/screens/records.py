@@ -96,8 +96,12 @@ _RECORD_LABELS: dict[str, tuple[str, ...]] = {
     "user_rut": ("rut usuario", "rut del usuario", "rut", "run usuario", "run"),
     "user_name": ("nombre usuario", "nombre del usuario", "nombre", "nombre o razon social"),
     "admin": ("usuario administrador", "administrador"),
-    "sign": ("firmar documentos", "firmar", "firma documentos", "firma"),
-    "registry": ("registro", "consultar", "consulta", "consultar documentos"),
+    "sign": ("firmar documentos", "firmar doctos", "firmar", "firma documentos", "firma"),
+    "registry": ("registro", "consultar", "consulta", "consultar documentos", "consulta/registro",
+                 "consulta / registro", "registro/consulta"),
+    "folios": ("solicitar folios", "obtener folios", "solicitud de folios", "folios"),
+    "annul": ("anular documentos", "anular folios", "anular doctos", "anular"),
+    "send": ("enviar documentos", "enviar doctos", "envio de documentos", "enviar"),
     "authorized_by": ("autorizado por", "autorizada por", "ingresado por"),
     "company_rut": ("rut empresa", "rut de la empresa", "rut contribuyente"),
     "company_name": ("empresa", "razon social", "nombre empresa", "razon social empresa"),
@@ -209,6 +213,11 @@ def _first_flag(values: dict[str, list[str]], key: str) -> bool:
     raise ParseError(f"no SI/NO value for {key}")
 
 
+def _shown_flag(values: dict[str, list[str]], key: str) -> bool | None:
+    """The row's SI/NO when the page has a row for ``key``; None when it has none."""
+    return _first_flag(values, key) if key in values else None
+
+
 def _first_rut(values: dict[str, list[str]], key: str) -> str:
     for value in values.get(key, []):
         ruts = find_ruts(value) or ([r] if (r := only_rut(value)) else [])
@@ -218,7 +227,12 @@ def _first_rut(values: dict[str, list[str]], key: str) -> str:
 
 
 def read_record(html: str | bytes) -> SiiUserRecord:
-    """The user record a confirmation or result page shows; ``ParseError`` when a field is missing."""
+    """The user record a confirmation or result page shows, with every attribute row it has.
+
+    ``ParseError`` when the company, the user or one of the rows every known page has (Usuario
+    Administrador, Firmar Documentos, Registro/Consulta) is missing, or a row's value is not SI/NO.
+    Solicitar Folios, Anular Documentos and Enviar Documentos are None when the page has no such row.
+    """
     doc = parse(html)
     text = doc.root.text()
     values = labelled_values(doc.root)
@@ -238,6 +252,9 @@ def read_record(html: str | bytes) -> SiiUserRecord:
         sign=_first_flag(values, "sign"),
         registry=_first_flag(values, "registry"),
         authorized_by=next(iter(values.get("authorized_by", [])), ""),
+        folios=_shown_flag(values, "folios"),
+        annul=_shown_flag(values, "annul"),
+        send=_shown_flag(values, "send"),
     )
 
 

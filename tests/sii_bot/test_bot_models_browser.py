@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -12,15 +12,28 @@ from sii_bot import errors
 from sii_bot.browser import CHROMIUM_ARGS, driver_environment, origin_of, verified_origins
 from sii_bot.certificates import CertificateMaterial
 from sii_bot.engine import BrowserEngine
-from sii_bot.models import EnrollmentRequest, EnrollmentResult, Permission, ProgressEvent, SiiUserRecord, Step
+from sii_bot.models import (
+    EnrollmentRequest,
+    EnrollmentResult,
+    Permission,
+    ProgressEvent,
+    ReplacementRequest,
+    SiiUserRecord,
+    Step,
+)
 from sii_bot.rut import InvalidRut
 from sii_bot.settings import SiiSettings
 
 
 def test_permission_fields_and_labels() -> None:
-    assert [p.value for p in Permission] == ["admin", "sign", "registry"]
-    assert [p.field_name for p in Permission] == ["SUP_USU", "FIRMAR", "CONSULTAR"]
-    assert [p.label for p in Permission] == ["Usuario Administrador", "Firmar Documentos", "Registro"]
+    assert [p.value for p in Permission] == ["admin", "sign", "registry", "folios", "annul", "send"]
+    assert [p.field_name for p in Permission] == ["SUP_USU", "FIRMAR", "CONSULTAR", "OBTENER", "ANULAR", "ENVIAR"]
+    assert [p.label for p in Permission] == ["Usuario Administrador", "Firmar Documentos", "Registro",
+                                             "Solicitar Folios", "Anular Documentos", "Enviar Documentos"]
+    assert "Consulta" in Permission.REGISTRY.labels and "Consulta/Registro" in Permission.REGISTRY.labels
+    assert "Anular Folios" in Permission.ANNUL.labels and "Anular" in Permission.ANNUL.labels
+    assert [Permission.from_field(name) for name in ("obtener", "ENVIAR", "XX")] == [Permission.FOLIOS, Permission.SEND,
+                                                                                     None]
 
 
 @pytest.mark.parametrize(
@@ -31,6 +44,8 @@ def test_permission_fields_and_labels() -> None:
         ("SUP_USU,firmar", {Permission.ADMIN, Permission.SIGN}),
         ("Registro,,", {Permission.REGISTRY}),
         (["admin", "admin"], {Permission.ADMIN}),
+        ("OBTENER,anular folios,Enviar Documentos", {Permission.FOLIOS, Permission.ANNUL, Permission.SEND}),
+        ("Consulta,annul,send,folios", {Permission.REGISTRY, Permission.ANNUL, Permission.SEND, Permission.FOLIOS}),
     ],
 )
 def test_parse_list(text: str, expected: set[Permission]) -> None:
@@ -46,9 +61,13 @@ def test_parse_list_rejects(text: str) -> None:
 def test_enrollment_request_normalizes() -> None:
     request = EnrollmentRequest("76.086.428-5", "11.111.111-1", Permission.parse_list("sign,registry"))
     assert (request.company_rut, request.user_rut) == ("76086428-5", "11111111-1")
-    assert request.flags() == {"admin": False, "sign": True, "registry": True}
+    assert request.flags() == {"admin": False, "sign": True, "registry": True, "folios": False, "annul": False,
+                               "send": False}
+    assert request.managed == frozenset(Permission)
+    assert request.wanted() == {p: p in (Permission.SIGN, Permission.REGISTRY) for p in Permission}
     assert request.to_dict() == {"company_rut": "76086428-5", "user_rut": "11111111-1",
-                                 "permissions": ["registry", "sign"]}
+                                 "permissions": ["registry", "sign"],
+                                 "managed": ["admin", "annul", "folios", "registry", "send", "sign"]}
     assert EnrollmentRequest("76086428-5", "11111111-1", "admin").admin  # type: ignore[arg-type]
 
 
@@ -59,6 +78,35 @@ def test_enrollment_request_rejects() -> None:
         EnrollmentRequest("76086428-5", "77879240-0", frozenset({Permission.SIGN}))
     with pytest.raises(ValueError):
         EnrollmentRequest("76086428-5", "11111111-1", frozenset())
+    # A requested attribute the firm does not manage is a contradiction, said in Spanish.
+    with pytest.raises(ValueError, match="no administra: Enviar Documentos"):
+        EnrollmentRequest("76086428-5", "11111111-1", frozenset({Permission.SEND, Permission.SIGN}),
+                          managed=frozenset({Permission.SIGN, Permission.REGISTRY}))
+
+
+def test_enrollment_result_reports_offered_and_unavailable_attributes() -> None:
+    record = SiiUserRecord("X SPA", "76086428-5", "11111111-1", "JUAN", True, True, True, "ANA")
+    assert (record.folios, record.annul, record.send) == (None, None, None)
+    assert record.granted() == {Permission.ADMIN, Permission.SIGN, Permission.REGISTRY}
+    result = EnrollmentResult("created", record, offered_permissions=frozenset({Permission.ADMIN, Permission.SIGN,
+                                                                                Permission.REGISTRY}),
+                              unavailable_permissions=frozenset({Permission.SEND}))
+    data = result.to_dict()
+    assert data["offered_permissions"] == ["admin", "registry", "sign"]
+    assert data["unavailable_permissions"] == ["send"]
+    assert (data["previous"], data["final_entry"]) == (None, None)
+    assert data["record"]["send"] is None
+    assert "unavailable_permissions=['send']" in repr(result)
+
+
+def test_enrollment_request_managed_subset() -> None:
+    request = EnrollmentRequest("76086428-5", "11111111-1", "send", managed="sign,send")  # type: ignore[arg-type]
+    assert request.permissions == {Permission.SEND} and request.managed == {Permission.SIGN, Permission.SEND}
+    assert request.wanted() == {Permission.SIGN: False, Permission.SEND: True}
+    replacement = ReplacementRequest("76086428-5", "11111111-1", "13322924-8", frozenset({Permission.SEND}),
+                                     managed=frozenset({Permission.SEND}))
+    assert replacement.addition.managed == {Permission.SEND}
+    assert replacement.to_dict()["managed"] == ["send"]
 
 
 def test_steps_in_guide_order_with_spanish_labels() -> None:
@@ -71,7 +119,7 @@ def test_steps_in_guide_order_with_spanish_labels() -> None:
 
 def test_progress_event_and_result_reprs_hide_binary() -> None:
     event = ProgressEvent(Step.LOGIN, "done", "ok", screenshot=b"\x89PNG" + b"x" * 100)
-    assert event.at.tzinfo is timezone.utc
+    assert event.at.tzinfo is UTC
     assert "xxxx" not in repr(event) and "104 bytes" in repr(event)
     assert event.to_dict()["has_screenshot"] is True
     record = SiiUserRecord("ACME", "76086428-5", "11111111-1", "JUAN", False, True, True, "PEDRO")
@@ -119,9 +167,8 @@ def test_driver_environment_sets_and_restores(tmp_path: Path, monkeypatch: pytes
     assert os.environ["NODE_EXTRA_CA_CERTS"] == str(own)
     with driver_environment(SiiSettings(ca_bundle=None)):
         assert os.environ["NODE_EXTRA_CA_CERTS"] == str(own)
-    with pytest.raises(errors.BrowserUnavailable):
-        with driver_environment(SiiSettings(ca_bundle=str(tmp_path / "missing.pem"))):
-            pass
+    with pytest.raises(errors.BrowserUnavailable), driver_environment(SiiSettings(ca_bundle=str(tmp_path / "missing.pem"))):
+        pass
 
 
 def test_closed_engine_refuses_jobs() -> None:
@@ -157,7 +204,8 @@ def test_replacement_request() -> None:
     assert request.addition == EnrollmentRequest("76086428-5", "13322924-8", frozenset({Permission.ADMIN,
                                                                                         Permission.SIGN}))
     assert request.removal == RevocationRequest("76086428-5", "11111111-1")
-    assert request.flags() == {"admin": True, "sign": True, "registry": False}
+    assert request.flags() == {"admin": True, "sign": True, "registry": False, "folios": False, "annul": False,
+                               "send": False}
     assert request.to_dict()["permissions"] == ["admin", "sign"]
     with pytest.raises(ValueError, match="misma persona"):
         ReplacementRequest("76086428-5", "11.111.111-1", "11111111-1", frozenset({Permission.SIGN}))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sii_bot.html import decode_page
-from sii_bot.models import SiiEditScreen, SiiRemovalRecord, SiiUserRecord
+from sii_bot.models import Permission, PermissionBox, SiiEditScreen, SiiRemovalRecord, SiiUserRecord
 from sii_bot.screens import (
     ParseError,
     is_delete_confirmation,
@@ -59,6 +59,11 @@ EDIT_SCREEN = SiiEditScreen(
     delete_kind="checkbox",
     delete_name="ELIMINAR",
     has_save=True,
+    boxes=(
+        PermissionBox(Permission.ADMIN, "SUP_USU", "S", "Usuario Administrador", True, "name"),
+        PermissionBox(Permission.SIGN, "FIRMAR", "S", "Firmar Documentos", False, "name"),
+        PermissionBox(Permission.REGISTRY, "CONSULTAR", "S", "Registro", True, "name"),
+    ),
 )
 
 
