@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.signals import celeryd_after_setup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -11,3 +12,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # e-mail backend (the default EMAIL_URL) prints every e-mail there, which then read as errors.
 app.conf.worker_redirect_stdouts_level = "INFO"
 app.autodiscover_tasks()
+
+
+@celeryd_after_setup.connect
+def _consume_background_lane(sender: str, instance: object, **kwargs: object) -> None:
+    """A worker of the live browser queue serves its background lane too (same slots, after it).
+
+    Every `-Q browser` worker (compose, the demo, the tests' workers) thus runs background jobs
+    without naming their queue; the order between the two is the broker's (portal/broker.py).
+    """
+    from onboarding.services.jobs.lanes import background_queue, live_queue
+
+    queues = instance.app.amqp.queues  # type: ignore[attr-defined]
+    live = live_queue()
+    if live in queues.consume_from:
+        queues.select_add(background_queue(live))
