@@ -18,8 +18,8 @@ reports `max_concurrent_sessions_by_rut`); jobs lost (not succeeded) and SII sav
 sandbox's log per company); SII places still held once a lease TTL has passed after the end.
 
 The bulk firm's certificates alternate between two holders (demo, lowercase_k: 2 holders × the cap
-of 2 fill the 4 slots) and the live firm's are all a third holder's (admin2), so the per-holder cap
-binds for both. The sandbox refuses a holder's login beyond cap + 2 live sessions (`max_sessions`):
+of 2 fill the 4 slots) and the live firm's between two others (admin2, company_holder: live clients
+have certificates of their own), so the per-holder cap binds for both. The sandbox refuses a holder's login beyond cap + 2 live sessions (`max_sessions`):
 the +2 are the SII sessions a killed worker leaves open (the SII ends them only at its own timeout).
 
 The helpers below (`session_intervals`, `max_concurrent`, `live_figures`, …) are also what
@@ -60,7 +60,7 @@ LIVE_JOBS = 20
 REPRESENTATIVE_RUT = "13322924-8"
 REPRESENTATIVE_NAME = "ALEX BRITO MARDONES"
 BULK_CERTIFICATES = ("demo", "lowercase_k")
-LIVE_CERTIFICATE = "admin2"
+LIVE_CERTIFICATES = ("admin2", "company_holder")
 # The policy every process of a run shares (the workers through their environment).
 POLICY = {
     "AUTORIZA_SII_MAX_SESSIONS_PER_RUT": str(PER_RUT_CAP),
@@ -225,22 +225,23 @@ def scenario_prepare(*, sb: Any, pki: Any, n_bulk: int, n_live: int, first_compa
     from sii_sandbox.rut import company_rut
 
     bundles = {name: sii_bot.open_pkcs12(Path(pki[name].path).read_bytes(), pki[name].password) for name in
-               (*BULK_CERTIFICATES, LIVE_CERTIFICATE)}
+               (*BULK_CERTIFICATES, *LIVE_CERTIFICATES)}
     tenants = []
     for suffix in ("bulk", "live"):
         tenant = services.tenant_create(name=f"Estudio {slug} {suffix}", slug=f"{slug}-{suffix}",
                                         sii_environment=SiiEnvironment.SANDBOX)
         services.representative_add(tenant=tenant, rut=REPRESENTATIVE_RUT, name=REPRESENTATIVE_NAME)
         tenants.append(tenant)
-    bulk_holders = [pki[name].holder_rut for name in BULK_CERTIFICATES]
+    def certificate_of(i: int) -> str:
+        return BULK_CERTIFICATES[i % len(BULK_CERTIFICATES)] if i < n_bulk else LIVE_CERTIFICATES[i % len(LIVE_CERTIFICATES)]
+
     ruts = [company_rut(first_company + i) for i in range(n_bulk + n_live)]
-    sb.add_companies([{"rut": rut, "name": f"EMPRESA {rut}",
-                       "admins": bulk_holders if i < n_bulk else [pki[LIVE_CERTIFICATE].holder_rut]}
+    sb.add_companies([{"rut": rut, "name": f"EMPRESA {rut}", "admins": [pki[certificate_of(i)].holder_rut]}
                       for i, rut in enumerate(ruts)])
     pairs = []
     for i, rut in enumerate(ruts):
         tenant = tenants[0] if i < n_bulk else tenants[1]
-        bundle = bundles[BULK_CERTIFICATES[i % len(BULK_CERTIFICATES)]] if i < n_bulk else bundles[LIVE_CERTIFICATE]
+        bundle = bundles[certificate_of(i)]
         company = services.client_company_create(tenant=tenant, rut=rut, legal_name=f"Empresa {rut}")
         pairs.append((company, services.certificate_store(company=company, bundle=bundle, uploaded_by=None)))
     return Scenario(bulk_tenant=tenants[0], live_tenant=tenants[1], bulk_pairs=pairs[:n_bulk], live_pairs=pairs[n_bulk:])

@@ -471,6 +471,7 @@ STEP_STATE_LABELS: dict[str, str] = {
 INFO_EVENT_LABELS: dict[str, str] = {
     "queued": "En cola",
     "retry": "Reintento programado",
+    "waiting": "Esperando turno en el SII",
     "finished": "Terminado",
     "late_result": "Resultado recibido tarde",
     "superseded": "No fue necesario",

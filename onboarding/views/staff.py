@@ -59,6 +59,7 @@ StaffView = Callable[..., HttpResponse]
 STEP_LABELS: dict[str, str] = {
     "queued": "Solicitud recibida",
     "retry": "Reintento programado",
+    "waiting": "Esperando turno en el SII",
     "open_page": "Abrir Mantención de usuarios autorizados",
     "login": "Ingreso con certificado digital",
     "company": "RUT de la empresa",
