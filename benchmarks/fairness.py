@@ -18,8 +18,8 @@ reports `max_concurrent_sessions_by_rut`); jobs lost (not succeeded) and SII sav
 sandbox's log per company); SII places still held once a lease TTL has passed after the end.
 
 The bulk firm's certificates alternate between two holders (demo, lowercase_k: 2 holders × the cap
-of 2 fill the 4 slots) and the live firm's between two others (admin2, company_holder: live clients
-have certificates of their own), so the per-holder cap binds for both. The sandbox refuses a holder's login beyond cap + 2 live sessions (`max_sessions`):
+of 2 fill the 4 slots) and the live firm's between admin2 and lowercase_k (live clients have
+certificates of their own; the sandbox has three valid personal ones, so one holder is shared), so the per-holder cap binds for both. The sandbox refuses a holder's login beyond cap + 2 live sessions (`max_sessions`):
 the +2 are the SII sessions a killed worker leaves open (the SII ends them only at its own timeout).
 
 The helpers below (`session_intervals`, `max_concurrent`, `live_figures`, …) are also what
@@ -60,7 +60,9 @@ LIVE_JOBS = 20
 REPRESENTATIVE_RUT = "13322924-8"
 REPRESENTATIVE_NAME = "ALEX BRITO MARDONES"
 BULK_CERTIFICATES = ("demo", "lowercase_k")
-LIVE_CERTIFICATES = ("admin2", "company_holder")
+# The sandbox's PKI has three valid personal certificates: the live firm shares lowercase_k's holder
+# with the bulk firm (a live job then also competes with background jobs for that holder's places).
+LIVE_CERTIFICATES = ("admin2", "lowercase_k")
 # The policy every process of a run shares (the workers through their environment).
 POLICY = {
     "AUTORIZA_SII_MAX_SESSIONS_PER_RUT": str(PER_RUT_CAP),
@@ -456,7 +458,7 @@ def _run(opts: argparse.Namespace, var_dir: Path, database: str) -> dict[str, An
             log(f"fairness: phase 2, {n_bulk} background jobs + {LIVE_JOBS} live, a worker killed mid-run")
             bulk = scenario_prepare(sb=sb, pki=pki, n_bulk=n_bulk, n_live=LIVE_JOBS, first_company=41_000, slug="fair-bulk")
             started = time.monotonic()
-            run_under_bulk(bulk, gap_s=2.0, timeout=max(600.0, n_bulk * 3.0), kill=workers[0].kill,
+            run_under_bulk(bulk, gap_s=3.0, timeout=max(600.0, n_bulk * 3.0), kill=workers[0].kill,
                            restart=workers[0].start, progress=lambda m: log(f"fairness: {m}"))
             figures["bulk_seconds"] = time.monotonic() - started
             figures["bulk"] = live_figures(bulk.live_ids, bulk.bulk_ids)

@@ -66,7 +66,7 @@ def test_live_jobs_first_sii_caps_held_nothing_lost_with_two_machines_and_a_kill
     def restart() -> None:
         workers["a"] = start_worker(concurrency=fairness.SLOTS_PER_WORKER, env={**env, "AUTORIZA_VAR_DIR": str(machines["a"])})
 
-    fairness.run_under_bulk(scenario, gap_s=2.0, timeout=240, kill=kill, restart=restart)
+    fairness.run_under_bulk(scenario, gap_s=3.0, timeout=240, kill=kill, restart=restart)
 
     state = sandbox.state()
     job_ids = scenario.bulk_ids + scenario.live_ids
