@@ -274,10 +274,10 @@ def run_live_alone(sc: Scenario, *, gap_s: float, timeout: float) -> None:
 
 def run_under_bulk(
     sc: Scenario, *, gap_s: float, timeout: float, kill: Callable[[], None] | None, restart: Callable[[], None] | None,
-    kill_fraction: float = 1 / 3, progress: Callable[[str], None] = lambda _: None,
+    kill_fraction: float = 1 / 3, progress: Callable[[str], None] = lambda _: None, min_gap_s: float = 1.0,
 ) -> None:
-    """The bulk firm's background jobs, then its live authorizations one every `gap_s` seconds once
-    every slot is busy; `kill` (then `restart` 2 s later) when a third of the bulk jobs are done."""
+    """The bulk firm's background jobs, then its live authorizations one every `gap_s` seconds (down to
+    `min_gap_s` when the bulk would end first) once every slot is busy; `kill` (then `restart` 2 s later) when a third of the bulk jobs are done."""
     from django.utils import timezone
 
     from onboarding import services
@@ -292,14 +292,18 @@ def run_under_bulk(
         if time.monotonic() > deadline:
             raise RuntimeError("the bulk jobs never filled the slots")
         _sleep_dispatching(0.2)
-    progress(f"bulk: {busy} slots busy; live jobs arrive every {gap_s:g} s")
+    progress(f"bulk: {busy} slots busy; live jobs arrive every {min_gap_s:g}–{gap_s:g} s")
     live_todo = list(sc.live_pairs)
-    next_live = time.monotonic()
+    bulk_started = next_live = time.monotonic()
     while live_todo or (kill is not None and sc.killed_at is None):
         if live_todo and time.monotonic() >= next_live:
             company, certificate = live_todo.pop(0)
             sc.live_ids.append(services.enrollment_job_create(company=company, certificate=certificate, created_by=None).pk)
-            next_live = time.monotonic() + gap_s
+            # Every live job should arrive while background jobs still fill the slots: closer together
+            # when the bulk's pace says it will end before the last one would arrive.
+            done = _done(sc.bulk_ids)
+            left_s = (len(sc.bulk_ids) - done) * (time.monotonic() - bulk_started) / done if done else float("inf")
+            next_live = time.monotonic() + max(min_gap_s, min(gap_s, left_s / (len(live_todo) + 1)))
         if kill is not None and sc.killed_at is None and (
             _done(sc.bulk_ids) >= len(sc.bulk_ids) * kill_fraction or not live_todo
         ):

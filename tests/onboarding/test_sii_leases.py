@@ -136,7 +136,7 @@ def test_release_is_idempotent_and_never_frees_someone_elses_place(backend, host
 
 def test_kept_renews_while_the_block_runs_and_releases_however_it_ends(backend, host, settings) -> None:  # type: ignore[no-untyped-def]
     if backend == "database":
-        pytest.skip("the renewing thread has its own database connection: covered with a real worker")
+        pytest.skip("the database's renewing thread: test_kept_renews_from_its_own_thread_on_the_database_too")
     settings.AUTORIZA_SII_LEASE_TTL_SECONDS = 0.6
     rut = a_rut()
     leases = sii_leases_acquire(job=fake_job(rut))
@@ -146,6 +146,22 @@ def test_kept_renews_while_the_block_runs_and_releases_however_it_ends(backend, 
         assert sii_leases_held(f"rut:{rut}") == 1
         raise RuntimeError("the bot crashed")
     assert sii_leases_held(f"rut:{rut}") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kept_renews_from_its_own_thread_on_the_database_too(host, settings) -> None:  # type: ignore[no-untyped-def]
+    """The renewing thread opens its own database connection (committed rows, as between workers)."""
+    settings.REDIS_URL = ""
+    settings.AUTORIZA_SII_LEASE_TTL_SECONDS = 0.6
+    rut = a_rut()
+    leases = sii_leases_acquire(job=fake_job(rut))
+    assert leases is not None
+    with sii_leases_kept(leases):
+        time.sleep(1.5)
+        assert sii_leases_held(f"rut:{rut}") == 1
+        assert sii_leases_acquire(job=fake_job(rut)) is not None  # the second place
+        assert sii_leases_acquire(job=fake_job(rut)) is None
+    assert sii_leases_held(f"rut:{rut}") == 1  # only the other holder's, which nobody renews
 
 
 def test_database_places_are_rows_reused_by_compare_and_set(db, host, settings) -> None:  # type: ignore[no-untyped-def]
