@@ -129,14 +129,22 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
     waits = {str(j.pk): (j.started_at - j.created_at).total_seconds() for j in live if j.started_at}
     plain_waits = [waits[str(j.pk)] for j in plain]
     runs = [(j.finished_at - j.started_at).total_seconds() for j in bulk if j.started_at and j.finished_at]
-    # A background job's start while a live job (that waited only for a slot) was waiting: with a
-    # little slack for a message already taken from the broker when the live one arrived.
-    slack = 0.3
+    # A background job's start while a live job (that waited only for a slot) was waiting. The start is
+    # the claim, written a moment after a slot took the message (up to a second on a loaded machine):
+    # a background message taken just before the live one arrived, or just after the live one was
+    # taken by another slot, is not an overtaking.
+    before, after = 0.3, 1.0
     overtaken = []
     for j in plain:
         for b in bulk:
-            if b.started_at and j.created_at.timestamp() + slack < b.started_at.timestamp() < j.started_at.timestamp():
-                overtaken.append((str(j.pk), str(b.pk)))
+            if b.started_at and (j.created_at.timestamp() + before < b.started_at.timestamp()
+                                 < j.started_at.timestamp() - after):
+                overtaken.append({
+                    "live": str(j.pk), "live_created": j.created_at.isoformat(), "live_started": j.started_at.isoformat(),
+                    "background": str(b.pk), "background_sent": b.enqueued_at.isoformat() if b.enqueued_at else None,
+                    "background_started": b.started_at.isoformat(), "background_worker": b.worker,
+                    "live_worker": j.worker,
+                })
     return {
         "live": len(live),
         "live_waits_s": sorted(waits.values()),
