@@ -133,10 +133,15 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
     # the claim, written a moment after a slot took the message (up to a second on a loaded machine):
     # a background message taken just before the live one arrived, or just after the live one was
     # taken by another slot, is not an overtaking.
+    # `close_calls` lists the starts within that second, for the record.
     before, after = 0.3, 1.0
-    overtaken = []
+    overtaken, close_calls = [], []
     for j in plain:
         for b in bulk:
+            if b.started_at and (j.created_at.timestamp() + before < b.started_at.timestamp()
+                                 < j.started_at.timestamp()) and b.started_at.timestamp() >= j.started_at.timestamp() - after:
+                close_calls.append({"live_started_after_s": (j.started_at - b.started_at).total_seconds(),
+                                    "same_worker": b.worker == j.worker})
             if b.started_at and (j.created_at.timestamp() + before < b.started_at.timestamp()
                                  < j.started_at.timestamp() - after):
                 overtaken.append({
@@ -160,6 +165,7 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
         "bulk_run_p95_s": percentile(runs, 95),
         "bulk_run_max_s": max(runs, default=float("nan")),
         "overtaken_by_background": overtaken,
+        "background_started_within_a_second_of_a_live_claim": close_calls,
     }
 
 
