@@ -2,7 +2,7 @@
 
 Options (each also read from the environment variable in brackets):
 
-  --only bot,throughput,portal   parts to run [BENCH_ONLY]; default bot,throughput,portal; also
+  --only bot,throughput,portal,fairness   parts to run [BENCH_ONLY]; default bot,throughput,portal,fairness; also
                                  "resilience" (one attempt against 20 % HTTP 500s + a session expiry)
   --resilience-runs R            runs of the resilience part [BENCH_RESILIENCE_RUNS]; default 100 (quick 20)
   --resilience-backoff S,S,S     page-retry backoff in that part, seconds [BENCH_RESILIENCE_BACKOFF]; 0.1,0.2,0.4
@@ -22,6 +22,7 @@ Options (each also read from the environment variable in brackets):
                                  production runs it ((2 x cores) + 1 synchronous workers)
   --loadgen auto|wrk|python      load generator [BENCH_LOADGEN]
   --pin                          taskset: gunicorn on core 0, the load generator on core 1 [BENCH_PIN=1]
+  --fairness-n N                 background jobs in the fairness run [BENCH_FAIRNESS_N]; default 300 (quick 40)
   --json PATH                    where to save all figures; default var/bench/bench-<date>.json
 
 The database is PostgreSQL when DATABASE_URL is set (dedicated databases are created and dropped),
@@ -43,8 +44,8 @@ from typing import Any
 
 from benchmarks.common import PY, REPO, fmt_ms, fmt_s, loadavg, log, machine_info, write_json
 
-PARTS = ("bot", "throughput", "portal", "resilience")
-DEFAULT_PARTS = ("bot", "throughput", "portal")
+PARTS = ("bot", "throughput", "portal", "fairness", "resilience")
+DEFAULT_PARTS = ("bot", "throughput", "portal", "fairness")
 
 # The targets.
 TARGET_OVERHEAD = 1.5
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gunicorn", default=_env("BENCH_GUNICORN", "conf"))
     p.add_argument("--loadgen", default=_env("BENCH_LOADGEN", "auto"), choices=("auto", "wrk", "python"))
     p.add_argument("--pin", action="store_true", default=_env("BENCH_PIN", "0") not in ("0", "", "no"))
+    p.add_argument("--fairness-n", type=int, default=int(_env("BENCH_FAIRNESS_N", "0")) or None)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--keep", action="store_true", help="keep the throwaway directory")
     # Internal: run one part in this process and write its figures to --section-json.
@@ -134,6 +136,8 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
             "--dashboard-k", str(opts.dashboard_k), "--status-rate", f"{opts.status_rate:g}", "--duration", str(opts.duration), "--gunicorn", opts.gunicorn,
             "--loadgen", opts.loadgen, "--backlog", str(opts.backlog), "--variant-seconds", str(opts.variant_seconds),
             "--resilience-runs", str(opts.resilience_runs), "--resilience-backoff", opts.resilience_backoff]
+    if opts.fairness_n:
+        args += ["--fairness-n", str(opts.fairness_n)]
     if opts.quick:
         args.append("--quick")
     if opts.pin:
@@ -142,9 +146,11 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
 
 
 def run_section(opts: argparse.Namespace) -> int:
-    from benchmarks import bot, portal, resilience, throughput
+    from benchmarks import bot, fairness, portal, resilience, throughput
 
-    module = {"bot": bot, "throughput": throughput, "portal": portal, "resilience": resilience}[opts.section]
+    module = {"bot": bot, "throughput": throughput, "portal": portal, "fairness": fairness, "resilience": resilience}[
+        opts.section
+    ]
     assert opts.work is not None and opts.section_json is not None
     started = time.monotonic()
     figures = module.run(opts, opts.work)
@@ -252,6 +258,33 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      ">= 95% completed, 1 save each", _yes(res["met"])))
     elif isinstance(res, dict) and "error" in res:
         rows.append(("resilience", "ERROR", res["error"][:200], "", "NO"))
+    fair = results.get("fairness")
+    if isinstance(fair, dict) and "bulk" in fair:
+        how = f"{fair['workers']}x{fair['slots_per_worker']} slots, {fair['machines']}"
+        rows.append(("fairness", f"{fair['n_live']} live jobs alone, {how}",
+                     f"wait p50 {fmt_s(fair['alone']['live_wait_p50_s'])} p95 {fmt_s(fair['alone']['live_wait_p95_s'])}",
+                     "", ""))
+        bulk = fair["bulk"]
+        slot_only_ok = bulk["live_slot_only_wait_max_s"] <= bulk["bulk_run_max_s"] + 2.0
+        rows.append(("fairness", f"{fair['n_live']} live jobs under {fair['n_bulk']} background, a worker killed",
+                     (f"wait p50 {fmt_s(bulk['live_wait_p50_s'])} p95 {fmt_s(bulk['live_wait_p95_s'])}; waiting only "
+                      f"for a slot: max {fmt_s(bulk['live_slot_only_wait_max_s'])} ({bulk['live_slot_only']} jobs) vs a "
+                      f"job's run p95 {fmt_s(bulk['bulk_run_p95_s'])} max {fmt_s(bulk['bulk_run_max_s'])}; background "
+                      f"jobs started ahead of a waiting live one: {len(bulk['overtaken_by_background'])}"),
+                     "<= one job duration, 0 overtaken",
+                     _yes(slot_only_ok and not bulk["overtaken_by_background"])))
+        sessions, outcome = fair["sessions"], fair["outcome"]
+        rows.append(("fairness", "SII sessions per certificate holder",
+                     (f"max {sessions['max_sessions_per_rut']} ({sessions['measured_from']}); refused logins "
+                     f"{outcome['refused_logins']}; held after a TTL: {sum(fair['leases_held_after_ttl'].values())}"),
+                     f"<= {fair['cap']}", _yes(sessions["max_sessions_per_rut"] <= fair["cap"]
+                                                and not any(fair["leases_held_after_ttl"].values()))))
+        rows.append(("fairness", f"{outcome['jobs']} jobs, {outcome['resumed_after_kill']} resumed after the kill",
+                     (f"lost {outcome['lost']}, duplicated SII saves {outcome['duplicated_saves']}, missing "
+                     f"{outcome['missing_saves']}; {fair['bulk_seconds']:.0f} s"), "0 lost, 0 duplicated",
+                     _yes(outcome["lost"] == 0 and outcome["duplicated_saves"] == 0)))
+    elif isinstance(fair, dict) and "error" in fair:
+        rows.append(("fairness", "ERROR", fair["error"][:200], "", "NO"))
     return rows
 
 
@@ -367,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(table_rows(results)))
     print(f"figures saved to {path}")
     print(summary_line(results, seconds))
+    fair = results.get("fairness")
+    if isinstance(fair, dict) and "bulk" in fair:
+        from benchmarks.fairness import fairness_line
+
+        print(fairness_line(fair))  # the last line, for scripts
     failed = any(isinstance(results.get(p), dict) and "error" in results[p] for p in opts.parts)
     return 1 if failed else 0
 

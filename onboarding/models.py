@@ -370,6 +370,18 @@ class JobKind(models.TextChoices):
     REPLACE = "replace", "Reemplazar representante"
 
 
+class JobLane(models.TextChoices):
+    """Who is waiting for a job, which decides its turn (docs/architecture.md, "Fair scheduling").
+
+    LIVE: someone is watching it (a client's authorization): sent to the broker at once, on a queue
+    the workers always serve first. BACKGROUND: nobody is watching (staff bulk work, automatic
+    retries, scheduled checks): fed to the broker a few at a time by the dispatcher, tenants in turn.
+    """
+
+    LIVE = "live", "En vivo"
+    BACKGROUND = "background", "En segundo plano"
+
+
 class EnrollmentJob(TimeStamped):
     """One attempt to authorize a representative in a client company on the SII.
 
@@ -388,6 +400,7 @@ class EnrollmentJob(TimeStamped):
     certificate = models.ForeignKey(Certificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     representative = models.ForeignKey(Representative, on_delete=models.PROTECT, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices, default=JobKind.AUTHORIZE)
+    lane = models.CharField(max_length=10, choices=JobLane.choices, default=JobLane.LIVE)
     user_rut = RutField("RUT del usuario")
     user_name = models.CharField(max_length=200)
     old_user_rut = RutField("RUT del usuario a quitar", blank=True)
@@ -436,6 +449,8 @@ class EnrollmentJob(TimeStamped):
         indexes = [
             models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status"),
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            # The dispatcher's scans: due jobs of a lane, oldest first.
+            models.Index(fields=["status", "lane", "created_at"], name="job_status_lane_created"),
         ]
 
     def __str__(self) -> str:
@@ -493,6 +508,30 @@ class JobArtifact(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class SiiLease(models.Model):
+    """One of the `cap` places of a cluster-wide SII limit (a host, a certificate holder's RUT), when
+    the leases live in the database (the embedded setup, no REDIS_URL; see services.jobs.leases).
+
+    A place is held while `token` is set and `expires_at` is in the future; the holder renews it while
+    its job runs and clears it at the end. A holder that died stops renewing: its place is free once
+    `expires_at` passes. Rows are reused, never deleted: (key, slot) is unique, so two processes can
+    never take the same place.
+    """
+
+    key = models.CharField(max_length=120)
+    slot = models.PositiveSmallIntegerField()
+    token = models.CharField(max_length=80, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "sesión SII en uso"
+        verbose_name_plural = "sesiones SII en uso"
+        constraints = [models.UniqueConstraint(fields=["key", "slot"], name="sii_lease_key_slot_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.slot}"
 
 
 class AuditAction(models.TextChoices):

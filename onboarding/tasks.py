@@ -22,7 +22,15 @@ def enrollment_job_run(job_id: str) -> None:
     the process that claimed it provably died: then it resumes the job; see `enrollment_job_take_over`)."""
     # The full process identity (host, pid, start time, PID namespace, boot), not just the host name,
     # so that another process can tell for certain whether the claimer is still alive.
-    services.enrollment_job_execute(job_id=job_id, worker=services.worker_identity())
+    job = services.enrollment_job_execute(job_id=job_id, worker=services.worker_identity())
+    if job is not None and job.started_at is not None:
+        # This slot and the job's SII leases are free: send what is next now, not at the dispatcher's
+        # next tick (the fair feeder refills the background lane). Not after a job that only went back
+        # to wait for its leases (`started_at` cleared): nothing was freed, it would be sent right back.
+        try:
+            services.enrollment_jobs_dispatch(early=True)
+        except Exception:  # the job is recorded; the periodic dispatcher sends the rest
+            logger.exception("dispatching after job %s failed", job_id)
 
 
 @shared_task(name="onboarding.tasks.enrollment_jobs_dispatch")

@@ -2,7 +2,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import celeryd_after_setup, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -46,3 +46,17 @@ def _job_log_context_end(sender: object = None, **_: object) -> None:
     from portal.logging import job_context_clear
 
     job_context_clear()
+
+@celeryd_after_setup.connect
+def _consume_background_lane(sender: str, instance: object, **kwargs: object) -> None:
+    """A worker of the live browser queue serves its background lane too (same slots, after it).
+
+    Every `-Q browser` worker (compose, the demo, the tests' workers) thus runs background jobs
+    without naming their queue; the order between the two is the broker's (portal/broker.py).
+    """
+    from onboarding.services.jobs.lanes import background_queue, live_queue
+
+    queues = instance.app.amqp.queues  # type: ignore[attr-defined]
+    live = live_queue()
+    if live in queues.consume_from:
+        queues.select_add(background_queue(live))

@@ -203,12 +203,18 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Must stay far above the hard time limit, or a long task is redelivered while it runs.
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # A free slot asks its queues in sorted order: the live queue ("browser") before its
+        # background lane ("browser-background"), so live jobs never wait behind background ones.
+        "queue_order_strategy": "sorted",
     }
 else:
     # Embedded default: a broker made of folders, shared by the web process and a real worker
     # process. Not a production transport; REDIS_URL replaces it.
     # The host part means nothing to this transport; naming one keeps kombu from warning at every start.
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's filesystem transport, serving a worker's queues in sorted order like Redis above
+    # (portal/broker.py): live jobs first.
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -240,6 +246,8 @@ CELERY_TASK_TIME_LIMIT = env.int("AUTORIZA_JOB_TIME_LIMIT", default=300)
 # on queues of their own, beside whatever else uses the broker; production keeps these defaults.
 CELERY_TASK_DEFAULT_QUEUE = env.str("AUTORIZA_DEFAULT_QUEUE", default="default")
 AUTORIZA_BROWSER_QUEUE: str = env.str("AUTORIZA_BROWSER_QUEUE", default="browser")
+# Live jobs go to the browser queue; background ones to the same name + "-background", which every
+# worker of the browser queue consumes too, after it (portal/celery.py; docs/architecture.md).
 CELERY_TASK_ROUTES = {"onboarding.tasks.enrollment_job_run": {"queue": AUTORIZA_BROWSER_QUEUE}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -326,6 +334,26 @@ def _check_networks(values: list[str]) -> None:
 
 
 _check_networks(AUTORIZA_METRICS_ALLOWED_NETS)
+
+# Fair scheduling (services.jobs.recovery, docs/architecture.md): background jobs sent to the broker
+# and not finished yet, at most (tenants take turns for these places). About the number of browser
+# slots of all workers: fewer leaves slots idle, more lets one tenant's backlog sit in the broker
+# ahead of another tenant's jobs (never ahead of live jobs: those have a queue served first).
+AUTORIZA_BACKGROUND_IN_FLIGHT: int = env.int("AUTORIZA_BACKGROUND_IN_FLIGHT", default=4)
+# Cluster-wide SII limits (services.jobs.leases): concurrent SII sessions per SII host and per
+# certificate holder (the SII locks a taxpayer out for an hour after too many sessions). Held as
+# leases in Redis when REDIS_URL is set, else in the database (one machine); a lease is renewed every
+# third of its TTL while its job runs, so a dead worker's lease is free at most TTL seconds after it died.
+AUTORIZA_SII_MAX_SESSIONS_PER_HOST: int = env.int("AUTORIZA_SII_MAX_SESSIONS_PER_HOST", default=8)
+AUTORIZA_SII_MAX_SESSIONS_PER_RUT: int = env.int("AUTORIZA_SII_MAX_SESSIONS_PER_RUT", default=2)
+AUTORIZA_SII_LEASE_TTL_SECONDS: float = env.float("AUTORIZA_SII_LEASE_TTL_SECONDS", default=60.0)
+# A job that finds its limits full goes back to the queue for about this long (no retry is spent).
+AUTORIZA_SII_LEASE_WAIT_SECONDS: float = env.float("AUTORIZA_SII_LEASE_WAIT_SECONDS", default=2.0)
+for _name in ("AUTORIZA_SII_MAX_SESSIONS_PER_HOST", "AUTORIZA_SII_MAX_SESSIONS_PER_RUT", "AUTORIZA_BACKGROUND_IN_FLIGHT"):
+    if vars()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+if AUTORIZA_SII_LEASE_TTL_SECONDS < 3:
+    raise ImproperlyConfigured("AUTORIZA_SII_LEASE_TTL_SECONDS must be at least 3 (leases are renewed every third of it).")
 
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -166,6 +166,7 @@ def kind_attempt_numbers(jobs: Iterable[Any]) -> dict[Any, int]:
 JOB_EVENT_LABELS: dict[str, str] = {
     "queued": "En cola",
     "retry": "Reintento programado",
+    "waiting": "Esperando turno en el SII",
     "finished": "Terminado",
     "late_result": "Resultado recibido tarde",
     "superseded": "No fue necesario",

@@ -32,6 +32,7 @@ from onboarding.models import (
     CompanyStage,
     EnrollmentJob,
     JobKind,
+    JobLane,
     Relationship,
     Representative,
     Tenant,
@@ -325,6 +326,8 @@ def representative_replace(
                     kind=JobKind.REPLACE,
                     old_user_rut=old.rut,
                     old_user_name=old.name,
+                    # Bulk work for every affected client, with nobody watching each one.
+                    lane=JobLane.BACKGROUND,
                 )
                 report.jobs.append(job)
             elif _ask_for_certificate(

@@ -3,7 +3,9 @@
 - `lifecycle`: create, claim, progress, succeed, fail (retry or for good): each one compare-and-set;
 - `execute`: `enrollment_job_execute`, what a worker runs for one job;
 - `bot`: which `sii_bot` call and request per kind, and what its failures mean;
-- `recovery`: dispatch, reap, take over and recover jobs of dead workers, worker identity;
+- `lanes`: live or background, and each lane's broker queue;
+- `leases`: the cluster-wide SII session limits (per SII host, per certificate holder);
+- `recovery`: dispatch (live first, background fed fairly by tenant), reap, take over and recover jobs of dead workers, worker identity;
 - `emails`: the emails about a finished job.
 """
 from onboarding.services.jobs.bot import (
@@ -29,10 +31,12 @@ from onboarding.services.jobs.lifecycle import (
     enrollment_job_rerun,
     enrollment_job_send,
     enrollment_job_succeed,
+    enrollment_job_wait,
 )
 from onboarding.services.jobs.recovery import (
     enrollment_job_take_over,
     enrollment_jobs_dispatch,
+    enrollment_jobs_feed,
     enrollment_jobs_reap,
     enrollment_jobs_recover_orphans,
     worker_identity,
@@ -59,7 +63,9 @@ __all__ = [
     "enrollment_job_send",
     "enrollment_job_succeed",
     "enrollment_job_take_over",
+    "enrollment_job_wait",
     "enrollment_jobs_dispatch",
+    "enrollment_jobs_feed",
     "enrollment_jobs_reap",
     "enrollment_jobs_recover_orphans",
     "job_bot_call",

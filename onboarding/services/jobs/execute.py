@@ -12,12 +12,14 @@ from onboarding.models import EnrollmentJob
 from onboarding.services.certificates import certificate_opened
 from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.bot import job_bot_call, job_failure_from_bot, sii_settings_for
+from onboarding.services.jobs.leases import sii_leases_acquire, sii_leases_kept
 from onboarding.services.jobs.lifecycle import (
     JobFailure,
     enrollment_job_claim,
     enrollment_job_fail,
     enrollment_job_progress,
     enrollment_job_succeed,
+    enrollment_job_wait,
 )
 from onboarding.services.jobs.recovery import enrollment_job_take_over
 from sii_bot.errors import EnrollmentFailure
@@ -27,11 +29,13 @@ logger = logging.getLogger(__name__)
 __all__ = ["enrollment_job_execute"]
 
 def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> EnrollmentJob | None:
-    """Run one job end to end in this worker: claim (or take over from a dead worker), decrypt in
-    memory, drive the SII, record.
+    """Run one job end to end in this worker: claim (or take over from a dead worker), take its SII
+    session leases (`jobs.leases`), decrypt in memory, drive the SII, record.
 
     Returns the finished (or re-queued) job, or None when the job was not claimable (already taken,
-    finished, or not yet due). Never leaves the job RUNNING: every exception ends in a FAILED row.
+    finished, or not yet due). A job whose SII session limits are full goes back to the queue
+    (`enrollment_job_wait`) and is returned QUEUED. Never leaves the job RUNNING: every exception
+    ends in a FAILED row.
     """
     worker = worker or socket.gethostname()
     job = enrollment_job_claim(job_id=job_id, worker=worker) or enrollment_job_take_over(job_id=job_id, worker=worker)
@@ -46,7 +50,14 @@ def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> Enrollm
                 code="certificate_missing",
             )
         bot_call, request = job_bot_call(job=job)
-        with certificate_opened(certificate=job.certificate) as material:
+        # Before the bot logs in: a session the SII's limits have no room for is never opened.
+        leases = sii_leases_acquire(job=job)
+        if leases is None:
+            enrollment_job_wait(job=job)
+            job.refresh_from_db()
+            return job
+        # Released as soon as the bot is done (it has logged out), before the outcome is recorded.
+        with sii_leases_kept(leases), certificate_opened(certificate=job.certificate) as material:
             result = bot_call(
                 request,
                 certificate=material,

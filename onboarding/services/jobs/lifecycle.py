@@ -47,6 +47,7 @@ from onboarding.models import (
     EnrollmentJob,
     JobEvent,
     JobKind,
+    JobLane,
     JobStatus,
     Relationship,
     Representative,
@@ -61,6 +62,7 @@ from onboarding.services.certificates import (
 from onboarding.services.claims import claim_is_lost, company_claim_job_check, company_claim_settle
 from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.emails import FinishedEmail, change_job_finished_emails, job_finished_emails
+from onboarding.services.jobs.lanes import background_queue, job_lane_for
 from onboarding.services.tenants import company_stage_set
 from sii_bot import ProgressEvent, SiiUserRecord
 
@@ -80,6 +82,7 @@ __all__ = [
     "enrollment_job_rerun",
     "enrollment_job_send",
     "enrollment_job_succeed",
+    "enrollment_job_wait",
 ]
 
 # The Celery task that runs one job. `onboarding.tasks` registers it (imported by the app config) and
@@ -176,21 +179,32 @@ class JobFailure:
 # --- Create, re-run, enqueue, claim -----------------------------------------------------------------
 
 
-def enrollment_job_send(*, job_id: str) -> None:
-    """Send a job's id (never anything secret) to the browser queue now."""
-    current_app.tasks[ENROLLMENT_JOB_RUN_TASK].delay(job_id)
+def enrollment_job_send(*, job_id: str, lane: str = JobLane.LIVE) -> None:
+    """Send a job's id (never anything secret) to its lane's queue now: the browser queue for a live
+    job, its background lane for a background one (`jobs.lanes`)."""
+    task = current_app.tasks[ENROLLMENT_JOB_RUN_TASK]
+    if lane == JobLane.BACKGROUND:
+        task.apply_async((job_id,), queue=background_queue())
+    else:
+        task.delay(job_id)
 
 
 def enrollment_job_enqueue(*, job: EnrollmentJob) -> None:
-    """Send the job to the browser queue once the current transaction commits (stamping `enqueued_at`
-    if it is still QUEUED then)."""
+    """Once the current transaction commits: send a live job to the browser queue (stamping
+    `enqueued_at` if it is still QUEUED then); for a background job, run the fair feeder, which sends
+    it when its tenant's turn comes (`recovery.enrollment_jobs_feed`)."""
     job_id = str(job.pk)
 
     def send() -> None:
         EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(enqueued_at=timezone.now())
         enrollment_job_send(job_id=job_id)
 
-    transaction.on_commit(send)
+    def feed() -> None:
+        from onboarding.services.jobs.recovery import enrollment_jobs_feed  # recovery imports this module
+
+        enrollment_jobs_feed()
+
+    transaction.on_commit(feed if job.lane == JobLane.BACKGROUND else send)
 
 
 def enrollment_job_create(
@@ -203,6 +217,7 @@ def enrollment_job_create(
     kind: str | None = None,
     old_user_rut: str = "",
     old_user_name: str = "",
+    lane: str | None = None,
 ) -> EnrollmentJob:
     """Create a QUEUED job authorizing the tenant's representative in `company`, enqueued on commit.
 
@@ -212,14 +227,19 @@ def enrollment_job_create(
     `kind` (a `JobKind`, AUTHORIZE by default): REVOKE removes `representative` (its RUT is the
     job's `user_rut`); REPLACE adds `representative` and removes `old_user_rut`. A re-run copies the
     kind and the people of the job it re-runs.
+
+    `lane` (a `JobLane`): whether someone watches the job (LIVE) or not (BACKGROUND); by default the
+    kind's (`jobs.lanes.JOB_KIND_LANES`), and BACKGROUND for a re-run.
     """
     tenant = company.tenant
     if rerun_of is not None:
+        lane = lane or JobLane.BACKGROUND
         kind = kind or rerun_of.kind
         representative = representative or rerun_of.representative
         old_user_rut = old_user_rut or rerun_of.old_user_rut
         old_user_name = old_user_name or rerun_of.old_user_name
     kind = kind or JobKind.AUTHORIZE
+    lane = job_lane_for(kind=kind, lane=lane)
     if kind == JobKind.REPLACE and not old_user_rut:
         raise ServiceError("Falta el representante a reemplazar.", code="replace_without_old")
     representative = representative or representative_active(tenant)
@@ -252,6 +272,7 @@ def enrollment_job_create(
                     user_rut=representative.rut,
                     user_name=representative.name,
                     kind=kind,
+                    lane=lane,
                     old_user_rut=old_user_rut,
                     old_user_name=old_user_name,
                     grant_admin=tenant.grant_admin,
@@ -333,6 +354,36 @@ def _held(job: EnrollmentJob) -> QuerySet[EnrollmentJob]:
     return EnrollmentJob.objects.filter(
         pk=job.pk, status=JobStatus.RUNNING, worker=job.worker, started_at=job.started_at
     )
+
+
+SII_BUSY_MESSAGE = (
+    "Esperando turno: el SII admite pocas sesiones a la vez con un mismo certificado. "
+    "Seguirá automáticamente en unos segundos."
+)
+
+
+def enrollment_job_wait(*, job: EnrollmentJob) -> bool:
+    """Put back in the queue a job this worker claimed but may not run yet (its SII session limits
+    are full: `jobs.leases`): RUNNING → QUEUED (compare-and-set on the claim), due again in about
+    AUTORIZA_SII_LEASE_WAIT_SECONDS, with no retry spent and its lane kept. The dispatcher sends it
+    again (`recovery.enrollment_jobs_dispatch`). Returns False if the claim was gone."""
+    delay = settings.AUTORIZA_SII_LEASE_WAIT_SECONDS * random.uniform(0.5, 1.0)  # jitter, not crypto
+    with transaction.atomic():
+        moved = _held(job).update(
+            status=JobStatus.QUEUED,
+            run_after=timezone.now() + timedelta(seconds=delay),
+            enqueued_at=None,
+            started_at=None,
+            heartbeat_at=None,
+        )
+        if not moved:
+            return False
+        # Told once per job: a job may wait several turns.
+        if not JobEvent.objects.filter(job=job, step="waiting").exists():
+            JobEvent.objects.create(tenant_id=job.tenant_id, job=job, step="waiting", status="info", message=SII_BUSY_MESSAGE)
+        company_stage_set(company=job.company, stage=CompanyStage.QUEUED)
+    logger.info("job %s waits %.1fs for its SII session limits", job.pk, delay)
+    return True
 
 
 def enrollment_job_progress(*, job: EnrollmentJob, event: ProgressEvent) -> None:
@@ -560,11 +611,13 @@ def enrollment_job_fail_lost(
 
 
 def _retry_schedule(job: EnrollmentJob, failure: JobFailure) -> bool:
-    """RUNNING → QUEUED with the next retry's time (compare-and-set); False if the claim is gone."""
+    """RUNNING → QUEUED with the next retry's time (compare-and-set); False if the claim is gone.
+    The retry runs in the background lane: nobody is waiting on it minute by minute."""
     delay = _retry_delay_seconds(job, failure.retry_after_seconds)
     with transaction.atomic():
         moved = _held(job).update(
             status=JobStatus.QUEUED,
+            lane=JobLane.BACKGROUND,
             retry_count=job.retry_count + 1,
             run_after=timezone.now() + timedelta(seconds=delay),
             enqueued_at=None,
