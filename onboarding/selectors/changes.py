@@ -31,7 +31,3 @@ def companies_with_stale_permissions(*, tenant: Tenant) -> QuerySet[ClientCompan
         .filter(differ)
         .order_by("legal_name")
     )
-
-
-# The client views still read this through this module; it goes once they import `selectors.consent`.
-from onboarding.selectors.consent import change_consent_terms  # noqa: F401

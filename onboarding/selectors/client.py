@@ -332,18 +332,3 @@ def client_company_settled(*, company: ClientCompany) -> str | None:
     if pending_change(company).kind != JobKind.AUTHORIZE:
         return None
     return SETTLED_AUTHORIZED
-
-
-# The client views still read these through this module (`client_selectors.job_timeline`, …); this
-# block goes once the views import them from `domain.display`, `selectors.consent` and `selectors.status`.
-from onboarding.domain.display import rut_display  # noqa: F401
-from onboarding.selectors.consent import consent_terms  # noqa: F401
-from onboarding.selectors.status import (  # noqa: F401
-    job_failure_advice,
-    job_result_view,
-    job_status_etag,
-    job_status_etag_for_owner,
-    job_status_poll_get,
-    job_timeline,
-    job_wording,
-)

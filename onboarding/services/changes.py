@@ -418,8 +418,3 @@ def change_consent_give(
             },
         )
     return job
-
-
-# The views still call `services.changes._sii_user_name`; this alias goes once they import
-# `onboarding.domain.rules.sii_user_name`.
-_sii_user_name = sii_user_name

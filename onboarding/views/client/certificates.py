@@ -7,8 +7,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from onboarding import access, services
+from onboarding.domain.display import rut_display
 from onboarding.selectors import client as client_selectors
-from onboarding.services.core import ServiceError
+from onboarding.selectors import status as status_selectors
+from onboarding.services.errors import ServiceError
 from onboarding.views.client.common import client_certificate_or_404, client_company_or_404, not_found_page
 
 
@@ -55,7 +57,7 @@ def job_certificate_delete(request: HttpRequest, job_id: str) -> HttpResponse:
         {
             "job": job,
             "retention": retention,
-            "wording": client_selectors.job_wording(job=job),
-            "company_rut": client_selectors.rut_display(job.company.rut),
+            "wording": status_selectors.job_wording(job=job),
+            "company_rut": rut_display(job.company.rut),
         },
     )

@@ -7,12 +7,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from onboarding import services
+from onboarding.domain.display import rut_display
 from onboarding.domain.rules import sii_user_name
 from onboarding.models import ClaimStatus, JobStatus
-from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
+from onboarding.selectors import consent as consent_selectors
 from onboarding.services.claims import claim_lost_message
-from onboarding.services.core import ServiceError
+from onboarding.services.errors import ServiceError
 from onboarding.views.client.common import claim_lost, claim_pending, client_company_or_404, not_found_page
 
 
@@ -33,12 +34,12 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
         "client/company.html",
         {
             "company": company,
-            "company_rut": client_selectors.rut_display(company.rut),
+            "company_rut": rut_display(company.rut),
             "latest": latest,
-            "latest_old_user_rut": client_selectors.rut_display(latest.old_user_rut) if latest is not None else "",
+            "latest_old_user_rut": rut_display(latest.old_user_rut) if latest is not None else "",
             "certificate": certificate,
             "representative": representative,
-            "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
+            "representative_rut": rut_display(representative.rut) if representative else "",
             "settled": settled,
             # Another claimant was proven first (CompanyClaim): the page says so and offers nothing.
             "claim_lost": claim_lost_message(tenant=company.tenant) if lost else "",
@@ -48,7 +49,7 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
             "can_start": (latest is None or latest.status == JobStatus.FAILED) and settled is None and not lost,
             # A revocation or change of representative waiting for the client (services.changes).
             "pending_change": (
-                change_selectors.change_consent_terms(company=company)
+                consent_selectors.change_consent_terms(company=company)
                 if (latest is None or latest.is_finished) and not lost
                 else None
             ),
@@ -86,8 +87,8 @@ def company_end(request: HttpRequest, company_id: int) -> HttpResponse:
         "client/company_end.html",
         {
             "company": company,
-            "company_rut": client_selectors.rut_display(company.rut),
+            "company_rut": rut_display(company.rut),
             "holder_name": sii_user_name(company) if company.sii_user_rut else "",
-            "holder_rut": client_selectors.rut_display(company.sii_user_rut),
+            "holder_rut": rut_display(company.sii_user_rut),
         },
     )

@@ -9,9 +9,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from onboarding import services
+from onboarding.domain.display import rut_display
 from onboarding.forms.client import SignupForm
 from onboarding.selectors import client as client_selectors
-from onboarding.services.core import ServiceError
+from onboarding.services.errors import ServiceError
 
 # Told to a client who registers a company someone else already registered with the firm (CompanyClaim).
 COMPETING_NOTE = (
@@ -85,7 +86,7 @@ def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             "invitation": invitation,
             "invitation_invalid": bool(token) and invitation is None,
             "representative": representative,
-            "representative_rut": client_selectors.rut_display(representative.rut) if representative else "",
+            "representative_rut": rut_display(representative.rut) if representative else "",
             "with_account": with_account,
         },
     )

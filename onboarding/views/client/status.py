@@ -12,9 +12,11 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_GET
 
 from onboarding import access, session_auth
+from onboarding.domain.display import rut_display
 from onboarding.models import EnrollmentJob, JobStatus
 from onboarding.selectors import client as client_selectors
 from onboarding.selectors import core as core_selectors
+from onboarding.selectors import status as status_selectors
 from onboarding.services.claims import claim_lost_message
 from onboarding.views.client.common import claim_lost, not_found_page
 
@@ -25,18 +27,18 @@ JOB_STATUS_CACHE_SECONDS = 600
 def _job_status_context(job: EnrollmentJob, etag: str) -> dict[str, Any]:
     """What the status partial shows; one query (the events) beyond the job itself."""
     events = list(core_selectors.job_events(job=job))
-    timeline = client_selectors.job_timeline(job=job, events=events)
+    timeline = status_selectors.job_timeline(job=job, events=events)
     return {
         "job": job,
         "etag": etag,
         "timeline": timeline,
         # Titles and badge in the job's own terms: an authorization, a removal or a replacement.
-        "wording": client_selectors.job_wording(job=job),
-        "result": client_selectors.job_result_view(job=job),
-        "advice": client_selectors.job_failure_advice(job=job),
-        "company_rut": client_selectors.rut_display(job.company.rut),
-        "user_rut": client_selectors.rut_display(job.user_rut),
-        "old_user_rut": client_selectors.rut_display(job.old_user_rut),
+        "wording": status_selectors.job_wording(job=job),
+        "result": status_selectors.job_result_view(job=job),
+        "advice": status_selectors.job_failure_advice(job=job),
+        "company_rut": rut_display(job.company.rut),
+        "user_rut": rut_display(job.user_rut),
+        "old_user_rut": rut_display(job.old_user_rut),
         "step_total": len(timeline.steps),
         # What is kept of the certificate after a failure, until when, and how to delete it now.
         "retention": (
@@ -59,7 +61,7 @@ def _no_store_revalidate(response: HttpResponse, etag: str) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     """The live status page of one job (polls its partial while the job is not finished)."""
     job = access.client_job_or_404(user=request.user, job_id=job_id)
-    etag = client_selectors.job_status_etag(job=job)
+    etag = status_selectors.job_status_etag(job=job)
     context = _job_status_context(job, etag)
     context["certificate_upload_url"] = reverse("client:certificate_upload", kwargs={"company_id": job.company_id})
     claim = client_selectors.client_claim_get(company=job.company, user=request.user) if job.claim_id else None
@@ -105,9 +107,9 @@ def _job_status_etag(request: HttpRequest, job_id: str) -> str | None:
     through `request.user`, exactly as any other view."""
     claim = session_auth.session_claim(request)
     if claim is not None:
-        poll = client_selectors.job_status_poll_get(job_id=job_id, owner_id=claim.user_id)
+        poll = status_selectors.job_status_poll_get(job_id=job_id, owner_id=claim.user_id)
         if poll is not None and session_auth.session_claim_verified(
             claim, password=poll.owner_password, is_active=poll.owner_is_active
         ):
             return poll.etag
-    return client_selectors.job_status_etag_for_owner(user=request.user, job_id=job_id)
+    return status_selectors.job_status_etag_for_owner(user=request.user, job_id=job_id)

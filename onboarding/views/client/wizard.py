@@ -11,13 +11,15 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods
 
 from onboarding import services
+from onboarding.domain.display import rut_display
 from onboarding.forms.client import CertificateUploadForm, ConsentForm, InMemoryCertificateUploadHandler
 from onboarding.models import Certificate, ClientCompany, CompanyClaim
-from onboarding.selectors import changes as change_selectors  # services.changes
 from onboarding.selectors import client as client_selectors
+from onboarding.selectors import consent as consent_selectors
+from onboarding.selectors import status as status_selectors
 from onboarding.selectors.readiness import certificate_readiness_for
 from onboarding.services.claims import claim_lost_message
-from onboarding.services.core import ServiceError
+from onboarding.services.errors import ServiceError
 from onboarding.views.client.common import (
     claim_lost,
     claim_pending,
@@ -33,7 +35,7 @@ def _active_job_redirect(request: HttpRequest, company: ClientCompany, claim: Co
     active = client_selectors.client_job_active(company=company, claim=claim)
     if active is None:
         return None
-    wording = client_selectors.job_wording(job=active)
+    wording = status_selectors.job_wording(job=active)
     messages.info(request, f"Ya hay {wording.indefinite} en curso para esta empresa: aquí puede ver su avance.")
     return redirect("client:job", job_id=active.pk)
 
@@ -64,7 +66,7 @@ def _settled_redirect(request: HttpRequest, company: ClientCompany, claim: Compa
 
 def _wizard_kind(company: ClientCompany) -> str:
     """What the wizard ends in for `company`: "authorize", or "revoke"/"replace" (services.changes)."""
-    terms = change_selectors.change_consent_terms(company=company)
+    terms = consent_selectors.change_consent_terms(company=company)
     return str(terms.kind) if terms is not None else "authorize"
 
 
@@ -117,7 +119,7 @@ def _certificate_upload(request: HttpRequest, company_id: int) -> HttpResponse:
         "client/wizard_upload.html",
         {
             "company": company,
-            "company_rut": client_selectors.rut_display(company.rut),
+            "company_rut": rut_display(company.rut),
             "form": form,
             "current": client_selectors.client_certificate_current(company=company, claim=claim),
             # The stored certificate failed the latest attempt (certificate or holder): only "upload another".
@@ -171,9 +173,9 @@ def certificate_review(request: HttpRequest, company_id: int, certificate_id: st
         "client/wizard_review.html",
         {
             "company": company,
-            "company_rut": client_selectors.rut_display(company.rut),
+            "company_rut": rut_display(company.rut),
             "certificate": certificate,
-            "holder_rut": client_selectors.rut_display(certificate.holder_rut),
+            "holder_rut": rut_display(certificate.holder_rut),
             "readiness": readiness,
             "erased": not certificate.is_usable,
             "in_active_job": in_active_job,
@@ -193,9 +195,9 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
     if isinstance(certificate, HttpResponse):
         return certificate
     service_error: ServiceError | None = None
-    terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+    terms = consent_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
     # Revocation / change of representative (services.changes): the consent then removes someone.
-    change_terms = change_selectors.change_consent_terms(company=company)
+    change_terms = consent_selectors.change_consent_terms(company=company)
     if change_terms is not None:
         terms = change_terms  # type: ignore[assignment]
     if request.method == "POST":
@@ -211,8 +213,8 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
             except ServiceError as error:
                 service_error = error
                 # The consent must be given again, on the terms as they are now.
-                terms = client_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
-                change_terms = change_selectors.change_consent_terms(company=company)
+                terms = consent_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
+                change_terms = consent_selectors.change_consent_terms(company=company)
                 if change_terms is not None:
                     terms = change_terms  # type: ignore[assignment]
                 form = ConsentForm(initial={"terms_version": terms.version})
@@ -234,7 +236,7 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
         {
             "company": company,
             "certificate": certificate,
-            "holder_rut": client_selectors.rut_display(certificate.holder_rut),
+            "holder_rut": rut_display(certificate.holder_rut),
             "terms": terms,
             "form": form,
             "service_error": service_error,
