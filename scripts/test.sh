@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 # Test runs keep their own runtime folder so they never touch the demo's database or broker.
 export AUTORIZA_VAR_DIR="${AUTORIZA_TEST_VAR_DIR:-$PWD/var/test}"
 mkdir -p "$AUTORIZA_VAR_DIR"
+# The layer contracts (pyproject.toml [tool.importlinter]) hold before any test runs.
+.venv/bin/lint-imports --no-cache >/dev/null || { .venv/bin/lint-imports --no-cache; exit 1; }
 exec .venv/bin/python -m pytest "$@"
