@@ -115,7 +115,7 @@ def test_json_shape(env: Any) -> None:
     assert (refused["company_rut"], refused["company_name"], refused["users"]) == ("96874030-K", "", [])
     assert refused["failure"]["code"] == "company_not_authorized" and refused["failure"]["retryable"] is False
     assert set(refused["failure"]) == {"code", "retryable", "retry_after_seconds", "user_message", "detail", "step",
-                                       "sii_text"}
+                                       "sii_text", "needs_person"}
 
 
 def test_all_read_exits_zero_with_json(env: Any) -> None:

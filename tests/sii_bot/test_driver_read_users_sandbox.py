@@ -177,7 +177,7 @@ def test_outage_after_the_login_ends_the_run_and_still_logs_out(engine: BrowserE
     sandbox.set_faults(outage=["eu_valida_empresa"])
     result = read(engine, sandbox, [REPRESENTED, DEMO_COMPANY])
     assert [(c.company_rut, c.users, c.failure["code"] if c.failure else None) for c in result.per_company] == [
-        (REPRESENTED, [], "sii_unavailable"), (DEMO_COMPANY, [], "sii_unavailable")]
+        (REPRESENTED, [], "sii_outage"), (DEMO_COMPANY, [], "sii_outage")]
     assert result.logins == 1
     sessions = holder_sessions(sandbox)
     assert (sessions["logins"], sessions["logouts"], sessions["active"]) == (1, 1, 0)

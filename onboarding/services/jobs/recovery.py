@@ -175,11 +175,12 @@ def enrollment_jobs_recover_orphans() -> int:
 
 
 def _sendable(now: datetime, lost_after: timedelta, horizon: datetime) -> Q:
-    """QUEUED jobs due by `horizon` whose message was never sent, or was sent so long ago that the
-    broker lost it."""
+    """QUEUED jobs due now, or by `horizon` when they only wait for their SII leases, whose message was
+    never sent, or was sent so long ago that the broker lost it. A scheduled retry (it carries its
+    failure's code) is never sent before its time: its wait is the SII's minimum, not a lease's."""
     return (
         Q(status=JobStatus.QUEUED)
-        & (Q(run_after__isnull=True) | Q(run_after__lte=horizon))
+        & (Q(run_after__isnull=True) | Q(run_after__lte=now) | Q(run_after__lte=horizon, failure_code=""))
         & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - lost_after))
     )
 
