@@ -53,6 +53,8 @@ class RutField(models.CharField):
 
     def deconstruct(self):  # type: ignore[no-untyped-def]
         name, path, args, kwargs = super().deconstruct()
+        # Migrations name the field by its public home, whichever module of the package defines it.
+        path = "onboarding.models.RutField"
         if kwargs.get("max_length") == 12:
             del kwargs["max_length"]
         return name, path, args, kwargs
@@ -93,6 +95,9 @@ class Tenant(TimeStamped):
     notification_emails = models.TextField(
         "correos de notificación", blank=True, help_text="Uno por línea; reciben los avisos de éxito y de falla."
     )
+    # Access checks with the firm key: every `access_check_interval_days` days (0 = never scheduled).
+    access_check_interval_days = models.PositiveSmallIntegerField("verificar el acceso cada (días)", default=7)
+    access_check_scheduled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "estudio contable"
@@ -237,6 +242,16 @@ class ClientCompany(TimeStamped):
     sii_sign = models.BooleanField(default=False)
     sii_registry = models.BooleanField(default=False)
     sii_synced_at = models.DateTimeField(null=True, blank=True)
+    # What the last access check read in the SII with the firm key (see models.firm_access):
+    # `access_state` is the representative's row as found ({"rut", "permissions": [...]}, or null when
+    # the representative was not a user), `access_problem` an AccessProblem code, blank when access
+    # is as requested. `access_problem_notified` is the problem last e-mailed to the firm's admins, so a
+    # digest never reports the same problem twice.
+    access_verified_at = models.DateTimeField("verificado", null=True, blank=True)
+    access_state = models.JSONField(null=True, blank=True)
+    access_problem = models.CharField(max_length=40, blank=True)
+    access_problem_since = models.DateTimeField(null=True, blank=True)
+    access_problem_notified = models.CharField(max_length=40, blank=True)
 
     class Meta:
         verbose_name = "empresa cliente"
@@ -398,6 +413,10 @@ class EnrollmentJob(TimeStamped):
     # The claim whose certificate the job uses (see CompanyClaim); None for the company's own jobs.
     claim = models.ForeignKey(CompanyClaim, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     certificate = models.ForeignKey(Certificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    # Set when the job runs with the firm's own key instead of the client's certificate.
+    firm_key = models.ForeignKey(
+        "onboarding.FirmKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     representative = models.ForeignKey(Representative, on_delete=models.PROTECT, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices, default=JobKind.AUTHORIZE)
     lane = models.CharField(max_length=10, choices=JobLane.choices, default=JobLane.LIVE)
@@ -539,10 +558,12 @@ class AuditAction(models.TextChoices):
     SIGNUP = "signup", "Registro de cliente"
     UPLOAD = "upload", "Carga de certificado"
     CONSENT = "consent", "Consentimiento"
-    RERUN = "rerun", "Re-ejecución"
+    RERUN = "rerun", "Reintento"
     DELETION = "deletion", "Eliminación"
     SETTINGS = "settings", "Cambio de configuración"
     JOB_FINISHED = "job_finished", "Trabajo terminado"
+    FIRM_KEY = "firm_key", "Llave del estudio"
+    ACCESS_CHECK = "access_check", "Verificación de acceso"
 
 
 class AuditEntryQuerySet(models.QuerySet):
