@@ -39,6 +39,7 @@ __all__ = [
     "company_usable_certificate",
     "job_artifact_open",
     "job_artifact_store",
+    "pem_material_split",
 ]
 
 CERTIFICATE_PURPOSE = "certificate"
@@ -117,14 +118,15 @@ def certificate_opened(*, certificate: Certificate) -> Iterator[CertificateMater
     )
     plaintext = crypto.open_sealed(sealed, context=_certificate_context(certificate))
     try:
-        key_pem, cert_pem, chain_pem = _split_pem_material(bytes(plaintext))
+        key_pem, cert_pem, chain_pem = pem_material_split(bytes(plaintext))
         yield CertificateMaterial(cert_pem=cert_pem, key_pem=key_pem, chain_pem=chain_pem)
     finally:
         crypto.wipe(plaintext)
 
 
-def _split_pem_material(payload: bytes) -> tuple[bytes, bytes, bytes]:
-    """Split the sealed payload (key PEM, leaf PEM, chain PEMs, as `certificate_store` joined them)."""
+def pem_material_split(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split a sealed payload into (key PEM, leaf PEM, chain PEMs), the order `certificate_store` and
+    `firm_keys.firm_key_store` join them in."""
     marker = b"-----BEGIN "
     blocks = [marker + part for part in payload.split(marker)[1:]]
     if len(blocks) < 2 or b"PRIVATE KEY" not in blocks[0].split(b"\n", 1)[0]:

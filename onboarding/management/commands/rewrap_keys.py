@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from onboarding import crypto, services
+from onboarding.services.firm_keys import firm_keys_rewrap
 
 
 class Command(BaseCommand):
@@ -12,5 +13,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ring = crypto.get_keyring()
-        changed = services.certificates_rewrap()
+        changed = services.certificates_rewrap() + firm_keys_rewrap()
         self.stdout.write(f"{changed} registro(s) re-cifrado(s) con la clave maestra «{ring.active_id}».")
