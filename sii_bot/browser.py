@@ -154,6 +154,7 @@ async def launch_browser(playwright: Playwright, settings: SiiSettings) -> Brows
 
     Raises ``BrowserUnavailable`` with installation instructions when no Chromium can start.
     """
+    # Loaded on use: sii_bot imports without Playwright; only the browser thread needs it.
     from playwright.async_api import Error as PlaywrightError
 
     executable = settings.chromium_path

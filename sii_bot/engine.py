@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .browser import driver_environment, launch_browser
 from .certificates import CertificateMaterial
+from .driver import run_job
 from .models import (
     EnrollmentRequest,
     EnrollmentResult,
@@ -371,8 +373,6 @@ class _BrowserThread:
             job.outbox.put(("failure", errors.JobCancelled("cancelled by the caller")))
 
     async def _process(self, job: _SubmittedJob) -> None:
-        from .driver import run_job
-
         job.taken.set()
         if job.cancelled.is_set():
             # The caller gave up while the job waited for a slot: never start it.
@@ -448,9 +448,8 @@ def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
 
 async def _launch(runtime: _Runtime, settings: SiiSettings) -> None:
     """Start Playwright's driver and Chromium for ``settings`` into ``runtime``."""
+    # Loaded on use: sii_bot imports without Playwright; only the engine's browser thread needs it.
     from playwright.async_api import async_playwright
-
-    from .browser import driver_environment, launch_browser
 
     try:
         with driver_environment(settings):
