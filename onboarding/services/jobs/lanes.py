@@ -4,7 +4,7 @@ A new kind of job only declares its lane in `JOB_KIND_LANES`: LIVE when someone 
 (a client's authorization), BACKGROUND when nobody does (e.g. scheduled access checks). A creator
 may still choose: staff re-runs and bulk changes are BACKGROUND whatever their kind, and an automatic
 retry moves its job to BACKGROUND (lifecycle). The dispatcher treats the lanes differently
-(`recovery.enrollment_jobs_dispatch`; docs/architecture.md, "Fair scheduling").
+(`dispatch.enrollment_jobs_dispatch`; docs/architecture.md, "Fair scheduling").
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ __all__ = [
     "background_queue",
     "enrollment_job_send",
     "job_lane_for",
-    "lane_queue",
     "live_queue",
 ]
 
@@ -55,10 +54,6 @@ def background_queue(live: str | None = None) -> str:
     """The background lane's queue: the live queue's name + "-background". It sorts right after the
     live queue, which is the order the broker serves a worker's queues in (portal/broker.py)."""
     return (live or live_queue()) + BACKGROUND_SUFFIX
-
-
-def lane_queue(lane: str) -> str:
-    return background_queue() if lane == JobLane.BACKGROUND else live_queue()
 
 
 def enrollment_job_send(*, job_id: str, lane: str = JobLane.LIVE) -> None:

@@ -141,7 +141,8 @@ def enrollment_job_create(
             "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",
             code="no_representative",
         )
-    # A claimant's certificate makes the job theirs (services.claims); one in flight per claim.
+    # A claimant's certificate makes the job theirs (`services/claims.py`), so that the first claimant
+    # proven in the SII wins; one job in flight per claim.
     claim = certificate.claim if certificate is not None and certificate.claim_id is not None else None
     with transaction.atomic():
         # Lock the company row so two concurrent requests compute distinct attempt numbers.
@@ -259,7 +260,7 @@ def enrollment_job_wait(*, job: EnrollmentJob) -> bool:
     """Put back in the queue a job this worker claimed but may not run yet (its SII session limits
     are full: `jobs.leases`): RUNNING → QUEUED (compare-and-set on the claim), due again in about
     AUTORIZA_SII_LEASE_WAIT_SECONDS, with no retry spent and its lane kept. The dispatcher sends it
-    again (`recovery.enrollment_jobs_dispatch`). Returns False if the claim was gone."""
+    again (`dispatch.enrollment_jobs_dispatch`). Returns False if the claim was gone."""
     delay = settings.AUTORIZA_SII_LEASE_WAIT_SECONDS * random.uniform(0.5, 1.0)  # jitter, not crypto
     with transaction.atomic():
         moved = _held(job).update(
