@@ -27,6 +27,7 @@ from . import errors
 from .browser import driver_environment, launch_browser
 from .certificates import CertificateMaterial
 from .driver import run_job
+from .driver.records import JobRequest, JobResult
 from .models import (
     EnrollmentRequest,
     EnrollmentResult,
@@ -54,8 +55,6 @@ __all__ = [
     "revoke",
 ]
 
-_Request = EnrollmentRequest | RevocationRequest | ReplacementRequest | UsersReadRequest
-_Result = EnrollmentResult | RevocationResult | ReplacementResult | UsersReadResult
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ _LOOP_RESPONSE_SECONDS = 5.0
 
 @dataclass
 class _SubmittedJob:
-    request: _Request
+    request: JobRequest
     certificate: CertificateMaterial
     settings: SiiSettings
     outbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
@@ -196,11 +195,11 @@ class BrowserEngine:
 
     def _run(
         self,
-        request: _Request,
+        request: JobRequest,
         certificate: CertificateMaterial,
         settings: SiiSettings,
         on_progress: Callable[[ProgressEvent], None] | None,
-    ) -> _Result:
+    ) -> JobResult:
         job = _SubmittedJob(request=request, certificate=certificate, settings=settings)
         thread = self._submit(job)
         try:
@@ -213,7 +212,7 @@ class BrowserEngine:
 
     def _await(
         self, thread: _BrowserThread, job: _SubmittedJob, on_progress: Callable[[ProgressEvent], None] | None
-    ) -> _Result:
+    ) -> JobResult:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
         callback_error: BaseException | None = None
