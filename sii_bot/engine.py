@@ -447,7 +447,7 @@ def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
 
 async def _launch(runtime: _Runtime, settings: SiiSettings) -> None:
     """Start Playwright's driver and Chromium for ``settings`` into ``runtime``."""
-    # Loaded on use: sii_bot imports without Playwright; only the engine's browser thread needs it.
+    # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
     from playwright.async_api import async_playwright
 
     try:

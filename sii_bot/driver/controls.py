@@ -506,7 +506,7 @@ class Controls:
 
     def playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
         """Map a Playwright exception to a typed failure."""
-        # Loaded on use: sii_bot imports without Playwright, only the browser thread has it.
+        # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         message = first_line(exc)

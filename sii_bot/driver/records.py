@@ -151,7 +151,7 @@ def first_line(exc: BaseException) -> str:
 
 def is_playwright_error(exc: BaseException) -> bool:
     """True for Playwright's own errors (as opposed to a bug of the bot)."""
-    # Loaded on use: sii_bot imports without Playwright, only the browser thread has it.
+    # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
     from playwright.async_api import Error as PlaywrightError
 
     return isinstance(exc, PlaywrightError)

@@ -23,6 +23,7 @@ PROJECT_PACKAGES = ("onboarding", "sii_bot", "sii_sandbox", "portal", "benchmark
 SIZE_LIMITED_PACKAGES = ("onboarding", "sii_bot", "sii_sandbox", "portal")
 MAX_LINES = 700
 
+_PLAYWRIGHT_LATE = "the web process imports sii_bot but never Playwright; only the browser thread loads it"
 _DJANGO_LATE = "the benchmark configures Django at run time, so Django and the app load after django.setup()"
 
 # (module file, imported top-level package) → why the import runs inside a function there.
@@ -30,10 +31,10 @@ FUNCTION_IMPORTS: dict[tuple[str, str], str] = {
     ("onboarding/apps.py", "onboarding"): "AppConfig.ready: the app's modules load once Django's registry is ready",
     ("onboarding/services/jobs/leases.py", "redis"): "the Redis client is needed only when REDIS_URL is set",
     ("portal/celery.py", "onboarding"): "the Celery app loads with the settings, before Django's apps are ready",
-    ("sii_bot/browser.py", "playwright"): "sii_bot imports without Playwright; the browser side loads it when launched",
-    ("sii_bot/driver/controls.py", "playwright"): "sii_bot imports without Playwright; the browser side loads it when launched",
-    ("sii_bot/driver/records.py", "playwright"): "sii_bot imports without Playwright; the browser side loads it when launched",
-    ("sii_bot/engine.py", "playwright"): "sii_bot imports without Playwright; the engine's thread loads it at start",
+    ("sii_bot/browser.py", "playwright"): _PLAYWRIGHT_LATE,
+    ("sii_bot/driver/controls.py", "playwright"): _PLAYWRIGHT_LATE,
+    ("sii_bot/driver/records.py", "playwright"): _PLAYWRIGHT_LATE,
+    ("sii_bot/engine.py", "playwright"): _PLAYWRIGHT_LATE,
     ("sii_sandbox/__init__.py", "sii_sandbox"): "`python -m sii_sandbox pki` and the pytest plugin load only what they use",
     ("benchmarks/common.py", "psycopg"): "PostgreSQL's driver is needed only for a PostgreSQL run",
     ("benchmarks/fairness.py", "django"): _DJANGO_LATE,
