@@ -22,8 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sii_bot
 from benchmarks.common import log, median, percentile, tree_cpu_seconds
 from benchmarks.sandbox import SandboxProcess
+from sii_bot import BrowserEngine, EnrollmentRequest, Permission, SiiSettings
+from sii_bot.driver import session as driver
+from sii_sandbox import pki as pki_mod
+from sii_sandbox.probe import PlainClient, enroll
+from sii_sandbox.rut import company_rut
 
 USER_RUT = "11111111-1"  # a person the sandbox knows (JUAN PEREZ GONZALEZ), in none of our companies
 FIRST_COMPANY = 1  # sii_sandbox.rut.company_rut(n): this section uses n = 1..9999
@@ -56,8 +62,6 @@ class _RequestCounter:
         self.active = False
 
     def install(self) -> None:
-        from sii_bot.driver import session as driver
-
         original = driver.new_job_context
 
         async def counting(*args: Any, **kwargs: Any) -> Any:
@@ -74,12 +78,6 @@ class _RequestCounter:
 
 
 def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
-    import sii_bot
-    from sii_bot import BrowserEngine, EnrollmentRequest, Permission, SiiSettings
-    from sii_sandbox import pki as pki_mod
-    from sii_sandbox.probe import PlainClient, enroll
-    from sii_sandbox.rut import company_rut
-
     latencies: list[float] = opts.latencies
     modes: list[bool] = opts.screenshot_modes
     runs: int = opts.bot_runs

@@ -42,7 +42,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bot, fairness, portal, resilience, throughput
 from benchmarks.common import PY, REPO, fmt_ms, fmt_s, loadavg, log, machine_info, write_json
+from benchmarks.fairness import fairness_line
 
 PARTS = ("bot", "throughput", "portal", "fairness", "resilience")
 DEFAULT_PARTS = ("bot", "throughput", "portal", "fairness")
@@ -146,8 +148,6 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
 
 
 def run_section(opts: argparse.Namespace) -> int:
-    from benchmarks import bot, fairness, portal, resilience, throughput
-
     module = {"bot": bot, "throughput": throughput, "portal": portal, "fairness": fairness, "resilience": resilience}[
         opts.section
     ]
@@ -402,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_line(results, seconds))
     fair = results.get("fairness")
     if isinstance(fair, dict) and "bulk" in fair:
-        from benchmarks.fairness import fairness_line
-
         print(fairness_line(fair))  # the last line, for scripts
     failed = any(isinstance(results.get(p), dict) and "error" in results[p] for p in opts.parts)
     return 1 if failed else 0

@@ -9,12 +9,14 @@ import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -68,8 +70,6 @@ def master_key() -> str:
 
 def _version(module: str) -> str:
     try:
-        from importlib.metadata import version
-
         return version(module)
     except Exception:  # noqa: BLE001
         return "?"
@@ -271,7 +271,6 @@ class TreeMemorySampler:
 def stop_process_group(process: subprocess.Popen[Any], *, timeout: float = 20.0, leader_only: bool = False) -> None:
     """SIGTERM the process group we started (start_new_session=True), or only its leader (which then
     stops its own children, e.g. a celery worker's pool), then SIGKILL the group if it lingers."""
-    import signal
 
     if process.poll() is not None:
         try:
@@ -321,6 +320,7 @@ def database_kind(url: str) -> str:
 
 
 def _pg_admin(url: str) -> Any:
+    # Loaded on use: PostgreSQL's driver is needed only for a PostgreSQL run.
     import psycopg
 
     parts = urlsplit(url)

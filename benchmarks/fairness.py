@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -37,7 +38,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import sii_bot
 from benchmarks.common import (
     PY,
     REPO,
@@ -51,6 +54,9 @@ from benchmarks.common import (
     percentile,
     stop_process_group,
 )
+from benchmarks.sandbox import SandboxProcess
+from sii_sandbox.pki import load_pki
+from sii_sandbox.rut import company_rut
 
 SLOTS_PER_WORKER = 2
 PER_RUT_CAP = 2
@@ -82,6 +88,7 @@ def session_intervals(job_ids: Iterable[Any], *, killed_at: datetime | None = No
     """Per certificate holder RUT, each SII session a job's bot held: from its "login started" event
     to its "logout" event (done or failed). A session with no logout (its worker was killed) ends at
     `killed_at`, or at the job's next event."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob, JobEvent
 
     holders = dict(EnrollmentJob.objects.filter(pk__in=list(job_ids)).values_list("pk", "certificate__holder_rut"))
@@ -120,6 +127,7 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
     waited for a slot and those that also waited for their SII session leases or were resumed after a
     kill; the bulk jobs' run times; and every background job that started while a live job was
     waiting for a slot (there should be none: live jobs are served first)."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob, JobEvent
 
     live = list(EnrollmentJob.objects.filter(pk__in=live_ids))
@@ -172,6 +180,7 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
 def outcome_figures(job_ids: list[Any], state: dict[str, Any]) -> dict[str, Any]:
     """Lost jobs (not SUCCEEDED), SII saves per company from the sandbox's log (duplicated: more than
     one; missing: none for a job that says it created or updated the user), refused logins."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob, JobEvent
 
     jobs = list(EnrollmentJob.objects.filter(pk__in=job_ids).select_related("company"))
@@ -235,10 +244,9 @@ class Scenario:
 def scenario_prepare(*, sb: Any, pki: Any, n_bulk: int, n_live: int, first_company: int, slug: str) -> Scenario:
     """Two sandbox firms, one company and one stored certificate per job, the companies in the sandbox
     with the certificates' holders as administrators."""
-    import sii_bot
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding import services
     from onboarding.models import SiiEnvironment
-    from sii_sandbox.rut import company_rut
 
     bundles = {name: sii_bot.open_pkcs12(Path(pki[name].path).read_bytes(), pki[name].password) for name in
                (*BULK_CERTIFICATES, *LIVE_CERTIFICATES)}
@@ -264,12 +272,14 @@ def scenario_prepare(*, sb: Any, pki: Any, n_bulk: int, n_live: int, first_compa
 
 
 def _done(ids: list[Any]) -> int:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob
 
     return EnrollmentJob.objects.filter(pk__in=ids, status__in=("succeeded", "failed")).count()
 
 
 def _dispatch() -> None:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding import services
 
     services.enrollment_jobs_dispatch()  # what the scheduler runs periodically
@@ -277,6 +287,7 @@ def _dispatch() -> None:
 
 def run_live_alone(sc: Scenario, *, gap_s: float, timeout: float) -> None:
     """Live authorizations one every `gap_s` seconds, nothing else running; wait for them to end."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding import services
 
     for company, certificate in sc.live_pairs:
@@ -292,6 +303,7 @@ def run_under_bulk(
 ) -> None:
     """The bulk firm's background jobs, then its live authorizations one every `gap_s` seconds (down to
     `min_gap_s` when the bulk would end first) once every slot is busy; `kill` (then `restart` 2 s later) when a third of the bulk jobs are done."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.utils import timezone
 
     from onboarding import services
@@ -343,6 +355,7 @@ def _sleep_dispatching(seconds: float) -> None:
 
 
 def _drain(ids: list[Any], *, timeout: float, progress: Callable[[str], None] = lambda _: None) -> None:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob
 
     deadline = time.monotonic() + timeout
@@ -360,6 +373,7 @@ def _drain(ids: list[Any], *, timeout: float, progress: Callable[[str], None] = 
 
 def leases_held_after_expiry(keys: Iterable[str]) -> dict[str, int]:
     """Wait one lease TTL (plus a second), then count the places still held per key."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.conf import settings
 
     from onboarding.services.jobs.leases import sii_leases_held
@@ -369,8 +383,7 @@ def leases_held_after_expiry(keys: Iterable[str]) -> dict[str, int]:
 
 
 def lease_keys(sc: Scenario, sb_env: dict[str, str]) -> list[str]:
-    from urllib.parse import urlsplit
-
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import Certificate
 
     holders = set(Certificate.objects.filter(company__tenant__in=[sc.bulk_tenant, sc.live_tenant])
@@ -407,8 +420,6 @@ class _Worker:
             time.sleep(0.2)
 
     def kill(self) -> None:
-        import signal
-
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
@@ -427,6 +438,7 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         os.environ.update(django_env(var_dir=var_dir, database=database, keys=master_key(), extra=POLICY))
         for folder in ("queue", "processed", "control"):
             (var_dir / "broker" / folder).mkdir(parents=True, exist_ok=True)
+        # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
         import django
         from django.core.management import call_command
 
@@ -441,11 +453,10 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def _run(opts: argparse.Namespace, var_dir: Path, database: str) -> dict[str, Any]:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.conf import settings
 
-    from benchmarks.sandbox import SandboxProcess
     from portal.celery import app
-    from sii_sandbox.pki import load_pki
 
     n_bulk = opts.fairness_n or (40 if opts.quick else 300)
     queue = f"bench-fair-{uuid.uuid4().hex[:8]}"

@@ -8,15 +8,19 @@ K connections act as K clients among many users (sessions, jobs).
 """
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from benchmarks.common import log, percentile
 
@@ -134,7 +138,6 @@ def run_wrk(wrk: str, base_url: str, requests: list[Request], *, connections: in
 
 def run_python(base_url: str, requests: list[Request], *, connections: int, duration: float) -> dict[str, Any]:
     """Closed loop: `connections` threads, each with one keep-alive connection, for `duration` s."""
-    from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -211,7 +214,6 @@ def run_open_loop(base_url: str, requests: list[Request], *, rate: float, durati
     generator itself was in sending a due request; large values mean the generator, not the server,
     was the bottleneck) and `generator_cpu_util` (the generator's CPU time / the run's duration). Runs `python -m benchmarks.loadgen` in a child process, on core `cpu` if given.
     """
-    import sys
 
     listing = work / f"open-loop-{time.monotonic_ns()}.json"
     listing.write_text(json.dumps({"base_url": base_url, "requests": requests, "rate": rate, "duration": duration,
@@ -259,10 +261,6 @@ async def _read_response(reader: Any) -> tuple[int, bool]:
 
 
 async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
-    import asyncio
-    import socket
-    from urllib.parse import urlsplit
-
     parts = urlsplit(spec["base_url"])
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     rate, duration, connections = float(spec["rate"]), float(spec["duration"]), int(spec["connections"])

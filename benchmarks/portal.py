@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from benchmarks import loadgen
 from benchmarks.common import (
     PY,
@@ -47,6 +49,7 @@ from benchmarks.common import (
     system_cpu,
     tree_cpu_seconds,
 )
+from sii_sandbox.rut import company_rut
 
 TENANT_SLUG = "estudio-bench"
 USER_RUT = "11111111-1"
@@ -58,6 +61,7 @@ STEPS = ("open_page", "login", "company", "user_list", "new_user", "fill_form", 
 def _setup_django(var_dir: Path, database: str) -> dict[str, str]:
     env = django_env(var_dir=var_dir, database=database, keys=master_key())
     os.environ.update(env)
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     import django
     from django.core.management import call_command
 
@@ -69,6 +73,7 @@ def _setup_django(var_dir: Path, database: str) -> dict[str, str]:
 
 def _seed(companies: int, owners: int, staff: int) -> dict[str, Any]:
     """Rows as production has them, written in bulk. Returns the users' ids and the watched jobs."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.utils import timezone
@@ -84,7 +89,6 @@ def _seed(companies: int, owners: int, staff: int) -> dict[str, Any]:
         Role,
         SiiEnvironment,
     )
-    from sii_sandbox.rut import company_rut
 
     User = get_user_model()
     rng = random.Random(7)
@@ -182,6 +186,7 @@ def _seed(companies: int, owners: int, staff: int) -> dict[str, Any]:
 
 def _sessions(user_ids: list[int]) -> list[str]:
     """A logged-in session per user (Django's test client's force_login: a real session row)."""
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -219,7 +224,6 @@ def _start_gunicorn(env: dict[str, str], port: int, workers: int | None, threads
         command = ["taskset", "-c", cpu, *command]
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    import httpx
 
     deadline = time.monotonic() + 60
     while True:
@@ -244,6 +248,7 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         env = _setup_django(var_dir, database)
         return _run(opts, var_dir, database, env)
     finally:
+        # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
         from django.db import connections
 
         connections.close_all()
@@ -251,7 +256,7 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def _run(opts: argparse.Namespace, var_dir: Path, database: str, env: dict[str, str]) -> dict[str, Any]:
-    import httpx
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.utils.http import http_date
 
     t0 = time.monotonic()

@@ -18,7 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sii_bot
 from benchmarks.common import log, median, percentile
+from sii_bot import BrowserEngine, EnrollmentFailure, EnrollmentRequest, Permission, SiiSettings, Step
+from sii_sandbox import ensure_pki
+from sii_sandbox.server import Sandbox
 
 DEMO_COMPANY = "76086428-5"  # COMERCIAL DEMO SPA (the demo holder administers it)
 USER_RUT = "11111111-1"  # JUAN PEREZ GONZALEZ, not a user of it in the seeded state
@@ -27,11 +31,6 @@ HTTP500_RATE = 0.2
 
 
 def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
-    import sii_bot
-    from sii_bot import BrowserEngine, EnrollmentFailure, EnrollmentRequest, Permission, SiiSettings, Step
-    from sii_sandbox import ensure_pki
-    from sii_sandbox.server import Sandbox
-
     runs: int = opts.resilience_runs
     backoff = tuple(float(x) for x in str(opts.resilience_backoff).split(",") if x.strip())
     rng = random.Random(20240917)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from benchmarks.common import PY, REPO, cpu_seconds, stop_process_group
+from sii_sandbox.server import Sandbox
 
 
 class SandboxProcess:
@@ -101,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
 
-    from sii_sandbox.server import Sandbox
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import sii_bot
 from benchmarks.common import (
     CLK_TCK,
     PY,
@@ -45,6 +46,8 @@ from benchmarks.common import (
     tree_cpu_seconds,
 )
 from benchmarks.sandbox import SandboxProcess
+from sii_sandbox import pki as pki_mod
+from sii_sandbox.rut import company_rut
 
 USER_RUT = "11111111-1"
 USER_NAME = "JUAN PEREZ GONZALEZ"
@@ -68,6 +71,7 @@ def _setup_django(var_dir: Path, database: str) -> None:
     os.environ.update(django_env(var_dir=var_dir, database=database, keys=master_key()))
     for folder in ("queue", "processed", "control"):
         (var_dir / "broker" / folder).mkdir(parents=True, exist_ok=True)
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     import django
     from django.core.management import call_command
 
@@ -93,6 +97,7 @@ def _start_worker(queue: str, slots: int, env: dict[str, str], log_path: Path) -
 
 
 def _step_medians(job_ids: list[Any]) -> dict[str, float]:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import JobEvent
 
     per_step: dict[str, list[float]] = {}
@@ -111,6 +116,7 @@ def _run_variant(
     *, slots: int, screenshots: bool, n: int, backlog: int, pairs: list[tuple[Any, Any]], sb: SandboxProcess,
     var_dir: Path, max_seconds: float,
 ) -> dict[str, Any]:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.db.models import Max, Min
 
     from onboarding import services
@@ -239,6 +245,7 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         _setup_django(var_dir, database)
         return _run_all(opts, var_dir, database)
     finally:
+        # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
         from django.db import connections
 
         connections.close_all()
@@ -246,13 +253,11 @@ def run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def _run_all(opts: argparse.Namespace, var_dir: Path, database: str) -> dict[str, Any]:
+    # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.conf import settings
 
-    import sii_bot
     from onboarding import services
     from onboarding.models import SiiEnvironment
-    from sii_sandbox import pki as pki_mod
-    from sii_sandbox.rut import company_rut
 
     variants = parse_variants(opts.tp_variants)
     n = opts.n

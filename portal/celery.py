@@ -4,6 +4,8 @@ import os
 from celery import Celery
 from celery.signals import celeryd_after_setup, task_postrun, task_prerun
 
+from portal.logging import job_context_clear, job_context_set
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("autoriza")
@@ -24,12 +26,11 @@ def _job_log_context_start(sender: object = None, args: object = None, kwargs: o
     job runs. Celery sends task_prerun and task_postrun in the thread (or process) that runs the task."""
     if getattr(sender, "name", None) != JOB_TASK_NAME:
         return
-    from portal.logging import job_context_set
-
     job_id = str((kwargs or {}).get("job_id") or (args[0] if args else ""))  # type: ignore[union-attr,index]
     if not job_id:
         return
     try:
+        # Imported on use: this module loads with the settings, before Django's apps are ready.
         from onboarding.models import EnrollmentJob
 
         tenant = EnrollmentJob.objects.filter(pk=job_id).values_list("tenant__slug", flat=True).first() or ""
@@ -43,8 +44,6 @@ def _job_log_context_end(sender: object = None, **_: object) -> None:
     """The lines a worker thread logs after its job carry no job."""
     if getattr(sender, "name", None) != JOB_TASK_NAME:
         return
-    from portal.logging import job_context_clear
-
     job_context_clear()
 
 @celeryd_after_setup.connect
@@ -54,6 +53,7 @@ def _consume_background_lane(sender: str, instance: object, **kwargs: object) ->
     Every `-Q browser` worker (compose, the demo, the tests' workers) thus runs background jobs
     without naming their queue; the order between the two is the broker's (portal/broker.py).
     """
+    # Imported on use: this module loads with the settings, before Django's apps are ready.
     from onboarding.services.jobs.lanes import background_queue, live_queue
 
     queues = instance.app.amqp.queues  # type: ignore[attr-defined]

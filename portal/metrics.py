@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.cache import never_cache
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
@@ -89,8 +89,6 @@ def _scrape_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobsCollector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Registered(_LOCAL_REGISTRY))

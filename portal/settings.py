@@ -261,7 +261,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 AUTORIZA_MASTER_KEYS: str = env.str("AUTORIZA_MASTER_KEYS", default="")
 AUTORIZA_CERT_RETENTION_DAYS: int = env.int("AUTORIZA_CERT_RETENTION_DAYS", default=7)
 AUTORIZA_JOB_MAX_RETRIES: int = env.int("AUTORIZA_JOB_MAX_RETRIES", default=3)
-# Job recovery thresholds (onboarding.services.jobs.recovery). Settings, not constants, so that the
+# Job recovery thresholds (onboarding/services/jobs/recovery.py and dispatch.py). Settings, not constants, so that the
 # reliability suite can prove the recovery paths in seconds; production keeps the defaults.
 # - The SII job budget a job runs with (`jobs.bot.sii_settings_for`): SII_JOB_TIMEOUT for sandbox firms,
 #   the preset's default for the real SII; the larger of the two bounds every job.
@@ -335,7 +335,7 @@ def _check_networks(values: list[str]) -> None:
 
 _check_networks(AUTORIZA_METRICS_ALLOWED_NETS)
 
-# Fair scheduling (services.jobs.recovery, docs/architecture.md): background jobs sent to the broker
+# Fair scheduling (services/jobs/dispatch.py, docs/architecture.md): background jobs sent to the broker
 # and not finished yet, at most (tenants take turns for these places). About the number of browser
 # slots of all workers: fewer leaves slots idle, more lets one tenant's backlog sit in the broker
 # ahead of another tenant's jobs (never ahead of live jobs: those have a queue served first).

@@ -154,6 +154,7 @@ async def launch_browser(playwright: Playwright, settings: SiiSettings) -> Brows
 
     Raises ``BrowserUnavailable`` with installation instructions when no Chromium can start.
     """
+    # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
     from playwright.async_api import Error as PlaywrightError
 
     executable = settings.chromium_path

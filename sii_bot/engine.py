@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .browser import driver_environment, launch_browser
 from .certificates import CertificateMaterial
+from .driver import run_job
+from .driver.records import JobRequest, JobResult
 from .models import (
     EnrollmentRequest,
     EnrollmentResult,
@@ -52,8 +55,6 @@ __all__ = [
     "revoke",
 ]
 
-_Request = EnrollmentRequest | RevocationRequest | ReplacementRequest | UsersReadRequest
-_Result = EnrollmentResult | RevocationResult | ReplacementResult | UsersReadResult
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _LOOP_RESPONSE_SECONDS = 5.0
 
 @dataclass
 class _SubmittedJob:
-    request: _Request
+    request: JobRequest
     certificate: CertificateMaterial
     settings: SiiSettings
     outbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
@@ -194,11 +195,11 @@ class BrowserEngine:
 
     def _run(
         self,
-        request: _Request,
+        request: JobRequest,
         certificate: CertificateMaterial,
         settings: SiiSettings,
         on_progress: Callable[[ProgressEvent], None] | None,
-    ) -> _Result:
+    ) -> JobResult:
         job = _SubmittedJob(request=request, certificate=certificate, settings=settings)
         thread = self._submit(job)
         try:
@@ -211,7 +212,7 @@ class BrowserEngine:
 
     def _await(
         self, thread: _BrowserThread, job: _SubmittedJob, on_progress: Callable[[ProgressEvent], None] | None
-    ) -> _Result:
+    ) -> JobResult:
         """Pump ``job``'s progress into ``on_progress`` until its result or failure arrives."""
         settings = job.settings
         callback_error: BaseException | None = None
@@ -371,8 +372,6 @@ class _BrowserThread:
             job.outbox.put(("failure", errors.JobCancelled("cancelled by the caller")))
 
     async def _process(self, job: _SubmittedJob) -> None:
-        from .driver import run_job
-
         job.taken.set()
         if job.cancelled.is_set():
             # The caller gave up while the job waited for a slot: never start it.
@@ -448,9 +447,8 @@ def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:
 
 async def _launch(runtime: _Runtime, settings: SiiSettings) -> None:
     """Start Playwright's driver and Chromium for ``settings`` into ``runtime``."""
+    # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
     from playwright.async_api import async_playwright
-
-    from .browser import driver_environment, launch_browser
 
     try:
         with driver_environment(settings):

@@ -146,6 +146,7 @@ __all__ = ["Sandbox", "ensure_pki"]
 def __getattr__(name: str) -> object:
     # Lazy so that ``python -m sii_sandbox pki`` and the pytest plugin import only what they use.
     if name == "Sandbox":
+        # Loaded on use (see above): the server pulls in every page and handler.
         from .server import Sandbox
 
         return Sandbox

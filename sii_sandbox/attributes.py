@@ -104,8 +104,3 @@ def flags_from(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, b
             raise ValueError(f"unknown attribute {name!r}; known: {list(FIELD_KEYS)}")
         out[key] = bool(value)
     return out
-
-
-def attributes_of(record: Mapping[str, Any]) -> dict[str, bool]:
-    """``{"SUP_USU": bool, ...}`` of a user record (all six; a missing key counts as False)."""
-    return {f: bool(record.get(k)) for f, k in FIELD_KEYS.items()}

@@ -51,7 +51,8 @@ urlpatterns = [
         settings.representative_reactivate,
         name="representative_reactivate",
     ),
-    # Keeping SII authorizations true over time (services.changes).
+    # Keeping the SII true to what the firm and its clients agreed over time: ending a relationship,
+    # asking a client for a new certificate, replacing a representative, syncing permissions.
     path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", changes.company_end, name="company_end"),
     path(
         "<slug:tenant_slug>/clientes/<int:company_id>/pedir-certificado/",

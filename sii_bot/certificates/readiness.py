@@ -93,9 +93,6 @@ class Readiness:
         """True when a finding is an error: the SII would refuse this certificate."""
         return any(finding.level == "error" for finding in self.findings)
 
-    def of_level(self, level: Level) -> list[Finding]:
-        return [finding for finding in self.findings if finding.level == level]
-
 
 def _folded(text: str) -> str:
     """Lower case, accents removed, every run of non-alphanumerics one space."""

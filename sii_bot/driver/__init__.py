@@ -1,8 +1,10 @@
 """The browser side of the bot: SII's guide, step by step, in a Playwright page.
 
 - ``scripts``: the JavaScript run in SII's pages, as data;
-- ``controls``: the labels of the controls the bot clicks, and ``Controls`` (dialogs, waits, clicks,
-  form filling, typed failures with evidence, progress reporting);
+- ``records``: what the flows share about a job and its page (``Labels``, the labels of the controls
+  the bot clicks; ``Snapshot``, ``Document``, ``SeenDialog``, ``Done``, ``Job``);
+- ``controls``: ``Controls`` (dialogs, waits, clicks, form filling, typed failures with evidence,
+  progress reporting);
 - ``session``: the browser context of a job, and ``Session`` (login, company, user list, edit screen,
   logout) that every flow runs in;
 - ``enroll``, ``revoke``, ``replace``, ``read_users``: one module per kind of job;

@@ -22,53 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-import threading
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import errors
-from ..html import fold, visible_text
-from ..models import (
-    EnrollmentRequest,
-    EnrollmentResult,
-    ProgressEvent,
-    ReplacementRequest,
-    ReplacementResult,
-    RevocationRequest,
-    RevocationResult,
-    Step,
-    StepStatus,
-    UsersReadRequest,
-    UsersReadResult,
-)
+from ..html import fold
+from ..models import ProgressEvent, Step, StepStatus
 from ..screens import classify_message, detect_error, is_delete_confirmation, is_login_page
-from ..settings import SiiSettings
+from .records import Document, Done, Job, SeenDialog, Snapshot, first_line, is_playwright_error
 from .scripts import JS_CLICK_CONTROL, JS_FILL, JS_SNAPSHOT
 
 if TYPE_CHECKING:
     from playwright.async_api import Dialog, Frame, Page, Request, Response, Route
 
-__all__ = [
-    "Controls",
-    "Document",
-    "Done",
-    "Job",
-    "JobRequest",
-    "JobResult",
-    "Labels",
-    "SeenDialog",
-    "Snapshot",
-    "first_line",
-    "is_playwright_error",
-]
-
-JobRequest = EnrollmentRequest | RevocationRequest | ReplacementRequest | UsersReadRequest
-JobResult = EnrollmentResult | RevocationResult | ReplacementResult | UsersReadResult
+__all__ = ["Controls"]
 
 log = logging.getLogger(__name__)
 
@@ -80,121 +49,11 @@ _QUIET_SECONDS = 0.6
 _POLL_SECONDS = 0.01
 
 
-class Labels:
-    """Visible labels of the SII controls the bot clicks, per action: exact labels first, most specific
-    first (``Controls.click`` tries them in this order)."""
-
-    SUBMIT_COMPANY = ("Ingresar", "Aceptar", "Continuar", "Consultar", "Enviar")
-    NEW_USER = ("Ingresar Nuevo Usuario", "Nuevo Usuario", "Agregar Usuario")
-    ACCEPT_FORM = ("Aceptar",)
-    SAVE = ("Grabar Usuario", "Grabar")
-    SAVE_CHANGES = ("Guardar Cambios", "Grabar Cambios", "Modificar Usuario", "Guardar")
-    EDIT_USER = ("Modificar", "Modificar Usuario", "Editar", "Ver")
-    DELETE_USER = ("Eliminar Usuario", "Eliminar", "Borrar Usuario", "Borrar")
-    CERT_LOGIN = ("Identificarse con Certificado Digital", "Ingresar con Certificado Digital", "Certificado Digital")
-
-
-def _fold_label(text: str) -> str:
-    """The same folding as the page scripts' ``fold``: no accents, lower case, one space."""
-    decomposed = unicodedata.normalize("NFD", text)
-    text = "".join(c for c in decomposed if not ("\u0300" <= c <= "\u036f")).lower()
-    text = re.sub(r"[-_\u00a0]", " ", text)
-    return " ".join(text.split())
-
-
-@dataclass
-class Snapshot:
-    """The page as one poll saw it (all frames): URL, markup, readiness, input names, control labels."""
-
-    url: str
-    html: str
-    ready: bool
-    # Upper-case names of the non-hidden inputs, and the folded labels of the visible controls.
-    fields: frozenset[str] = frozenset()
-    controls: tuple[str, ...] = ()
-
-    _text: str | None = None
-
-    def has_field(self, name: str) -> bool:
-        """True when a non-hidden input named ``name`` (any case) was on the page."""
-        return name.upper() in self.fields
-
-    def has_control(self, labels: tuple[str, ...], *, exact_only: bool = True) -> bool:
-        """True when a visible link/button is labelled ``labels`` (as ``Controls.click_control`` finds it)."""
-        wanted = [_fold_label(label) for label in labels]
-        if any(w == c for w in wanted for c in self.controls):
-            return True
-        return not exact_only and any(
-            c.startswith(w + " ") or c.endswith(" " + w) for w in wanted for c in self.controls
-        )
-
-    @property
-    def text(self) -> str:
-        """The page's visible text (computed once)."""
-        if self._text is None:
-            self._text = visible_text(self.html)
-        return self._text
-
-
-class Done(list[str]):
-    """What a stage yields: its "done" message(s), and whether its page is evidence after all (None:
-    as the stage was opened), for steps that only know once they have read the page."""
-
-    evidence: bool | None = None
-
-
-@dataclass(frozen=True)
-class Document:
-    """The request that loaded the main frame's current document (what a retry requests again) and,
-    once known, its HTTP status."""
-
-    url: str
-    method: str
-    body: bytes | None
-    content_type: str | None
-    status: int | None = None
-
-
-@dataclass
-class SeenDialog:
-    """A JavaScript dialog the page opened, whether the bot accepted it, and the document that opened it."""
-
-    kind: str
-    message: str
-    accepted: bool
-    document: Document | None = None
-
-
-@dataclass
-class Job:
-    """One job as the flows see it: the request, settings, where progress goes, and its evidence."""
-
-    request: JobRequest
-    settings: SiiSettings
-    emit: Callable[[ProgressEvent], None]
-    cancelled: threading.Event
-    started: float = field(default_factory=time.monotonic)
-    screenshots: list[tuple[str, bytes]] = field(default_factory=list)
-
-
 def _is_main_frame(request: Request) -> bool:
     try:
         return request.frame.parent_frame is None
     except Exception:  # noqa: BLE001 - a request without a frame (service worker...)
         return False
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (its type name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def is_playwright_error(exc: BaseException) -> bool:
-    """True for Playwright's own errors (as opposed to a bug of the bot)."""
-    from playwright.async_api import Error as PlaywrightError
-
-    return isinstance(exc, PlaywrightError)
 
 
 class Controls:
@@ -647,9 +506,10 @@ class Controls:
 
     def playwright_failure(self, exc: BaseException, what: str) -> errors.EnrollmentFailure:
         """Map a Playwright exception to a typed failure."""
+        # Loaded on use: the web process imports sii_bot, never Playwright; the browser thread does.
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         if isinstance(exc, PlaywrightTimeout):
             return self._timeout(f"{what}: {message}")
         lowered = message.lower()

@@ -48,7 +48,7 @@ from ..screens import (
     permission_boxes,
     result_kind,
 )
-from .controls import Job, Labels, Snapshot
+from .records import Job, Labels, Snapshot
 from .scripts import JS_READ_BOXES, JS_SET_BOXES
 from .session import Session
 

@@ -10,9 +10,9 @@ from .. import errors
 from ..certificates import CertificateMaterial
 from ..models import ProgressEvent, ReplacementRequest, RevocationRequest, UsersReadRequest
 from ..settings import SiiSettings
-from .controls import Job, JobRequest, JobResult, first_line, is_playwright_error
 from .enroll import EnrollFlow
 from .read_users import ReadUsersFlow
+from .records import Job, JobRequest, JobResult, first_line, is_playwright_error
 from .replace import ReplaceFlow
 from .revoke import RevokeFlow
 from .session import Session, job_page

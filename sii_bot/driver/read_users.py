@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .. import errors
 from ..models import CompanyUsersRead, Step, UsersReadRequest, UsersReadResult
 from ..rut import display_rut
-from .controls import Job
+from .records import Job
 from .session import Session
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import time
 
 from .. import errors
 from ..models import ReplacementRequest, ReplacementResult
-from .controls import first_line
 from .enroll import EnrollFlow
+from .records import first_line
 from .revoke import RevokeFlow
 
 __all__ = ["ReplaceFlow"]

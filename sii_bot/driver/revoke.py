@@ -27,7 +27,7 @@ from ..models import (
 )
 from ..rut import display_rut
 from ..screens import ParseError, mentions_user, parse_edit_screen, parse_elimination_result, result_kind
-from .controls import Labels, Snapshot
+from .records import Labels, Snapshot
 from .scripts import JS_MARK_CHECKBOX
 from .session import Session
 

@@ -40,7 +40,8 @@ from ..screens import (
     parse_user_list,
 )
 from ..settings import SiiSettings
-from .controls import Controls, Job, JobResult, Labels, Snapshot, first_line
+from .controls import Controls
+from .records import Job, JobResult, Labels, Snapshot, first_line
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page

@@ -1,4 +1,4 @@
-"""Fair scheduling in the dispatcher (`services.jobs.recovery`): live jobs are sent at once to the
+"""Fair scheduling in the dispatcher (`services/jobs/dispatch.py`): live jobs are sent at once to the
 browser queue; background jobs are fed to their own queue a few at a time, tenants in turn, never
 more of one certificate holder than its SII session cap. And the broker serves a worker's live queue
 before its background queue (`portal.broker`, the embedded default's transport)."""

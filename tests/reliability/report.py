@@ -255,7 +255,8 @@ CHANGES = [
     "thresholds and the retry delays read settings; the reaper's compare-and-set also requires the stale heartbeat.",
     "- `onboarding/services/jobs/lifecycle.py`: create / claim / succeed / fail once for every kind of job, each one "
     "compare-and-set on the claim (worker and start); late results recorded (success: SUCCEEDED, marked and audited, "
-    "queued re-runs closed; failure: noted only). What a success writes per kind is a table (`JOB_KIND_OUTCOMES`).",
+    "queued re-runs closed; failure: noted only). What a success writes per kind is a table (`JOB_KIND_OUTCOMES`, "
+    "`outcomes.py`).",
     "- `onboarding/services/core.py`: `company_certificates_destroy` (no re-run possible: relationship ended, "
     "company removed) and `client_company_remove` (also behind the platform admin's delete).",
     "- `onboarding/tasks.py`: the job task records `worker_identity()`; a `worker_ready` handler recovers orphaned jobs.",

@@ -335,7 +335,7 @@ def test_delete_confirm_is_accepted_only_while_deleting() -> None:
     import asyncio
     import threading
 
-    from sii_bot.driver.controls import Job as _Job
+    from sii_bot.driver.records import Job as _Job
     from sii_bot.driver.revoke import RevokeFlow as _Flow
     from sii_bot.models import RevocationRequest
 

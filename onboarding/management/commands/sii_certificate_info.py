@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from onboarding.management.commands._operator import open_pfx_file
+from onboarding.management.pfx_input import open_pfx_file
 from sii_bot.certificates import CertificateError
 
 

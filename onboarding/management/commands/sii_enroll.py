@@ -23,7 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 import sii_bot
-from onboarding.management.commands._operator import open_pfx_file
+from onboarding.management.pfx_input import open_pfx_file
 from sii_bot import errors
 from sii_bot.certificates import CertificateError
 from sii_bot.rut import InvalidRut, normalize_rut

@@ -2,7 +2,7 @@
 
 `BOT_CALLS` is the one table: the `sii_bot` entry point (looked up on the module at call time, so a
 test may stand in for it) and the request built from the job's row. `job_failure_from_bot` turns a
-typed bot failure into the lifecycle's `JobFailure`; the only kind-specific case is a replacement that
+typed bot failure into the `JobFailure` the lifecycle records (`jobs.outcomes`); the only kind-specific case is a replacement that
 added the new representative but could not remove the old one.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import sii_bot
 from onboarding.domain.display import rut_display
 from onboarding.models import EnrollmentJob, JobKind, SiiEnvironment, Tenant
-from onboarding.services.jobs.lifecycle import JobFailure
+from onboarding.services.jobs.outcomes import JobFailure
 from sii_bot.errors import EnrollmentFailure, ReplacementIncomplete
 from sii_bot.settings import SiiSettings
 

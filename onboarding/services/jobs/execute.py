@@ -14,13 +14,13 @@ from onboarding.services.errors import ServiceError
 from onboarding.services.jobs.bot import job_bot_call, job_failure_from_bot, sii_settings_for
 from onboarding.services.jobs.leases import sii_leases_acquire, sii_leases_kept
 from onboarding.services.jobs.lifecycle import (
-    JobFailure,
     enrollment_job_claim,
     enrollment_job_fail,
     enrollment_job_progress,
     enrollment_job_succeed,
     enrollment_job_wait,
 )
+from onboarding.services.jobs.outcomes import JobFailure
 from onboarding.services.jobs.recovery import enrollment_job_take_over
 from sii_bot.errors import EnrollmentFailure
 

@@ -4,7 +4,7 @@ A new kind of job only declares its lane in `JOB_KIND_LANES`: LIVE when someone 
 (a client's authorization), BACKGROUND when nobody does (e.g. scheduled access checks). A creator
 may still choose: staff re-runs and bulk changes are BACKGROUND whatever their kind, and an automatic
 retry moves its job to BACKGROUND (lifecycle). The dispatcher treats the lanes differently
-(`recovery.enrollment_jobs_dispatch`; docs/architecture.md, "Fair scheduling").
+(`dispatch.enrollment_jobs_dispatch`; docs/architecture.md, "Fair scheduling").
 """
 from __future__ import annotations
 
@@ -13,10 +13,19 @@ from django.conf import settings
 
 from onboarding.models import JobKind, JobLane
 
-__all__ = ["BACKGROUND_SUFFIX", "JOB_KIND_LANES", "background_queue", "job_lane_for", "lane_queue", "live_queue"]
+__all__ = [
+    "BACKGROUND_SUFFIX",
+    "ENROLLMENT_JOB_RUN_TASK",
+    "JOB_KIND_LANES",
+    "background_queue",
+    "enrollment_job_send",
+    "job_lane_for",
+    "live_queue",
+]
 
-# lifecycle.ENROLLMENT_JOB_RUN_TASK (not imported: the lifecycle imports this module).
-_RUN_TASK = "onboarding.tasks.enrollment_job_run"
+# The Celery task that runs one job. `onboarding.tasks` registers it (imported by the app config) and
+# calls these services; services find it by name instead of importing the tasks module back.
+ENROLLMENT_JOB_RUN_TASK = "onboarding.tasks.enrollment_job_run"
 BACKGROUND_SUFFIX = "-background"
 
 JOB_KIND_LANES: dict[str, str] = {
@@ -35,7 +44,7 @@ def live_queue() -> str:
     """The queue live jobs are routed to (the browser queue; the tests route it to a queue of their own)."""
     routes = current_app.conf.task_routes
     if isinstance(routes, dict):
-        route = routes.get(_RUN_TASK) or {}
+        route = routes.get(ENROLLMENT_JOB_RUN_TASK) or {}
         if route.get("queue"):
             return str(route["queue"])
     return settings.AUTORIZA_BROWSER_QUEUE
@@ -47,5 +56,11 @@ def background_queue(live: str | None = None) -> str:
     return (live or live_queue()) + BACKGROUND_SUFFIX
 
 
-def lane_queue(lane: str) -> str:
-    return background_queue() if lane == JobLane.BACKGROUND else live_queue()
+def enrollment_job_send(*, job_id: str, lane: str = JobLane.LIVE) -> None:
+    """Send a job's id (never anything secret) to its lane's queue now: the browser queue for a live
+    job, its background lane for a background one."""
+    task = current_app.tasks[ENROLLMENT_JOB_RUN_TASK]
+    if lane == JobLane.BACKGROUND:
+        task.apply_async((job_id,), queue=background_queue())
+    else:
+        task.delay(job_id)

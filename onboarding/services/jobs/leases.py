@@ -39,6 +39,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from onboarding.models import EnrollmentJob, SiiLease
+from onboarding.services.jobs.bot import sii_settings_for
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,6 @@ class Leases:
 def sii_lease_keys(*, job: EnrollmentJob) -> list[tuple[str, int]]:
     """The limits a job's SII session counts against, as (key, cap): its SII host, and its
     certificate holder's RUT when it has a certificate."""
-    # Imported here: jobs.bot imports the lifecycle, which this package's __init__ loads first.
-    from onboarding.services.jobs.bot import sii_settings_for
-
     host = urlsplit(sii_settings_for(job.tenant).enroll_url).hostname or "sii"
     keys = [(f"host:{host}", settings.AUTORIZA_SII_MAX_SESSIONS_PER_HOST)]
     if job.certificate is not None and job.certificate.holder_rut:
@@ -185,6 +183,7 @@ def _redis() -> Any:
     global _client, _client_url
     with _client_lock:
         if _client is None or _client_url != settings.REDIS_URL:
+            # Loaded on use: the Redis client is needed only when REDIS_URL is set.
             import redis
 
             _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)

@@ -4,7 +4,7 @@ create → claim → progress → succeed | fail (an automatic retry, or for goo
 Every transition is one compare-and-set on the job row, guarded by the claim the caller holds (status
 RUNNING, this worker, this start): the job's fields, the company's stage and SII state, the certificate
 erasure and the audit entry are written in one transaction, or none of them is. What differs per kind
-on success is data (`JOB_KIND_OUTCOMES`), not branches.
+on success is data (`JOB_KIND_OUTCOMES`, `jobs.outcomes`), not branches.
 
 An outcome reported for a job its worker no longer holds (the reaper failed it as lost, another process
 took it over, or it was put back in the queue) is a *late* outcome:
@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
@@ -61,18 +58,21 @@ from onboarding.services.certificates import (
 )
 from onboarding.services.claims import claim_is_lost, company_claim_job_check, company_claim_settle
 from onboarding.services.errors import ServiceError
-from onboarding.services.jobs.emails import FinishedEmail, change_job_finished_emails, job_finished_emails
-from onboarding.services.jobs.lanes import background_queue, job_lane_for
+from onboarding.services.jobs.dispatch import enrollment_jobs_feed
+from onboarding.services.jobs.lanes import enrollment_job_send, job_lane_for
+from onboarding.services.jobs.outcomes import (
+    JOB_KIND_OUTCOMES,
+    RETRIES_EXHAUSTED_MESSAGE,
+    WORKER_LOST_MESSAGE,
+    JobFailure,
+    JobKindOutcome,
+)
 from onboarding.services.tenants import company_stage_set
 from sii_bot import ProgressEvent, SiiUserRecord
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ENROLLMENT_JOB_RUN_TASK",
-    "JOB_KIND_OUTCOMES",
-    "JobFailure",
-    "JobKindOutcome",
     "enrollment_job_claim",
     "enrollment_job_create",
     "enrollment_job_enqueue",
@@ -80,131 +80,24 @@ __all__ = [
     "enrollment_job_fail_lost",
     "enrollment_job_progress",
     "enrollment_job_rerun",
-    "enrollment_job_send",
     "enrollment_job_succeed",
     "enrollment_job_wait",
 ]
 
-# The Celery task that runs one job. `onboarding.tasks` registers it (imported by the app config) and
-# calls these services; services find it by name instead of importing the tasks module back.
-ENROLLMENT_JOB_RUN_TASK = "onboarding.tasks.enrollment_job_run"
-
-WORKER_LOST_MESSAGE = (
-    "El proceso que ejecutaba la autorización se interrumpió. Un administrador puede volver a intentarla."
-)
-# A transient failure's own message promises an automatic retry; none is left when this is shown.
-RETRIES_EXHAUSTED_MESSAGE = (
-    "No pudimos completar la autorización: el SII siguió sin responder como esperábamos después de "
-    "los reintentos automáticos. Un administrador del estudio puede volver a intentarlo más tarde."
-)
-
-
-# --- What a success means, per kind of job ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobKindOutcome:
-    """What a succeeded job of one kind writes: the company's stage, whom the SII now holds for the firm
-    there (None: nobody), whether the firm's relationship with the client ended, what the job row keeps
-    of the bot's result, the audit summary and the emails."""
-
-    stage: str
-    ends_relationship: bool
-    result_json: Callable[[Any], dict[str, Any]]
-    sii_holder: Callable[[Any], SiiUserRecord | None]
-    summary: Callable[[EnrollmentJob, Any], str]
-    emails: Callable[..., list[FinishedEmail]]
-
-
-JOB_KIND_OUTCOMES: dict[str, JobKindOutcome] = {
-    JobKind.AUTHORIZE: JobKindOutcome(
-        stage=CompanyStage.AUTHORIZED,
-        ends_relationship=False,
-        # The parsed record of what the SII holds (not the request).
-        result_json=lambda result: result.record.to_dict(),
-        sii_holder=lambda result: result.record,
-        summary=lambda job, result: f"{job.user_name} autorizado en {job.company.legal_name}",
-        emails=job_finished_emails,
-    ),
-    JobKind.REVOKE: JobKindOutcome(
-        stage=CompanyStage.REVOKED,
-        ends_relationship=True,
-        result_json=lambda result: result.to_dict(),
-        sii_holder=lambda result: None,
-        summary=lambda job, result: (
-            f"{job.user_name} eliminado como usuario de {job.company.legal_name} ({result.outcome})"
-        ),
-        emails=change_job_finished_emails,
-    ),
-    JobKind.REPLACE: JobKindOutcome(
-        stage=CompanyStage.AUTHORIZED,
-        ends_relationship=False,
-        result_json=lambda result: result.to_dict(),
-        sii_holder=lambda result: result.addition.record,
-        summary=lambda job, result: (
-            f"{job.user_name} autorizado y {job.old_user_name or job.old_user_rut} eliminado en "
-            f"{job.company.legal_name}"
-        ),
-        emails=change_job_finished_emails,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class JobFailure:
-    """Why a job did not succeed, as the lifecycle records it (built from a bot failure by
-    `jobs.bot.job_failure_from_bot`, or by the worker for its own errors).
-
-    `message` is Spanish, for the client and the firm. `retryable`: an automatic retry may help (the
-    retry policy of the failure). `auto_retry` False fails the job now even when retryable (it stays
-    re-runnable by an admin). `final_message` replaces `message` when the job fails for good;
-    `rerunnable` overrides what the final row says about re-running (default: `retryable`).
-    `sii_holder`: whom the SII holds for the firm in the company, learned despite the failure.
-    """
-
-    code: str
-    message: str
-    retryable: bool
-    detail: str = ""
-    retry_after_seconds: int | None = None
-    step: str = ""
-    page_html: str = ""
-    screenshot: bytes | None = None
-    auto_retry: bool = True
-    final_message: str = ""
-    rerunnable: bool | None = None
-    sii_holder: SiiUserRecord | None = None
-
-
 # --- Create, re-run, enqueue, claim -----------------------------------------------------------------
-
-
-def enrollment_job_send(*, job_id: str, lane: str = JobLane.LIVE) -> None:
-    """Send a job's id (never anything secret) to its lane's queue now: the browser queue for a live
-    job, its background lane for a background one (`jobs.lanes`)."""
-    task = current_app.tasks[ENROLLMENT_JOB_RUN_TASK]
-    if lane == JobLane.BACKGROUND:
-        task.apply_async((job_id,), queue=background_queue())
-    else:
-        task.delay(job_id)
 
 
 def enrollment_job_enqueue(*, job: EnrollmentJob) -> None:
     """Once the current transaction commits: send a live job to the browser queue (stamping
     `enqueued_at` if it is still QUEUED then); for a background job, run the fair feeder, which sends
-    it when its tenant's turn comes (`recovery.enrollment_jobs_feed`)."""
+    it when its tenant's turn comes (`dispatch.enrollment_jobs_feed`)."""
     job_id = str(job.pk)
 
     def send() -> None:
         EnrollmentJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(enqueued_at=timezone.now())
         enrollment_job_send(job_id=job_id)
 
-    def feed() -> None:
-        from onboarding.services.jobs.recovery import enrollment_jobs_feed  # recovery imports this module
-
-        enrollment_jobs_feed()
-
-    transaction.on_commit(feed if job.lane == JobLane.BACKGROUND else send)
+    transaction.on_commit(enrollment_jobs_feed if job.lane == JobLane.BACKGROUND else send)
 
 
 def enrollment_job_create(
@@ -248,7 +141,8 @@ def enrollment_job_create(
             "El estudio contable aún no ha configurado a su representante. Avísele a su contador.",
             code="no_representative",
         )
-    # A claimant's certificate makes the job theirs (services.claims); one in flight per claim.
+    # A claimant's certificate makes the job theirs (`services/claims.py`), so that the first claimant
+    # proven in the SII wins; one job in flight per claim.
     claim = certificate.claim if certificate is not None and certificate.claim_id is not None else None
     with transaction.atomic():
         # Lock the company row so two concurrent requests compute distinct attempt numbers.
@@ -366,7 +260,7 @@ def enrollment_job_wait(*, job: EnrollmentJob) -> bool:
     """Put back in the queue a job this worker claimed but may not run yet (its SII session limits
     are full: `jobs.leases`): RUNNING → QUEUED (compare-and-set on the claim), due again in about
     AUTORIZA_SII_LEASE_WAIT_SECONDS, with no retry spent and its lane kept. The dispatcher sends it
-    again (`recovery.enrollment_jobs_dispatch`). Returns False if the claim was gone."""
+    again (`dispatch.enrollment_jobs_dispatch`). Returns False if the claim was gone."""
     delay = settings.AUTORIZA_SII_LEASE_WAIT_SECONDS * random.uniform(0.5, 1.0)  # jitter, not crypto
     with transaction.atomic():
         moved = _held(job).update(

@@ -47,7 +47,7 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
             # A new attempt makes sense before the first one and after a failure, never during one,
             # and never when the SII already holds what the firm asks for or the relationship ended.
             "can_start": (latest is None or latest.status == JobStatus.FAILED) and settled is None and not lost,
-            # A revocation or change of representative waiting for the client (services.changes).
+            # A revocation or change of representative needs this client's consent before it can run.
             "pending_change": (
                 consent_selectors.change_consent_terms(company=company)
                 if (latest is None or latest.is_finished) and not lost

@@ -196,7 +196,8 @@ def consent(request: HttpRequest, company_id: int, certificate_id: str) -> HttpR
         return certificate
     service_error: ServiceError | None = None
     terms = consent_selectors.consent_terms(company=company, retention_days=settings.AUTORIZA_CERT_RETENTION_DAYS)
-    # Revocation / change of representative (services.changes): the consent then removes someone.
+    # A revocation or a change of representative waits for this client: what they consent to then
+    # removes someone from the SII, so the terms must say so.
     change_terms = consent_selectors.change_consent_terms(company=company)
     if change_terms is not None:
         terms = change_terms  # type: ignore[assignment]

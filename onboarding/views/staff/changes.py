@@ -1,4 +1,4 @@
-"""Keeping SII authorizations true over time (services.changes): ending the relationship with a client
+"""Keeping SII authorizations true over time (the writes are in `services/changes.py`): ending the relationship with a client
 (staff with the re-run role) and replacing a representative (owners). Permission changes are on the
 settings pages (`settings.permissions_sync`).
 """

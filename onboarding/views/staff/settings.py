@@ -41,7 +41,8 @@ def tenant_settings(request: HttpRequest, membership: Membership) -> HttpRespons
             form.add_error(field, error.message)
         else:
             messages.success(request, "Configuración guardada." if changes else "No había cambios que guardar.")
-            # Permission changes (services.changes): offer to bring the clients' SII accounts up to date.
+            # Saving changes the permissions the firm asks for, not what the SII holds: offer to bring the
+            # clients' SII accounts up to date.
             membership.tenant.refresh_from_db()
             if selectors.companies_with_stale_permissions(tenant=membership.tenant).exists():
                 return redirect("staff:permissions_sync", tenant_slug=membership.tenant.slug)
