@@ -42,10 +42,10 @@ __all__ = [
     "message_once",
     "permission_labels",
     "permission_rows",
-    "unavailable_permissions_note",
     "rut_display",
     "ruts_in_text_display",
     "step_label",
+    "unavailable_permissions_note",
 ]
 
 

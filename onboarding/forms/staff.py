@@ -14,7 +14,15 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
 from onboarding.domain.display import audit_action_choices
-from onboarding.models import ClientCompany, CompanyStage, Permission, Representative, Role, SiiEnvironment, Tenant
+from onboarding.models import (
+    ClientCompany,
+    CompanyStage,
+    Permission,
+    Representative,
+    Role,
+    SiiEnvironment,
+    Tenant,
+)
 from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text

@@ -37,9 +37,6 @@ from onboarding.services.changes import (
     representative_replace,
     representative_replace_check,
 )
-from onboarding.services.company import (
-    company_permissions_set,
-)
 from onboarding.services.claims import (
     claim_is_lost,
     claim_lost_message,
@@ -58,6 +55,9 @@ from onboarding.services.client import (
     client_consent_give,
     client_job_certificate_delete,
     client_signup,
+)
+from onboarding.services.company import (
+    company_permissions_set,
 )
 from onboarding.services.demo import (
     DEMO_PASSWORD,

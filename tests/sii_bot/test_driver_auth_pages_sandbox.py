@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("sii_sandbox.server")
 
-from sii_bot import EnrollmentFailure, Step, errors  # noqa: E402
-from tests.sii_bot.test_driver_resilience_sandbox import creates, engine, run  # noqa: E402,F401
+from sii_bot import EnrollmentFailure, Step, errors
+from tests.sii_bot.test_driver_resilience_sandbox import creates, engine, run  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.browser]
 
