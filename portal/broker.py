@@ -10,6 +10,7 @@ Redis gets the same order from kombu's own `queue_order_strategy: "sorted"` (por
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
@@ -17,6 +18,13 @@ from kombu.transport import filesystem
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kombu writes to these folders but never creates them: a fresh var dir (a test run, a first
+        # `manage.py` that enqueues before any worker started) would fail with FileNotFoundError.
+        for folder in (self.data_folder_in, self.data_folder_out, self.processed_folder, self.control_folder):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
     def _poll(self, cycle: Any, callback: Callable[..., Any], timeout: float | None = None) -> Any:
         for queue in sorted(self._active_queues):
             try:

@@ -41,9 +41,11 @@ __all__ = [
     "kind_attempt_numbers",
     "message_once",
     "permission_labels",
+    "permission_rows",
     "rut_display",
     "ruts_in_text_display",
     "step_label",
+    "unavailable_permissions_note",
 ]
 
 
@@ -196,6 +198,26 @@ PERMISSION_LABELS: dict[str, str] = {str(choice.value): str(choice.label) for ch
 def permission_labels(codes: Iterable[str]) -> tuple[str, ...]:
     """The SII's names of these `Permission` codes, in the order given ("Usuario Administrador", …)."""
     return tuple(PERMISSION_LABELS[code] for code in codes)
+
+
+def permission_rows(codes: Iterable[str]) -> tuple[tuple[str, bool], ...]:
+    """(label, requested?) for each of the six SII attributes, in the SII's order: the SI/NO list a
+    page shows for what `codes` request."""
+    wanted = set(codes)
+    return tuple((label, code in wanted) for code, label in PERMISSION_LABELS.items())
+
+
+def unavailable_permissions_note(result: object) -> str:
+    """The Spanish note for requested attributes the company's SII page did not offer (a job's stored
+    result, key "unavailable_permissions"); "" when there were none."""
+    codes = result.get("unavailable_permissions") if isinstance(result, Mapping) else None
+    if not codes:
+        return ""
+    labels = [label for code, label in PERMISSION_LABELS.items() if code in set(codes)]
+    return (
+        "El SII no ofrece en esta empresa: " + ", ".join(labels) + ". No se otorgaron (no se pueden otorgar "
+        "aquí); el resto de los permisos solicitados quedó como se pidió."
+    )
 
 
 # --- Failures -------------------------------------------------------------------------------------

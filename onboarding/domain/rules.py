@@ -23,20 +23,26 @@ from onboarding.models import (
     Representative,
     Tenant,
 )
-from sii_bot.errors import CertificateRejected, ReplacementIncomplete
+from sii_bot.errors import FAILURE_CODES, CertificateRejected, CompanyNotAuthorized, ReplacementIncomplete
 
 __all__ = [
     "CERTIFICATE_FAILURE_CODES",
     "CLAIM_LOST_CODE",
     "HOLDER_FAILURE_CODES",
     "INVITATION_SALT",
+    "NEEDS_PERSON_CODES",
     "SII_REJECTED_CERTIFICATE_CODES",
     "PendingChange",
     "certificate_is_usable",
     "certificates_usable",
+    "company_permissions",
+    "company_permissions_stale",
+    "company_requested_permissions",
     "invitation_id_from_token",
     "invitation_token",
+    "job_needs_person",
     "pending_change",
+    "permission_flags",
     "representative_active",
     "representative_for_rut",
     "requested_permissions",
@@ -58,8 +64,36 @@ def representative_for_rut(*, tenant: Tenant, rut: str) -> Representative | None
 
 
 def requested_permissions(tenant: Tenant) -> tuple[str, ...]:
-    """The `Permission` codes the firm requests, in the SII's order (admin, sign, registry)."""
+    """The `Permission` codes the firm requests of its clients by default, in the SII's order."""
     return tuple(str(code) for code in Permission if code in tenant.permissions)
+
+
+def company_permissions(company: ClientCompany) -> frozenset[str]:
+    """The `Permission` codes requested in `company`: the firm's choice for this client when it made
+    one (`ClientCompany.requested_permissions`), else the firm's setting. Unknown codes are ignored."""
+    override = company.requested_permissions
+    if override is None:
+        return company.tenant.permissions
+    return frozenset(str(code) for code in Permission.values if code in override)
+
+
+def company_requested_permissions(company: ClientCompany) -> tuple[str, ...]:
+    """`company_permissions` in the SII's order (admin, sign, registry, folios, annul, send)."""
+    wanted = company_permissions(company)
+    return tuple(str(code) for code in Permission.values if code in wanted)
+
+
+def company_permissions_stale(company: ClientCompany) -> bool:
+    """Whether what the SII holds in `company` differs from what is requested there now. Requested
+    attributes the company's SII page did not offer (`sii_unavailable`) cannot be held: ignored."""
+    unavailable = set(company.sii_unavailable or ())
+    return company.sii_permissions - unavailable != company_permissions(company) - unavailable
+
+
+def permission_flags(*, prefix: str, codes: frozenset[str]) -> dict[str, bool]:
+    """{"<prefix><code>": code in codes} for the six `Permission` codes: the boolean columns of a
+    tenant, a job (prefix "grant_") or a company's SII state ("sii_")."""
+    return {f"{prefix}{code}": code in codes for code in Permission.values}
 
 
 def sii_user_name(company: ClientCompany) -> str:
@@ -153,6 +187,22 @@ HOLDER_FAILURE_CODES = frozenset({"holder_not_administrator", "option_not_allowe
 
 # The failure code of a claimant's job stopped because another claimant of the company was proven first.
 CLAIM_LOST_CODE = "claim_lost"
+
+# Failures only a person can fix (the owner at the SII, a new certificate, the company's records):
+# never retried automatically, and the job's pages say a person must act. The bot's own
+# (`needs_person`: SII codes ...33, ...35, ...36, ...37, ...38, ...41, locks) and the web app's
+# certificate and holder problems.
+NEEDS_PERSON_CODES = frozenset(
+    {code for code, failure in FAILURE_CODES.items() if failure.needs_person}
+    | CERTIFICATE_FAILURE_CODES
+    | HOLDER_FAILURE_CODES
+    | {CompanyNotAuthorized.code}
+)
+
+
+def job_needs_person(job: EnrollmentJob) -> bool:
+    """Whether `job` failed for good for a reason only a person can fix (`NEEDS_PERSON_CODES`)."""
+    return job.status == JobStatus.FAILED and job.failure_code in NEEDS_PERSON_CODES
 
 
 # --- Invitation links ---------------------------------------------------------------------------------

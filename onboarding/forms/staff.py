@@ -14,7 +14,15 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
 from onboarding.domain.display import audit_action_choices
-from onboarding.models import CompanyStage, Representative, Role, SiiEnvironment, Tenant
+from onboarding.models import (
+    ClientCompany,
+    CompanyStage,
+    Permission,
+    Representative,
+    Role,
+    SiiEnvironment,
+    Tenant,
+)
 from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
@@ -161,7 +169,10 @@ class TenantSettingsForm(forms.Form):
     sii_environment = forms.ChoiceField(label="Ambiente del SII", choices=SiiEnvironment.choices)
     grant_admin = forms.BooleanField(label="Usuario Administrador", required=False)
     grant_sign = forms.BooleanField(label="Firmar Documentos", required=False)
-    grant_registry = forms.BooleanField(label="Registro", required=False)
+    grant_registry = forms.BooleanField(label="Consulta/Registro", required=False)
+    grant_folios = forms.BooleanField(label="Solicitar Folios", required=False)
+    grant_annul = forms.BooleanField(label="Anular", required=False)
+    grant_send = forms.BooleanField(label="Enviar Documentos", required=False)
     notification_emails = forms.CharField(
         label="Correos de notificación",
         required=False,
@@ -175,18 +186,58 @@ class TenantSettingsForm(forms.Form):
             initial={
                 "name": tenant.name,
                 "sii_environment": tenant.sii_environment,
-                "grant_admin": tenant.grant_admin,
-                "grant_sign": tenant.grant_sign,
-                "grant_registry": tenant.grant_registry,
+                **{f"grant_{code}": getattr(tenant, f"grant_{code}") for code in Permission.values},
                 "notification_emails": tenant.notification_emails,
+            }
+        )
+
+    @property
+    def permission_fields(self) -> list[forms.BoundField]:
+        """The six attribute checkboxes, in the SII's order."""
+        return [self[f"grant_{code}"] for code in Permission.values]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not any(cleaned.get(f"grant_{code}") for code in Permission.values):
+            raise ValidationError("Solicite al menos un permiso en el SII.", code="no_permission")
+        return cleaned
+
+
+class CompanyPermissionsForm(forms.Form):
+    """The permissions requested in one client: the firm's setting, or a choice of its own."""
+
+    use_firm_setting = forms.BooleanField(label="Usar los permisos que el estudio solicita a todos sus clientes", required=False)
+    permissions = forms.MultipleChoiceField(
+        label="Permisos para este cliente",
+        choices=Permission.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    @classmethod
+    def for_company(cls, company: ClientCompany) -> CompanyPermissionsForm:
+        override = company.requested_permissions
+        return cls(
+            initial={
+                "use_firm_setting": override is None,
+                "permissions": list(override) if override is not None else sorted(company.tenant.permissions),
             }
         )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if not (cleaned.get("grant_admin") or cleaned.get("grant_sign") or cleaned.get("grant_registry")):
-            raise ValidationError("Solicite al menos un permiso en el SII.", code="no_permission")
+        if not cleaned.get("use_firm_setting") and not cleaned.get("permissions"):
+            raise ValidationError(
+                "Marque al menos un permiso para este cliente, o use los del estudio.", code="no_permission"
+            )
         return cleaned
+
+    @property
+    def override(self) -> list[str] | None:
+        """The cleaned choice: None for the firm's setting, else the codes chosen."""
+        if self.cleaned_data.get("use_firm_setting"):
+            return None
+        return list(self.cleaned_data.get("permissions") or [])
 
 
 class RepresentativeForm(forms.Form):

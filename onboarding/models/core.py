@@ -74,11 +74,20 @@ class SiiEnvironment(models.TextChoices):
 
 
 class Permission(models.TextChoices):
-    """The SII privileges a firm can request; values match `sii_bot.Permission`."""
+    """The six SII attributes a firm can request, in the SII's order; values match `sii_bot.Permission`
+    and name the `grant_<value>` / `sii_<value>` columns below."""
 
     ADMIN = "admin", "Usuario Administrador"
     SIGN = "sign", "Firmar Documentos"
-    REGISTRY = "registry", "Registro"
+    REGISTRY = "registry", "Consulta/Registro"
+    FOLIOS = "folios", "Solicitar Folios"
+    ANNUL = "annul", "Anular"
+    SEND = "send", "Enviar Documentos"
+
+
+def _flags(row: models.Model, prefix: str) -> frozenset[str]:
+    """The `Permission` codes whose `<prefix><code>` boolean is set on `row`."""
+    return frozenset(str(code) for code in Permission.values if getattr(row, f"{prefix}{code}"))
 
 
 class Tenant(TimeStamped):
@@ -91,7 +100,10 @@ class Tenant(TimeStamped):
     )
     grant_admin = models.BooleanField("Usuario Administrador", default=True)
     grant_sign = models.BooleanField("Firmar Documentos", default=True)
-    grant_registry = models.BooleanField("Registro", default=True)
+    grant_registry = models.BooleanField("Consulta/Registro", default=True)
+    grant_folios = models.BooleanField("Solicitar Folios", default=False)
+    grant_annul = models.BooleanField("Anular", default=False)
+    grant_send = models.BooleanField("Enviar Documentos", default=False)
     notification_emails = models.TextField(
         "correos de notificación", blank=True, help_text="Uno por línea; reciben los avisos de éxito y de falla."
     )
@@ -104,7 +116,8 @@ class Tenant(TimeStamped):
         verbose_name_plural = "estudios contables"
         constraints = [
             models.CheckConstraint(
-                condition=Q(grant_admin=True) | Q(grant_sign=True) | Q(grant_registry=True),
+                condition=Q(grant_admin=True) | Q(grant_sign=True) | Q(grant_registry=True)
+                | Q(grant_folios=True) | Q(grant_annul=True) | Q(grant_send=True),
                 name="tenant_requests_at_least_one_permission",
             )
         ]
@@ -114,9 +127,8 @@ class Tenant(TimeStamped):
 
     @property
     def permissions(self) -> frozenset[str]:
-        """The permission codes (`Permission` values) this firm requests."""
-        flags = {Permission.ADMIN: self.grant_admin, Permission.SIGN: self.grant_sign, Permission.REGISTRY: self.grant_registry}
-        return frozenset(str(code) for code, on in flags.items() if on)
+        """The permission codes (`Permission` values) this firm requests of every client by default."""
+        return _flags(self, "grant_")
 
     @property
     def notification_email_list(self) -> list[str]:
@@ -241,6 +253,15 @@ class ClientCompany(TimeStamped):
     sii_admin = models.BooleanField(default=False)
     sii_sign = models.BooleanField(default=False)
     sii_registry = models.BooleanField(default=False)
+    sii_folios = models.BooleanField(default=False)
+    sii_annul = models.BooleanField(default=False)
+    sii_send = models.BooleanField(default=False)
+    # Requested attributes this company's SII page did not offer at the last job (MIPYME companies see
+    # three): they cannot be held, so they do not make the company's permissions stale.
+    sii_unavailable = models.JSONField(default=list, blank=True)
+    # The firm's choice for this client (`Permission` codes), overriding the firm's setting; null when
+    # the client gets the firm's setting (`domain.rules.company_permissions`).
+    requested_permissions = models.JSONField("permisos solicitados para este cliente", null=True, blank=True)
     sii_synced_at = models.DateTimeField(null=True, blank=True)
     # What the last access check read in the SII with the firm key (see models.firm_access):
     # `access_state` is the representative's row as found ({"rut", "permissions": [...]}, or null when
@@ -256,7 +277,14 @@ class ClientCompany(TimeStamped):
     class Meta:
         verbose_name = "empresa cliente"
         verbose_name_plural = "empresas clientes"
-        constraints = [models.UniqueConstraint(fields=["tenant", "rut"], name="company_rut_unique_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "rut"], name="company_rut_unique_per_tenant"),
+            # An override asks for something: "none at all" is not a request the SII can take.
+            models.CheckConstraint(
+                condition=Q(requested_permissions__isnull=True) | ~Q(requested_permissions=[]),
+                name="company_override_requests_at_least_one_permission",
+            ),
+        ]
         indexes = [
             models.Index(fields=["tenant", "stage", "-stage_changed_at"], name="company_tenant_stage"),
             models.Index(fields=["tenant", "-created_at"], name="company_tenant_created"),
@@ -265,6 +293,11 @@ class ClientCompany(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.legal_name} ({self.rut})"
+
+    @property
+    def sii_permissions(self) -> frozenset[str]:
+        """The permission codes the SII holds for the firm's user in this company (last job's reading)."""
+        return _flags(self, "sii_")
 
 
 class ClaimStatus(models.TextChoices):
@@ -427,6 +460,9 @@ class EnrollmentJob(TimeStamped):
     grant_admin = models.BooleanField(default=True)
     grant_sign = models.BooleanField(default=True)
     grant_registry = models.BooleanField(default=True)
+    grant_folios = models.BooleanField(default=False)
+    grant_annul = models.BooleanField(default=False)
+    grant_send = models.BooleanField(default=False)
     status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED)
     attempt = models.PositiveIntegerField(default=1)
     rerun_of = models.OneToOneField(
@@ -482,8 +518,8 @@ class EnrollmentJob(TimeStamped):
 
     @property
     def permissions(self) -> frozenset[str]:
-        flags = {Permission.ADMIN: self.grant_admin, Permission.SIGN: self.grant_sign, Permission.REGISTRY: self.grant_registry}
-        return frozenset(str(code) for code, on in flags.items() if on)
+        """The permission codes this job requests (copied from the company's effective set at creation)."""
+        return _flags(self, "grant_")
 
 
 class JobEvent(models.Model):

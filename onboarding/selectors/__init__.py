@@ -5,6 +5,7 @@ for, so nothing returns another tenant's rows:
 - `client`: the client's own companies, certificates and jobs; `consent`: what a consent covers;
 - `status`: one job as the client follows it (timeline, poll ETag, result, advice after a failure);
 - `dashboard`: the firm's dashboard and CSV export; `firm`: job detail, invitations, team, audit;
+- `company`: one client as the firm's page shows it (authorization, requested permissions, jobs);
 - `changes`: which clients a representative or permission change affects; `claims`: competing
   self-signups; `readiness`: whether a certificate suits the firm's SII environment.
 
@@ -37,6 +38,10 @@ from onboarding.selectors.client import (
     invitation_company_used_by,
     representative_active,
     tenant_get_by_slug,
+)
+from onboarding.selectors.company import (
+    CompanyPage,
+    company_page,
 )
 from onboarding.selectors.consent import (
     ChangeConsentTerms,
@@ -146,6 +151,7 @@ __all__ = [
     "CertificateRetention",
     "ChangeConsentTerms",
     "CompanyFilters",
+    "CompanyPage",
     "ConsentTerms",
     "DashboardRow",
     "FailureAdvice",
@@ -186,6 +192,7 @@ __all__ = [
     "company_invitation_blockers",
     "company_latest_job",
     "company_list",
+    "company_page",
     "company_reinvitable",
     "company_rows_by_ids",
     "company_search",

@@ -2,9 +2,10 @@
 representative or of its requested permissions affects."""
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from onboarding.models import ClientCompany, Relationship, Representative, Tenant
+from onboarding.domain.rules import company_permissions_stale
+from onboarding.models import ClientCompany, Permission, Relationship, Representative, Tenant
 
 __all__ = [
     "companies_affected_by_representative",
@@ -20,14 +21,17 @@ def companies_affected_by_representative(*, tenant: Tenant, representative: Repr
 
 
 def companies_with_stale_permissions(*, tenant: Tenant) -> QuerySet[ClientCompany]:
-    """The tenant's ACTIVE clients holding someone in the SII whose sii_* flags differ from the
-    permissions the firm requests now."""
-    differ = (
-        ~Q(sii_admin=tenant.grant_admin) | ~Q(sii_sign=tenant.grant_sign) | ~Q(sii_registry=tenant.grant_registry)
-    )
-    return (
-        ClientCompany.objects.filter(tenant=tenant, relationship=Relationship.ACTIVE)
-        .exclude(sii_user_rut="")
-        .filter(differ)
-        .order_by("legal_name")
-    )
+    """The tenant's ACTIVE clients holding someone in the SII whose permissions there differ from the
+    ones requested in that client now (its override, else the firm's setting; attributes its SII page
+    does not offer aside: `domain.rules.company_permissions_stale`)."""
+    holding = ClientCompany.objects.filter(tenant=tenant, relationship=Relationship.ACTIVE).exclude(sii_user_rut="")
+    # The rule mixes a per-client JSON override with the firm's flags: decided row by row, on the
+    # few columns it needs.
+    columns = ["pk", "requested_permissions", "sii_unavailable", *(f"sii_{code}" for code in Permission.values)]
+    stale = [company.pk for company in holding.only(*columns) if _stale(company, tenant)]
+    return ClientCompany.objects.filter(pk__in=stale).order_by("legal_name")
+
+
+def _stale(company: ClientCompany, tenant: Tenant) -> bool:
+    company.tenant = tenant  # already loaded: no query per row
+    return company_permissions_stale(company)

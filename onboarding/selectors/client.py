@@ -22,6 +22,7 @@ from onboarding.domain.rules import (
     CERTIFICATE_FAILURE_CODES,
     HOLDER_FAILURE_CODES,
     certificates_usable,
+    company_permissions_stale,
     invitation_id_from_token,
     pending_change,
     representative_active,
@@ -37,6 +38,7 @@ from onboarding.models import (
     Invitation,
     JobKind,
     JobStatus,
+    Permission,
     Relationship,
     Tenant,
 )
@@ -134,7 +136,8 @@ def _claimant_view(company: ClientCompany, claim: CompanyClaim) -> None:
     company.stage = _CLAIM_STAGES.get(latest or "", CompanyStage.WAITING_CERTIFICATE)
     company.relationship = Relationship.ACTIVE
     company.sii_user_rut, company.sii_synced_at = "", None
-    company.sii_admin = company.sii_sign = company.sii_registry = False
+    for code in Permission.values:
+        setattr(company, f"sii_{code}", False)
 
 
 _CLAIM_STAGES = {
@@ -325,8 +328,7 @@ def client_company_settled(*, company: ClientCompany) -> str | None:
     representative = representative_active(tenant)
     if representative is None or representative.rut != company.sii_user_rut:
         return None
-    held = (company.sii_admin, company.sii_sign, company.sii_registry)
-    if held != (tenant.grant_admin, tenant.grant_sign, tenant.grant_registry):
+    if company_permissions_stale(company):
         return None
     # A replacement that added the representative but did not remove the previous one is pending.
     if pending_change(company).kind != JobKind.AUTHORIZE:

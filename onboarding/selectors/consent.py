@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from onboarding.domain.display import permission_labels, rut_display
+from onboarding.domain.display import permission_labels, permission_rows, rut_display
 from onboarding.domain.rules import (
+    company_requested_permissions,
     pending_change,
     representative_active,
-    requested_permissions,
     sii_user_name,
 )
 from onboarding.models import ClientCompany, JobKind, Representative
@@ -50,13 +50,18 @@ class ConsentTerms:
     retention_days: int
     version: str
 
+    @property
+    def permission_rows(self) -> tuple[tuple[str, bool], ...]:
+        """(label, requested?) for each of the six SII attributes, for the SI/NO list."""
+        return permission_rows(self.permissions)
+
 
 def consent_terms(*, company: ClientCompany, retention_days: int) -> ConsentTerms:
     """The terms a consent for `company` covers right now (the tenant's active representative and
-    the tenant's requested permissions, in SII's order)."""
+    the permissions requested in this company, in SII's order: the firm's choice for it, else its setting)."""
     tenant = company.tenant
     representative = representative_active(tenant)
-    permissions = requested_permissions(tenant)
+    permissions = company_requested_permissions(company)
     version = _version(
         [
             str(company.pk),
@@ -100,6 +105,11 @@ class ChangeConsentTerms:
     version: str
 
     @property
+    def permission_rows(self) -> tuple[tuple[str, bool], ...]:
+        """(label, requested?) for each of the six SII attributes, for the SI/NO list."""
+        return permission_rows(self.permissions)
+
+    @property
     def summary(self) -> str:
         """One Spanish sentence (for the audit log)."""
         if self.kind == JobKind.REVOKE:
@@ -120,7 +130,7 @@ def change_consent_terms(*, company: ClientCompany) -> ChangeConsentTerms | None
     if change.kind == JobKind.AUTHORIZE:
         return None
     tenant = company.tenant
-    permissions = requested_permissions(tenant) if change.kind == JobKind.REPLACE else ()
+    permissions = company_requested_permissions(company) if change.kind == JobKind.REPLACE else ()
     if change.kind == JobKind.REVOKE:
         add_name, add_rut = "", ""
         remove_name, remove_rut = sii_user_name(company), company.sii_user_rut

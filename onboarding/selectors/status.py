@@ -8,7 +8,7 @@ few seconds for every open status page.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,16 +22,19 @@ from django.utils import timezone
 
 from onboarding.domain.display import (
     JOB_EVENT_LABELS,
+    PERMISSION_LABELS,
     job_status_badge,
     message_once,
     rut_display,
     step_label,
+    unavailable_permissions_note,
 )
 from onboarding.domain.rules import (
     CERTIFICATE_FAILURE_CODES,
     CLAIM_LOST_CODE,
     HOLDER_FAILURE_CODES,
     SII_REJECTED_CERTIFICATE_CODES,
+    job_needs_person,
 )
 from onboarding.models import ClientCompany, CompanyClaim, EnrollmentJob, JobEvent, JobKind, JobStatus
 from onboarding.selectors.core import parse_uuid
@@ -403,6 +406,10 @@ class JobResultView:
     sign: str
     registry: str
     authorized_by: str
+    # (label, "SI"/"NO") for the attributes beyond the first three that the SII's page showed.
+    extra_flags: tuple[tuple[str, str], ...] = ()
+    # The Spanish note for requested attributes the company's SII page did not offer ("" for none).
+    unavailable_note: str = ""
 
 
 def _si_no(value: object) -> str:
@@ -428,6 +435,12 @@ def job_result_view(*, job: EnrollmentJob) -> JobResultView | None:
         sign=_si_no(result.get("sign", job.grant_sign)),
         registry=_si_no(result.get("registry", job.grant_registry)),
         authorized_by=rut_display(authorized_by) if authorized_by[:1].isdigit() else authorized_by,
+        extra_flags=tuple(
+            (PERMISSION_LABELS[code], _si_no(result[code]))
+            for code in ("folios", "annul", "send")
+            if result.get(code) is not None
+        ),
+        unavailable_note=unavailable_permissions_note(result),
     )
 
 
@@ -439,12 +452,19 @@ class FailureAdvice:
     kind: str  # certificate | holder | sii | retry | firm
     text: str
     upload_another: bool
+    # Only a person can fix it (`domain.rules.job_needs_person`): nothing is retried by itself.
+    needs_person: bool = False
 
 
 def job_failure_advice(*, job: EnrollmentJob) -> FailureAdvice | None:
-    """Plain-Spanish next steps for a failed job (None unless the job failed)."""
+    """Plain-Spanish next steps for a failed job (None unless the job failed), saying whether only a
+    person can fix it."""
     if job.status != JobStatus.FAILED:
         return None
+    return replace(_failure_advice(job), needs_person=job_needs_person(job))
+
+
+def _failure_advice(job: EnrollmentJob) -> FailureAdvice:
     code = job.failure_code
     firm = job.tenant.name
     again = job_wording(job=job).again

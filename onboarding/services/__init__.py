@@ -8,6 +8,7 @@
 - `invitations`: inviting clients (one, or from a CSV) and the signed signup link;
 - `firm`: the firm's settings, representatives and team;
 - `staff_jobs`: bulk re-runs, running a scheduled retry now, asking a client for a new certificate;
+- `company`: the firm's choices for one client (its requested SII attributes);
 - `changes`: ending a relationship, replacing the representative, updating permissions;
 - `jobs`: the enrollment jobs of every kind (lifecycle, execution, recovery, emails);
 - `demo`: the demo firm.
@@ -54,6 +55,9 @@ from onboarding.services.client import (
     client_consent_give,
     client_job_certificate_delete,
     client_signup,
+)
+from onboarding.services.company import (
+    company_permissions_set,
 )
 from onboarding.services.demo import (
     DEMO_PASSWORD,
@@ -187,6 +191,7 @@ __all__ = [
     "company_claim_job_check",
     "company_claim_settle",
     "company_claim_start",
+    "company_permissions_set",
     "company_relationship_end",
     "company_stage_set",
     "company_usable_certificate",

@@ -19,9 +19,9 @@ from django.db import transaction
 
 from onboarding.domain.display import greeting, permission_labels, rut_display
 from onboarding.domain.rules import (
+    company_requested_permissions,
     pending_change,
     representative_for_rut,
-    requested_permissions,
     sii_user_name,
 )
 from onboarding.models import (
@@ -347,7 +347,8 @@ def representative_replace(
 
 
 def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> ChangeReport:
-    """Bring every ACTIVE client whose SII permissions differ from the firm's requested ones up to date.
+    """Bring every ACTIVE client whose SII permissions differ from the ones requested in it (its own
+    choice, else the firm's setting: `domain.rules.company_permissions`) up to date.
 
     With a usable certificate: a job now (AUTHORIZE → the bot's edit path, outcome "updated"; REPLACE if
     the SII holds an older representative). Without: an email asking for the certificate. Audited.
@@ -362,8 +363,8 @@ def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> Chang
             summary=f"Actualización de permisos en el SII solicitada para {len(affected)} cliente(s)",
             details={"affected": [c.pk for c in affected], "permissions": sorted(tenant.permissions)},
         )
-        labels = ", ".join(permission_labels(requested_permissions(tenant)))
         for company in affected:
+            labels = ", ".join(permission_labels(company_requested_permissions(company)))
             if _has_active_job(company):
                 report.skipped.append((company, "job_already_active"))
                 continue

@@ -75,6 +75,9 @@ def tenant_settings_update(
     grant_sign: bool,
     grant_registry: bool,
     notification_emails: str,
+    grant_folios: bool = False,
+    grant_annul: bool = False,
+    grant_send: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Change the firm's settings; returns the changes as {field: {"before": …, "after": …}}.
 
@@ -87,7 +90,7 @@ def tenant_settings_update(
         raise ServiceError("Ingrese el nombre del estudio.", code="name_missing")
     if sii_environment not in SiiEnvironment.values:
         raise ServiceError("Elija un ambiente del SII válido.", code="invalid_environment")
-    if not (grant_admin or grant_sign or grant_registry):
+    if not (grant_admin or grant_sign or grant_registry or grant_folios or grant_annul or grant_send):
         raise ServiceError("Solicite al menos un permiso en el SII.", code="no_permission")
     after = {
         "name": name,
@@ -95,6 +98,9 @@ def tenant_settings_update(
         "grant_admin": grant_admin,
         "grant_sign": grant_sign,
         "grant_registry": grant_registry,
+        "grant_folios": grant_folios,
+        "grant_annul": grant_annul,
+        "grant_send": grant_send,
         "notification_emails": _clean_notification_emails(notification_emails),
     }
     changes = {

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from onboarding.domain import display
+from onboarding.domain.rules import job_needs_person
 from onboarding.models import JobKind, JobStatus
 
 register = template.Library()
@@ -41,6 +42,27 @@ def job_badge(job: Any) -> SafeString:
         retrying=job.status == JobStatus.QUEUED and bool(getattr(job, "retry_count", 0)),
     )
     return format_html('<span class="badge {}">{}</span>', badge.css, badge.label)
+
+
+@register.filter
+def permission_list(codes: object) -> str:
+    """The SII's names of these permission codes, in the SII's order, joined ("Usuario
+    Administrador, Firmar Documentos"); "ninguno" for none."""
+    wanted = {str(code) for code in codes} if isinstance(codes, (list, tuple, set, frozenset)) else set()
+    labels = [label for code, label in display.PERMISSION_LABELS.items() if code in wanted]
+    return ", ".join(labels) or "ninguno"
+
+
+@register.filter
+def unavailable_note(result: object) -> str:
+    """`display.unavailable_permissions_note` of a job's stored result."""
+    return display.unavailable_permissions_note(result)
+
+
+@register.filter
+def needs_person(job: Any) -> bool:
+    """Whether the job failed for a reason only a person can fix (`domain.rules.job_needs_person`)."""
+    return job_needs_person(job)
 
 
 @register.filter

@@ -6,7 +6,7 @@ test_tenant_isolation.py walks this list, so a URL added here is checked automat
 """
 from django.urls import path
 
-from onboarding.views.staff import audit, changes, dashboard, invitations, jobs, settings, team
+from onboarding.views.staff import audit, changes, company, dashboard, invitations, jobs, settings, team
 
 app_name = "staff"
 
@@ -50,6 +50,10 @@ urlpatterns = [
         "<slug:tenant_slug>/configuracion/representantes/<int:representative_id>/reactivar/",
         settings.representative_reactivate,
         name="representative_reactivate",
+    ),
+    path("<slug:tenant_slug>/clientes/<int:company_id>/", company.company_detail, name="company_detail"),
+    path(
+        "<slug:tenant_slug>/clientes/<int:company_id>/permisos/", company.company_permissions, name="company_permissions"
     ),
     # Keeping the SII true to what the firm and its clients agreed over time: ending a relationship,
     # asking a client for a new certificate, replacing a representative, syncing permissions.

@@ -292,7 +292,7 @@ def test_a_later_consent_for_a_stale_company_replaces(
     terms = selectors.change_consent_terms(company=cast.company_a)
     assert terms.kind == JobKind.REPLACE
     assert (terms.add_rut, terms.remove_rut, terms.remove_name) == ("14.567.890-0", "13.322.924-8", OLD_NAME)
-    assert terms.permission_labels == ("Usuario Administrador", "Firmar Documentos", "Registro")
+    assert terms.permission_labels == ("Usuario Administrador", "Firmar Documentos", "Consulta/Registro")
     certificate = stored_certificate(cast, certificate_bundle)
     job = services.change_consent_give(company=cast.company_a, certificate=certificate, user=cast.client_a,
                                        terms_version=terms.version)

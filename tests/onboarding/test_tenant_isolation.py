@@ -49,6 +49,8 @@ ACCESS: dict[str, str] = {
     "representative_add": "owner",
     "representative_deactivate": "owner",
     "representative_reactivate": "owner",
+    "company_detail": "member",
+    "company_permissions": "rerun",
     "company_end": "rerun",
     "company_certificate_request": "rerun",
     "representative_replace": "owner",

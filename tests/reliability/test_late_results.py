@@ -92,7 +92,7 @@ def test_a_job_reaped_as_lost_that_then_succeeds_is_recorded_as_succeeded(  # ty
     done = run(job.pk, django_capture_on_commit_callbacks)
 
     # The job and the company agree, with what the SII answered.
-    assert done.status == JobStatus.SUCCEEDED and done.outcome == "created" and done.result == RECORD.to_dict()
+    assert done.status == JobStatus.SUCCEEDED and done.outcome == "created" and done.result == {**RECORD.to_dict(), "unavailable_permissions": []}
     assert (done.failure_code, done.failure_message, done.failure_retryable) == ("", "", False)
     company = ClientCompany.objects.get(pk=cast.company_a.pk)
     assert company.stage == CompanyStage.AUTHORIZED
@@ -132,7 +132,7 @@ def test_a_rerun_queued_after_the_reap_never_saves_a_second_time(  # type: ignor
 
     # The queued re-run is closed without running: it carries its predecessor's confirmation.
     rerun.refresh_from_db()
-    assert rerun.status == JobStatus.SUCCEEDED and rerun.outcome == "created" and rerun.result == RECORD.to_dict()
+    assert rerun.status == JobStatus.SUCCEEDED and rerun.outcome == "created" and rerun.result == {**RECORD.to_dict(), "unavailable_permissions": []}
     assert rerun.started_at is None and rerun.worker == ""
     [superseded] = JobEvent.objects.filter(job=rerun, step="superseded")
     assert "el intento 1 ya había completado el trámite" in superseded.message

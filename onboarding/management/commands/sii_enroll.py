@@ -2,17 +2,22 @@
 
 Runs one enrollment now, in this process, with the SII settings from the environment (SII_*). The
 password comes from SII_PFX_PASSWORD or a prompt, never an argument. Prints each step, then the
-parsed SII result (JSON with --json). Exit codes, one per failure class:
+parsed SII result (JSON with --json). Exit codes, one per failure class (README.md, "Exit codes"):
 
   0  authorized (created, updated, or already authorized)
   1  usage error (bad arguments, invalid RUT)
   2  the certificate file could not be used (wrong password, expired, not a PKCS#12, no RUT…)
-  3  the SII refused: certificate rejected, holder not an administrator, company not authorized,
-     option not allowed, user RUT refused
-  4  SII session limits: too many sessions or throttled; retry much later
-  5  SII unavailable, WAF rejection, session expired or timeout; retry later
-  6  unexpected page or confirmation mismatch: nothing was saved, a person must look
-  7  no browser available
+  3  the SII refused the certificate or its holder: certificate rejected, not read (…34), revoked
+     (…35), expired (…36), issuer not accepted (…37), invalid (…38); holder not an administrator,
+     company not authorized, option not allowed, user RUT refused, requested attributes not offered
+  4  SII session limits: too many sessions (…27) or throttled; retry no sooner than an hour
+  5  SII unavailable or out of service (/ayudas/), WAF rejection, session expired (…28/…29), timeout,
+     browser crashed; retry later
+  6  unexpected page or a check that did not match (confirmation, edit screen, final list): nothing
+     was saved blindly, a person must look
+  7  no browser available (or the SII's server certificate could not be verified)
+  8  the owner must act at the SII first: certificate login not enabled (…33), legal representative
+     not matching the SII's records (…41), login locked (…9/…19/…49/…55); never retry automatically
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from sii_bot.rut import InvalidRut, normalize_rut
 from sii_bot.settings import SiiSettings
 
 EXIT_USAGE, EXIT_CERTIFICATE, EXIT_REFUSED, EXIT_LIMITS, EXIT_TRANSIENT, EXIT_UNEXPECTED, EXIT_BROWSER = 1, 2, 3, 4, 5, 6, 7
+EXIT_OWNER_AT_SII = 8
 
 EXIT_CODE_BY_FAILURE: dict[type[errors.EnrollmentFailure], int] = {
     errors.CertificateRejected: EXIT_REFUSED,
@@ -37,6 +43,10 @@ EXIT_CODE_BY_FAILURE: dict[type[errors.EnrollmentFailure], int] = {
     errors.CompanyNotAuthorized: EXIT_REFUSED,
     errors.OptionNotAllowed: EXIT_REFUSED,
     errors.UserRutInvalid: EXIT_REFUSED,
+    errors.PermissionsUnavailable: EXIT_REFUSED,
+    errors.CertificateLoginDisabled: EXIT_OWNER_AT_SII,
+    errors.LegalRepresentativeMismatch: EXIT_OWNER_AT_SII,
+    errors.AuthenticationLocked: EXIT_OWNER_AT_SII,
     errors.TooManySessions: EXIT_LIMITS,
     errors.LoginThrottled: EXIT_LIMITS,
     errors.SiiUnavailable: EXIT_TRANSIENT,
@@ -44,9 +54,11 @@ EXIT_CODE_BY_FAILURE: dict[type[errors.EnrollmentFailure], int] = {
     errors.SessionExpired: EXIT_TRANSIENT,
     errors.StepTimeout: EXIT_TRANSIENT,
     errors.JobTimeout: EXIT_TRANSIENT,
+    errors.BrowserCrashed: EXIT_TRANSIENT,
     errors.UnexpectedPage: EXIT_UNEXPECTED,
     errors.ConfirmationMismatch: EXIT_UNEXPECTED,
     errors.BrowserUnavailable: EXIT_BROWSER,
+    errors.ServerCertificateUntrusted: EXIT_BROWSER,
 }
 
 

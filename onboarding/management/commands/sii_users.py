@@ -9,9 +9,9 @@ with --json). Exit codes are sii_enroll's:
   0  every company was read
   1  usage error (bad arguments, invalid RUT)
   2  the certificate file could not be used (wrong password, expired, not a PKCS#12, no RUT…)
-  3..7  at least one company was not read: the highest code among the companies' failures, by
+  3..8  at least one company was not read: the highest code among the companies' failures, by
      sii_enroll's classes (3 refused, e.g. the holder does not administer it; 4 session limits;
-     5 SII unavailable/timeout; 6 unexpected page; 7 no browser)
+     5 SII unavailable/timeout; 6 unexpected page; 7 no browser; 8 the owner must act at the SII)
 """
 from __future__ import annotations
 

@@ -85,6 +85,8 @@ def job_failure_from_bot(*, job: EnrollmentJob, failure: EnrollmentFailure) -> J
         "step": failure.step or "",
         "page_html": failure.page_html or "",
         "screenshot": failure.screenshot,
+        # Only a person can fix it (the owner at the SII, a new certificate): never retried by itself.
+        "auto_retry": not failure.needs_person,
     }
     if job.kind != JobKind.REPLACE or not isinstance(failure, ReplacementIncomplete):
         return JobFailure(**common)

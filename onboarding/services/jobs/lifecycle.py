@@ -33,7 +33,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from onboarding.domain.display import attempt_label
-from onboarding.domain.rules import CLAIM_LOST_CODE, SII_REJECTED_CERTIFICATE_CODES, representative_active
+from onboarding.domain.rules import (
+    CLAIM_LOST_CODE,
+    SII_REJECTED_CERTIFICATE_CODES,
+    company_permissions,
+    permission_flags,
+    representative_active,
+)
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
     ArtifactKind,
@@ -169,9 +175,7 @@ def enrollment_job_create(
                     lane=lane,
                     old_user_rut=old_user_rut,
                     old_user_name=old_user_name,
-                    grant_admin=tenant.grant_admin,
-                    grant_sign=tenant.grant_sign,
-                    grant_registry=tenant.grant_registry,
+                    **permission_flags(prefix="grant_", codes=company_permissions(company)),
                     attempt=(last or 0) + 1,
                     rerun_of=rerun_of,
                     created_by=created_by,
@@ -316,11 +320,10 @@ def _success_fields(outcome: JobKindOutcome, result: Any, now: datetime) -> dict
 
 def _company_holder_write(company_id: int, holder: SiiUserRecord | None, now: datetime, **extra: Any) -> None:
     """Write on the company whom the SII holds for the firm there now (nobody when `holder` is None)."""
+    held = frozenset(p.value for p in holder.granted()) if holder is not None else frozenset()
     ClientCompany.objects.filter(pk=company_id).update(
         sii_user_rut=holder.user_rut if holder is not None else "",
-        sii_admin=holder.admin if holder is not None else False,
-        sii_sign=holder.sign if holder is not None else False,
-        sii_registry=holder.registry if holder is not None else False,
+        **permission_flags(prefix="sii_", codes=held),
         sii_synced_at=now,
         **extra,
     )
@@ -334,7 +337,10 @@ def _success_apply(job: EnrollmentJob, outcome: JobKindOutcome, result: Any, now
     change) unless that attempt holds it; when the relationship ended, every stored certificate of the
     company is erased too: nothing can be re-run for it any more.
     """
-    extra = {"relationship": Relationship.ENDED} if outcome.ends_relationship else {}
+    extra: dict[str, Any] = {"relationship": Relationship.ENDED} if outcome.ends_relationship else {}
+    added = getattr(result, "addition", result)  # a replacement's addition, or the enrolment itself
+    if hasattr(added, "unavailable_permissions"):
+        extra["sii_unavailable"] = sorted(p.value for p in added.unavailable_permissions)
     _company_holder_write(job.company_id, outcome.sii_holder(result), now, **extra)
     other_active = EnrollmentJob.objects.filter(company_id=job.company_id, status__in=ACTIVE_JOB_STATUSES).exclude(
         pk=job.pk
@@ -450,14 +456,16 @@ def _late_note(job: EnrollmentJob, message: str, status: str) -> None:
 
 
 def _retry_delay_seconds(job: EnrollmentJob, minimum: int | None) -> float:
-    """Exponential backoff with full jitter (30 s, 60 s, 120 s…), never below what SII demands.
+    """Exponential backoff with jitter (30 s, 60 s, 120 s…), never below the failure's own minimum,
+    which doubles too: 1×, 2×, 4× of it (an SII outage: 5, 10, 20 min; its session limit: 1, 2, 4 h).
 
     Multiplied by AUTORIZA_JOB_RETRY_DELAY_SCALE (1.0 in production) so the reliability suite can run
     the same policy with every delay shrunk proportionally.
     """
-    base = 30 * (2**job.retry_count)
+    factor = 2**job.retry_count
+    base = 30 * factor
     delay = int(base / 2 + random.uniform(0, base / 2))  # jitter, not crypto
-    return max(delay, minimum or 0) * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE
+    return max(delay, (minimum or 0) * factor) * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE
 
 
 def _evidence_store(job: EnrollmentJob, failure: JobFailure) -> None:

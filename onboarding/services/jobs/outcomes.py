@@ -53,7 +53,10 @@ JOB_KIND_OUTCOMES: dict[str, JobKindOutcome] = {
         stage=CompanyStage.AUTHORIZED,
         ends_relationship=False,
         # The parsed record of what the SII holds (not the request).
-        result_json=lambda result: result.record.to_dict(),
+        result_json=lambda result: {
+            **result.record.to_dict(),
+            "unavailable_permissions": sorted(p.value for p in result.unavailable_permissions),
+        },
         sii_holder=lambda result: result.record,
         summary=lambda job, result: f"{job.user_name} autorizado en {job.company.legal_name}",
         emails=job_finished_emails,

@@ -119,6 +119,9 @@ def _rows_html(
     request_url_head, _, request_url_tail = escape(
         reverse("staff:company_certificate_request", kwargs={"tenant_slug": tenant_slug, "company_id": _COMPANY_PLACEHOLDER})
     ).partition(str(_COMPANY_PLACEHOLDER))
+    company_url_head, _, company_url_tail = escape(
+        reverse("staff:company_detail", kwargs={"tenant_slug": tenant_slug, "company_id": _COMPANY_PLACEHOLDER})
+    ).partition(str(_COMPANY_PLACEHOLDER))
     csrf_input = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(csrf_token)}">'
     months = _month_abbreviations(get_language())
     local_zone = timezone.get_current_timezone()
@@ -198,7 +201,7 @@ def _rows_html(
         parts.append(
             f'\n<tr id="company-{pk}" class="stage-{escape(row.stage)}"{blocked_attribute}{oob_attribute}>\n'
             f"  {select}\n"
-            f'  <th scope="row" class="company" data-label="Empresa"><span class="company-name">{name}</span>'
+            f'  <th scope="row" class="company" data-label="Empresa"><a class="company-link" href="{company_url_head}{pk}{company_url_tail}"><span class="company-name">{name}</span></a>'
             f"{contact}</th>\n"
             f'  <td class="nowrap" data-label="RUT"><span class="rut">{escape(rut_display(row.rut))}</span></td>\n'
             f'  <td class="state" data-label="Estado">{state}</td>\n'

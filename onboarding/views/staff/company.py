@@ -1,0 +1,59 @@
+"""One client company's page: the company, whether the firm's representative is authorized there,
+its jobs, and (owners and admins) the SII permissions requested in it.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from onboarding import access, selectors, services
+from onboarding.forms.staff import CompanyPermissionsForm
+from onboarding.models import Membership
+from onboarding.views.staff.common import company_or_404, staff_context, staff_view
+
+
+def _company_page(
+    request: HttpRequest, membership: Membership, company_id: int, form: CompanyPermissionsForm | None = None
+) -> HttpResponse:
+    company = company_or_404(membership, company_id)
+    page = selectors.company_page(tenant=membership.tenant, company=company)
+    context = staff_context(
+        membership,
+        "dashboard",
+        page=page,
+        company=company,
+        form=form or CompanyPermissionsForm.for_company(company),
+    )
+    return render(request, "staff/company.html", context, status=400 if form is not None else 200)
+
+
+@staff_view()
+def company_detail(request: HttpRequest, membership: Membership, company_id: int) -> HttpResponse:
+    """The client's page (every member)."""
+    return _company_page(request, membership, company_id)
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def company_permissions(request: HttpRequest, membership: Membership, company_id: int) -> HttpResponse:
+    """Owners and admins: request the firm's permissions in this client, or a choice of its own (audited)."""
+    company = company_or_404(membership, company_id)
+    form = CompanyPermissionsForm(request.POST)
+    if not form.is_valid():
+        return _company_page(request, membership, company_id, form=form)
+    try:
+        changed = services.company_permissions_set(company=company, permissions=form.override, actor=request.user)
+    except services.ServiceError as error:
+        form.add_error(None, error.message)
+        return _company_page(request, membership, company_id, form=form)
+    if not changed:
+        messages.success(request, "No había cambios que guardar.")
+    elif selectors.company_page(tenant=membership.tenant, company=company).stale:
+        messages.success(
+            request,
+            "Permisos guardados. El SII aún tiene otros permisos en este cliente: se actualizarán en la "
+            "próxima autorización o desde Configuración › permisos en el SII.",
+        )
+    else:
+        messages.success(request, "Permisos guardados.")
+    return redirect("staff:company_detail", tenant_slug=membership.tenant.slug, company_id=company.pk)
