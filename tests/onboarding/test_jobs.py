@@ -269,3 +269,37 @@ def test_retention_erases_unused_certificates_but_not_ones_in_use(cast, job, cer
     assert services.certificates_purge_expired() == 1
     assert not Certificate.objects.get(pk=idle.pk).is_usable
     assert Certificate.objects.get(pk=job.certificate_id).is_usable  # its job is still queued
+
+
+class SavesThenFails(FakeBot):
+    """First attempt: submits the save (through `confirm_status` on the confirmation step), then the
+    attempt fails before SII's answer is read; later attempts find the user already as requested."""
+
+    def __init__(self, confirm_status: str) -> None:
+        super().__init__("already_authorized")
+        self.confirm_status = confirm_status
+
+    def __call__(self, request: Any, certificate: Any, settings: Any = None, on_progress: Any = None) -> Any:
+        if not self.calls:
+            self.calls.append((request, certificate))
+            on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.CONFIRM, status=self.confirm_status, message="…"))
+            on_progress(sii_bot.ProgressEvent(step=sii_bot.Step.SAVE, status="started", message="Grabando"))
+            raise errors.SiiUnavailable("HTTP 500 after the save")
+        return super().__call__(request, certificate, settings, on_progress)
+
+
+@pytest.mark.parametrize(("confirm_status", "expected"), [("done", "created"), ("skipped", "updated")])
+def test_a_save_an_earlier_attempt_submitted_is_reported_as_made_not_as_already_there(
+    job, monkeypatch, confirm_status: str, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(sii_bot, "enroll", SavesThenFails(confirm_status))
+    retried = services.enrollment_job_execute(job_id=str(job.pk))
+    assert retried.status == JobStatus.QUEUED
+    EnrollmentJob.objects.filter(pk=job.pk).update(run_after=timezone.now())
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert done.status == JobStatus.SUCCEEDED and done.outcome == expected
+
+
+def test_already_authorized_stays_so_when_no_attempt_saved(job, bot) -> None:  # type: ignore[no-untyped-def]
+    bot.outcome = "already_authorized"
+    assert services.enrollment_job_execute(job_id=str(job.pk)).outcome == "already_authorized"

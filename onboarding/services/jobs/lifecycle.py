@@ -20,6 +20,7 @@ took it over, or it was put back in the queue) is a *late* outcome:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from datetime import datetime, timedelta
@@ -355,6 +356,25 @@ def _success_apply(job: EnrollmentJob, outcome: JobKindOutcome, result: Any, now
     company_claim_settle(job=job)
 
 
+def _with_earlier_save(job: EnrollmentJob, result: Any) -> Any:
+    """`result`, or a copy saying "created"/"updated" when it says "already_authorized" only because an
+    earlier attempt of this job submitted the save and ended before reading its answer: the SII holds
+    the user as requested because of this job, and the client must not read "no se hizo ningún cambio".
+
+    The earlier attempt's own events tell which save it was: a new user's goes through the
+    confirmation page; an existing user's modification skips it.
+    """
+    if job.kind != JobKind.AUTHORIZE or getattr(result, "outcome", None) != "already_authorized":
+        return result
+    earlier = job.events.filter(created_at__lt=job.started_at) if job.started_at else job.events.none()
+    save = earlier.filter(step="save", status="started").order_by("-created_at", "-id").first()
+    if save is None:
+        return result
+    confirm = earlier.filter(step="confirm", created_at__lte=save.created_at).order_by("-created_at", "-id").first()
+    saved_as = "updated" if confirm is None or confirm.status == "skipped" else "created"
+    return dataclasses.replace(result, outcome=saved_as)
+
+
 def enrollment_job_succeed(*, job: EnrollmentJob, result: Any) -> EnrollmentJob:
     """Record the SII's confirmation for a job this worker ran; returns the job as stored.
 
@@ -364,6 +384,7 @@ def enrollment_job_succeed(*, job: EnrollmentJob, result: Any) -> EnrollmentJob:
     module docstring).
     """
     outcome = JOB_KIND_OUTCOMES[job.kind]
+    result = _with_earlier_save(job, result)
     now = timezone.now()
     notify = True
     with transaction.atomic():
