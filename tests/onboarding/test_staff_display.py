@@ -396,3 +396,36 @@ def test_message_once_strips_what_was_already_said() -> None:
     assert display.message_once("Otra cosa. (Reintento 3 de 3, en unos 8 min.)", shown) == "Reintento 3 de 3, en unos 8 min."
     assert display.greeting("José Peña") == "Hola José:" and display.greeting("") == "Hola:"
     assert display.ruts_in_text_display("Empresa (76086428-5) y 1234-5678") == "Empresa (76.086.428-5) y 1234-5678"
+
+
+def test_a_failure_whose_sentence_starts_with_its_name_is_said_once(client, cast, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
+    """"El SII rechazó el certificado. El SII rechazó el certificado digital. Verifique…" said it twice."""
+    sentence = "El SII rechazó el certificado digital. Verifique que esté vigente."
+    job = job_make(cast.company_a, status=JobStatus.FAILED, failure_code="certificate_rejected", failure_message=sentence)
+    client.force_login(cast.admin_a)
+    row = re.search(rf'<tr id="company-{cast.company_a.pk}"[^>]*>.*?</tr>', client.get(staff_url("dashboard")).content.decode(),
+                    re.DOTALL).group(0)
+    assert " ".join(re.sub(r"<[^>]+>", " ", html.unescape(row)).split()).count("El SII rechazó el certificado") == 1
+    live = re.search(r'<div class="failure-box".*?</p>', client.get(job_url(job)).content.decode(), re.DOTALL).group(0)
+    assert " ".join(re.sub(r"<[^>]+>", " ", html.unescape(live)).split()) == f"Falló: {sentence}"
+    # A name the sentence does not begin with still leads it; e-mails use the same rule.
+    assert display.failure_reason("certificate_rejected", sentence) == sentence
+    assert display.failure_reason("waf_rejected", "Reintentaremos.") == "El SII rechazó la conexión por seguridad. Reintentaremos."
+    assert display.failure_reason("", "") == "sin clasificar"
+
+
+def test_while_a_retry_waits_the_step_cut_short_reads_failed_to_the_firm_as_to_the_client(  # type: ignore[no-untyped-def]
+    client, cast, certificate_bundle
+) -> None:
+    job = _waiting_retry(cast, certificate_bundle, failed_ago=timedelta(seconds=5))
+    JobEvent.objects.create(tenant=cast.tenant_a, job=job, step="login", status="started",
+                            created_at=timezone.now() - timedelta(seconds=20))
+    client.force_login(cast.staff_a)
+    staff = client.get(job_url(job)).content.decode()
+    step = re.search(r'<li class="(\w+)">\s*<div class="tl-head">\s*<span class="tl-step">Identificarse con el certificado digital</span>'
+                     r'\s*<span class="tl-status small">([^<]*)</span>', staff)
+    assert step is not None and step.groups() == ("failed", "Con error")
+    assert "En curso" not in words(client.get(job_url(job)))
+    client.force_login(cast.client_a)
+    mine = words(client.get(reverse("client:job", kwargs={"job_id": job.pk})))
+    assert "En curso" not in mine and "Con error" in mine

@@ -161,8 +161,8 @@ def _rows_html(
             attempt = escape(display.attempt_label(kind=job.kind, number=job.kind_number))
             state += f' <span class="muted small nowrap">{attempt}</span>'
             if failed_job:
-                label = display.failure_label(job.failure_code)
                 message = job.failure_message
+                label = display.failure_lead(job.failure_code, message)
                 if len(message) > _FAILURE_MESSAGE_CHARS:  # Truncator walks every character: only when needed
                     message = Truncator(message).chars(_FAILURE_MESSAGE_CHARS)
                 lead = f'<strong class="failure-label">{escape(label)}.</strong> ' if label else ""

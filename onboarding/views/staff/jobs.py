@@ -36,13 +36,19 @@ def _timeline_items(job: EnrollmentJob, events: list[Any]) -> list[dict[str, Any
     lines = selectors.job_step_timings(events=events)
     shown: set[str] = {job.failure_message} if job.failure_message else set()
     items = []
-    for line in lines:
+    for index, line in enumerate(lines):
         message = "" if line.step == "finished" else display.message_once(line.message, shown)
+        status = line.status
+        if status == "started" and line.ended_at is None and (index < len(lines) - 1 or job.status != JobStatus.RUNNING):
+            # The run stopped while this step was in flight (a failure, then a retry or the end): it did
+            # not finish, as the client's page says too, however long the job keeps waiting.
+            status = "done" if index == len(lines) - 1 and job.status == JobStatus.SUCCEEDED else "failed"
         items.append(
             {
                 "line": line,
                 "label": display.step_label(line.step),
-                "status_label": EVENT_STATUS_LABELS.get(line.status, line.status),
+                "status": status,
+                "status_label": EVENT_STATUS_LABELS.get(status, status),
                 "message": message,
             }
         )
@@ -55,7 +61,8 @@ def _timeline_items(job: EnrollmentJob, events: list[Any]) -> list[dict[str, Any
             message="", events=[],
         )
         items.append(
-            {"line": end, "label": display.step_label("finished"), "status_label": EVENT_STATUS_LABELS[status], "message": ""}
+            {"line": end, "label": display.step_label("finished"), "status": status,
+             "status_label": EVENT_STATUS_LABELS[status], "message": ""}
         )
     return items
 
