@@ -44,12 +44,20 @@ __all__ = [
     "message_once",
     "permission_labels",
     "rut_display",
+    "sentence_end",
     "ruts_in_text_display",
     "step_label",
 ]
 
 
 # --- RUTs and people --------------------------------------------------------------------------------
+
+
+def sentence_end(name: str) -> str:
+    """`name` ending a sentence: with its period, unless it already ends with one ("Ferretería Ltda."
+    read "Ferretería Ltda.." at the end of a message)."""
+    name = (name or "").rstrip()
+    return name if name.endswith((".", "!", "?")) else f"{name}."
 
 
 def rut_display(rut: str | None) -> str:

@@ -429,3 +429,22 @@ def test_while_a_retry_waits_the_step_cut_short_reads_failed_to_the_firm_as_to_t
     client.force_login(cast.client_a)
     mine = words(client.get(reverse("client:job", kwargs={"job_id": job.pk})))
     assert "En curso" not in mine and "Con error" in mine
+
+
+def test_a_name_ending_a_sentence_gets_one_period(client, cast, certificate_bundle, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    """"…un nuevo certificado para Ferretería Ltda.." and "registramos Invitada Ltda.. Ahora…"."""
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(legal_name="Comercial Demo Ltda.")
+    certificate = certificate_make(cast.company_a, certificate_bundle)
+    job_make(cast.company_a, status=JobStatus.FAILED, certificate=certificate, failure_code="certificate_rejected")
+    services.certificate_destroy(certificate=certificate, reason="sii_rejected")
+    client.force_login(cast.admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(staff_url("company_certificate_request", company_id=cast.company_a.pk), follow=True)
+    assert "un nuevo certificado para Comercial Demo Ltda." in words(asked) and "Ltda.." not in words(asked)
+    client.logout()
+    signup = client.post(reverse("client:signup", kwargs={"tenant_slug": "pyme"}), {
+        "email": "nueva@empresa.cl", "password": "Clave-Segura-De-Prueba-2026", "company_rut": "96.874.030-K",
+        "legal_name": "Invitada Ltda.", "owner_name": "Jorge Invitado",
+    }, follow=True)
+    assert "Listo: registramos Invitada Ltda. Ahora suba su certificado digital." in words(signup)
+    assert display.sentence_end("Ferretería Ltda.") == "Ferretería Ltda." and display.sentence_end("Demo SpA") == "Demo SpA."

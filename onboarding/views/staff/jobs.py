@@ -172,7 +172,7 @@ def job_rerun(request: HttpRequest, membership: Membership, job_id: Any) -> Http
         messages.error(request, error.message)
         return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
     label = display.attempt_label(kind=new_job.kind, number=selectors.job_kind_number(job=new_job))
-    messages.success(request, f"Reintento en cola: {label} de {job.company.legal_name}.")
+    messages.success(request, f"Reintento en cola: {label} de {display.sentence_end(job.company.legal_name)}")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=new_job.pk)
 
 
@@ -187,7 +187,7 @@ def job_retry_now(request: HttpRequest, membership: Membership, job_id: Any) -> 
         messages.error(request, error.message)
     else:
         noun = selectors.job_wording(job=job).noun
-        messages.success(request, f"Reintentando ahora {noun} de {job.company.legal_name}.")
+        messages.success(request, f"Reintentando ahora {noun} de {display.sentence_end(job.company.legal_name)}")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
 
 
@@ -202,7 +202,7 @@ def company_certificate_request(request: HttpRequest, membership: Membership, co
         messages.error(request, error.message)
     else:
         messages.success(
-            request, f"Le pedimos a {company.owner_email} un nuevo certificado para {company.legal_name}."
+            request, f"Le pedimos a {company.owner_email} un nuevo certificado para {display.sentence_end(company.legal_name)}"
         )
     job_id = selectors.parse_uuid(request.POST.get("trabajo", ""))
     if job_id is not None:  # the button on a job's page: back to it
