@@ -44,8 +44,8 @@ __all__ = [
     "message_once",
     "permission_labels",
     "rut_display",
-    "sentence_end",
     "ruts_in_text_display",
+    "sentence_end",
     "step_label",
 ]
 

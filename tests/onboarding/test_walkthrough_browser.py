@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
