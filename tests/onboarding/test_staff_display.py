@@ -448,3 +448,24 @@ def test_a_name_ending_a_sentence_gets_one_period(client, cast, certificate_bund
     }, follow=True)
     assert "Listo: registramos Invitada Ltda. Ahora suba su certificado digital." in words(signup)
     assert display.sentence_end("Ferretería Ltda.") == "Ferretería Ltda." and display.sentence_end("Demo SpA") == "Demo SpA."
+
+
+def test_after_holder_not_administrator_the_same_certificate_is_not_offered_again(  # type: ignore[no-untyped-def]
+    client, cast, certificate_bundle, enqueued, monkeypatch
+) -> None:
+    import sii_bot
+    from sii_bot import errors
+
+    def enroll(request, certificate, settings=None, on_progress=None):  # type: ignore[no-untyped-def]
+        raise errors.HolderNotAdministrator("not admin", step="login")
+
+    monkeypatch.setattr(sii_bot, "enroll", enroll)
+    certificate = certificate_make(cast.company_a, certificate_bundle)
+    job = services.enrollment_job_create(company=cast.company_a, certificate=certificate, created_by=cast.client_a)
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert (done.status, done.failure_code) == (JobStatus.FAILED, "holder_not_administrator")
+    client.force_login(cast.client_a)
+    for page in (reverse("client:company", kwargs={"company_id": cast.company_a.pk}),
+                 reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk}),
+                 reverse("client:job", kwargs={"job_id": done.pk})):
+        assert "Continuar con este certificado" not in words(client.get(page)), page
