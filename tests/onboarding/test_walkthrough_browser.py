@@ -343,6 +343,7 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
     assert "Retiro terminado" in seen["audit"]
     company_line = next(line for line in seen["csv"].splitlines() if "Comercial Demo SpA" in line)
     assert "Retiro, intento 1;Retirado" in company_line and "Autorizado" not in company_line
+    assert company_line.startswith("76.086.428-5;")  # the RUT as every screen writes it
     # 2. The row says why, and what the admin can do; the counter and the hint agree.
     assert "Sin certificado: el cliente debe subir uno nuevo" in seen["blocked_row"]
     assert seen["blocked_checkboxes"] == "0"
