@@ -469,3 +469,17 @@ def test_after_holder_not_administrator_the_same_certificate_is_not_offered_agai
                  reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk}),
                  reverse("client:job", kwargs={"job_id": done.pk})):
         assert "Continuar con este certificado" not in words(client.get(page)), page
+
+
+def test_a_name_ending_a_sentence_on_a_page_gets_one_period(client, cast) -> None:  # type: ignore[no-untyped-def]
+    invitation = services.invitation_create(tenant=cast.tenant_a, rut="96.874.030-K", legal_name="Invitada Ltda.",
+                                            contact_name="Jorge", email="invitada@empresa.cl", actor=cast.admin_a)
+    url = reverse("client:signup", kwargs={"tenant_slug": "pyme"}) + f"?invitacion={services.invitation_token(invitation=invitation)}"
+    assert "Invitación de PyME Contadores para Invitada Ltda. Revise sus datos" in words(client.get(url))
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(legal_name="Comercial Demo Ltda.")
+    job_make(cast.company_a, status=JobStatus.SUCCEEDED, result={"user_rut": "13322924-8"})
+    EnrollmentJob.objects.filter(company=cast.company_a).update(kind=JobKind.REPLACE, old_user_rut="12531909-2",
+                                                                old_user_name="BEA RIVAS")
+    client.force_login(cast.staff_a)
+    page = words(client.get(job_url(EnrollmentJob.objects.get(company=cast.company_a))))
+    assert "en Comercial Demo Ltda." in page and "Ltda.." not in page

@@ -227,6 +227,7 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
                 shots.append(name)
                 words = " ".join(page.evaluate(WORDS_BUT_CODE_REFERENCES).split())
                 assert page.evaluate(RUTS_BROKEN_ACROSS_LINES) == [], name
+                assert not re.search(r"(?<!\.)\.\.(?!\.)", words), (name, "a name's period doubled", words)
                 for never in NEVER_SHOWN:
                     assert never not in words, (name, never, words)
 
