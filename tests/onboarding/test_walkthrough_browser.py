@@ -251,8 +251,15 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
             invitee.wait_for_url("**/certificado/")
             shoot(invitee, "3-wizard-upload-phone")
             # The wizard's three steps fit on one row of a phone ("3 Autorizar" does not wrap).
-            tops = {round(box["y"]) for box in (s.bounding_box() for s in invitee.locator(".wizard-steps li").all()) if box}
-            seen["wizard_rows"] = str(len(tops))
+            def wizard_rows() -> int:
+                steps = invitee.locator(".wizard-steps li").all()
+                return len({round(box["y"]) for box in (step.bounding_box() for step in steps) if box})
+
+            seen["wizard_rows"] = str(wizard_rows())
+            invitee.set_viewport_size({"width": 320, "height": 640})  # the narrowest phones still in use
+            seen["wizard_rows_320"] = str(wizard_rows())
+            shoot(invitee, "3-wizard-upload-phone-320")
+            invitee.set_viewport_size(PHONE)
             invitee.go_back()
             invitee.wait_for_load_state()
             seen["back"] = text(invitee)
@@ -359,7 +366,7 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
     assert "Este enlace de invitación no es válido" not in seen["back"], seen["back"]
     assert seen["back_url"].endswith((company_path, upload_path)), seen["back_url"]
     assert "Invitada Ltda." in seen["back"]
-    assert seen["wizard_rows"] == "1"
+    assert seen["wizard_rows"] == seen["wizard_rows_320"] == "1"
     assert seen["again_url"].endswith(company_path), seen["again_url"]
     assert ClientCompany.objects.filter(tenant=cast.tenant_a, rut="76369187-K").count() == 1
     # 4. The waiting retry was offered, run now, audited and done.
