@@ -483,3 +483,25 @@ def test_a_name_ending_a_sentence_on_a_page_gets_one_period(client, cast) -> Non
     client.force_login(cast.staff_a)
     page = words(client.get(job_url(EnrollmentJob.objects.get(company=cast.company_a))))
     assert "en Comercial Demo Ltda." in page and "Ltda.." not in page
+
+
+def test_once_asked_the_row_and_the_job_page_say_when_instead_of_offering_it_again(  # type: ignore[no-untyped-def]
+    client, cast, certificate_gone, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    client.force_login(cast.admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(staff_url("company_certificate_request", company_id=cast.company_a.pk))
+    asked = timezone.localtime(AuditEntry.objects.get(action=AuditAction.INVITATION).created_at)
+
+    def row() -> str:
+        body = client.get(staff_url("dashboard")).content.decode()
+        found = re.search(rf'<tr id="company-{cast.company_a.pk}"[^>]*>.*?</tr>', body, re.DOTALL).group(0)
+        return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(found)).split())
+
+    assert f"Nuevo certificado pedido a las {asked:%H:%M}" in row() and "Pedir nuevo certificado" not in row()
+    page = words(client.get(job_url(certificate_gone)))
+    assert "Nuevo certificado pedido el" in page and "Pedir nuevo certificado" not in page
+    # Once it may be asked again, the button is back.
+    monkeypatch.setattr(services, "CERTIFICATE_REQUEST_EVERY_HOURS", 0)  # (the audit log cannot be back-dated)
+    assert "Pedir nuevo certificado" in row() and "Nuevo certificado pedido" not in row()
+    assert "Pedir nuevo certificado" in words(client.get(job_url(certificate_gone)))

@@ -319,6 +319,7 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
             row.get_by_role("button", name="Pedir nuevo certificado").click()
             admin.wait_for_selector("text=un nuevo certificado para Ferretería Sin Certificado Ltda.")
             seen["asked"] = text(admin)
+            seen["asked_row"] = " ".join(admin.locator(f"#company-{rejected.pk}").inner_text().split())
             shoot(admin, "2-certificate-asked-desktop")
 
             # --- Defect 4: "Reintentar ahora" once the SII is back ---
@@ -357,6 +358,7 @@ def test_walkthrough_defects_1_to_4(  # type: ignore[no-untyped-def]
     assert seen["blocked_checkboxes"] == "0"
     assert "No hay clientes con error en esta página" not in seen["dashboard"]
     assert "no se puede reintentar: falta su certificado" in seen["selected_count"]
+    assert "Nuevo certificado pedido a las" in seen["asked_row"] and "Pedir nuevo certificado" not in seen["asked_row"]
     (asked,) = [message for message in mail.outbox if message.to == ["jose@ferreteria.cl"]]
     assert asked.subject == "Se necesita un nuevo certificado digital: Ferretería Sin Certificado Ltda."
     assert AuditEntry.objects.filter(tenant=cast.tenant_a, action=AuditAction.INVITATION, actor=cast.admin_a).count() == 1

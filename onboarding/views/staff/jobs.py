@@ -3,6 +3,7 @@ and asking the client for a new certificate.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -85,6 +86,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
     later_success = selectors.job_later_success(job=job, attempts=attempts)
     certificate_usable = bool(job.certificate and job.certificate.is_usable)
     has_rerun = selectors.job_has_rerun(job=job)
+    # A failed attempt nobody can retry because its certificate is gone: the client must send another.
+    certificate_needed = (
+        job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
+        and job.company.relationship != Relationship.ENDED
+        and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
+    )
     context = staff_context(
         membership,
         "dashboard",
@@ -114,12 +121,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         ),
         has_rerun=has_rerun,
         certificate_usable=certificate_usable,
-        # A failed attempt nobody can retry because its certificate is gone: the client must send another.
-        certificate_needed=(
-            job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
-            and job.company.relationship != Relationship.ENDED
-            and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
-        ),
+        certificate_needed=certificate_needed,
+        # When the client was asked for it, if recently enough that asking again would be refused.
+        certificate_asked_at=selectors.certificate_requests_since(
+            tenant=membership.tenant, company_ids=[job.company_id],
+            since=timezone.now() - timedelta(hours=services.CERTIFICATE_REQUEST_EVERY_HOURS),
+        ).get(job.company_id) if certificate_needed else None,
         retry_now=selectors.job_retry_now_state(job=job),
         # When the automatic retry runs, while it is still ahead.
         retry_at=(
