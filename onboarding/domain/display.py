@@ -35,6 +35,8 @@ __all__ = [
     "audit_summary",
     "audit_value_label",
     "failure_label",
+    "failure_lead",
+    "failure_reason",
     "greeting",
     "job_kind_noun",
     "job_status_badge",
@@ -44,12 +46,20 @@ __all__ = [
     "permission_rows",
     "rut_display",
     "ruts_in_text_display",
+    "sentence_end",
     "step_label",
     "unavailable_permissions_note",
 ]
 
 
 # --- RUTs and people --------------------------------------------------------------------------------
+
+
+def sentence_end(name: str) -> str:
+    """`name` ending a sentence: with its period, unless it already ends with one ("Ferretería Ltda."
+    read "Ferretería Ltda.." at the end of a message)."""
+    name = (name or "").rstrip()
+    return name if name.endswith((".", "!", "?")) else f"{name}."
 
 
 def rut_display(rut: str | None) -> str:
@@ -282,6 +292,24 @@ def failure_label(code: str | None) -> str:
         return label
     failure = errors.failure_from_code(code)
     return failure.user_message if failure is not errors.EnrollmentFailure else "Error no clasificado"
+
+
+def failure_lead(code: str | None, message: str | None) -> str:
+    """The Spanish name of failure `code` to put before its `message`: "" when there is no code or the
+    message already begins with the name (e.g. "El SII rechazó el certificado" before "El SII rechazó
+    el certificado digital. Verifique…", which said it twice)."""
+    label = failure_label(code)
+    if label and " ".join((message or "").split()).casefold().startswith(label.casefold()):
+        return ""
+    return label
+
+
+def failure_reason(code: str | None, message: str | None) -> str:
+    """A failure in one line for e-mails: "<name>. <message>", the name said once (`failure_lead`);
+    "sin clasificar" when there is neither name nor message."""
+    lead = failure_lead(code, message)
+    parts = (f"{lead}." if lead else "", (message or "").strip())
+    return " ".join(part for part in parts if part) or "sin clasificar"
 
 
 # --- Audit log ------------------------------------------------------------------------------------

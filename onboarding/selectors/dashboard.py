@@ -21,6 +21,7 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     Prefetch,
     Q,
@@ -34,7 +35,10 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce, Length, Lower, Replace, RowNumber
 from django.utils import timezone
 
+from onboarding.domain.display import CERTIFICATE_REQUEST_MARKER
 from onboarding.models import (
+    AuditAction,
+    AuditEntry,
     ClientCompany,
     CompanyClaim,
     CompanyStage,
@@ -55,6 +59,7 @@ __all__ = [
     "DashboardRow",
     "LatestJob",
     "active_company_ids",
+    "certificate_requests_since",
     "company_dashboard_list",
     "company_dashboard_values",
     "company_export_rows",
@@ -391,3 +396,21 @@ def company_export_rows(*, tenant: Tenant, filters: CompanyFilters, chunk_size: 
 def active_company_ids(companies: Iterable[ClientCompany | DashboardRow]) -> list[int]:
     """The ids of the rows among `companies` that are queued or running (no query)."""
     return [company.pk for company in companies if company.stage in ACTIVE_STAGES]
+
+
+def certificate_requests_since(*, tenant: Tenant, company_ids: Iterable[int], since: dt.datetime) -> dict[int, dt.datetime]:
+    """{company id: when it was last asked for a new certificate} for those of `company_ids` (of
+    `tenant`) asked at or after `since` (the audit entries `services.company_certificate_request`
+    writes); companies not asked are absent. One query, none for no ids."""
+    ids = list(company_ids)
+    if not ids:
+        return {}
+    rows = (
+        AuditEntry.objects.filter(
+            tenant=tenant, company_id__in=ids, action=AuditAction.INVITATION, created_at__gte=since,
+            **{f"details__{CERTIFICATE_REQUEST_MARKER}": True},
+        )
+        .values("company_id")
+        .annotate(last=Max("created_at"))
+    )
+    return {row["company_id"]: row["last"] for row in rows}

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from onboarding.domain.display import rut_display
+from onboarding.domain.display import rut_display, sentence_end
 from onboarding.domain.rules import CLAIM_LOST_CODE
 from onboarding.models import (
     ACTIVE_JOB_STATUSES,
@@ -57,9 +57,9 @@ def claim_lost_message(*, tenant: Tenant) -> str:
     """What a claimant who lost is told (page, job, e-mail): in Spanish, without naming the winner."""
     return (
         "Otra persona ya comprobó en el SII, con el certificado digital de un administrador de la empresa, "
-        f"que la administra, y quedó registrada como su dueña ante {tenant.name}. Su registro no continuará "
+        f"que la administra, y quedó registrada como su dueña ante {sentence_end(tenant.name)} Su registro no continuará "
         "y eliminamos de nuestros sistemas el certificado que haya subido. Si usted administra esta empresa "
-        f"y cree que es un error, comuníquese con {tenant.name}."
+        f"y cree que es un error, comuníquese con {sentence_end(tenant.name)}"
     )
 
 

@@ -72,6 +72,12 @@ def failure_label(code: object) -> str:
 
 
 @register.filter
+def failure_lead(code: object, message: object) -> str:
+    """The failure's Spanish name to say before `message`, or "" when the message already says it."""
+    return display.failure_lead(str(code or ""), str(message or ""))
+
+
+@register.filter
 def duration(value: dt.timedelta | None) -> str:
     """A short Spanish duration: '0,4 s', '12 s', '3 min 05 s', '1 h 02 min'; '' for None."""
     if value is None:

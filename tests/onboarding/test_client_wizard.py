@@ -443,7 +443,7 @@ def test_the_wizard_opens_again_when_the_firm_asks_for_something_new(client, own
     owner.tenant_a.save()
     again = client.get(reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk}))
     assert again.status_code == 200
-    assert '<span class="num" aria-hidden="true">3</span> Autorizar</li>' in text(again)
+    assert '<span class="num" aria-hidden="true">3</span> <span class="step-name">Autorizar</span></li>' in text(again)
     back = client.get(consent_url)
     assert back["Location"] == reverse("client:certificate_upload", kwargs={"company_id": owner.company_a.pk})
 
@@ -462,5 +462,5 @@ def test_the_removal_wizard_names_its_last_step(client, owner) -> None:  # type:
                 reverse("client:certificate_review", kwargs=kwargs), reverse("client:consent", kwargs=kwargs)):
         body = text(client.get(url))
         assert 'aria-label="Pasos para retirar al representante"' in body, url
-        assert '<span class="num" aria-hidden="true">3</span> Retirar</li>' in body, url
+        assert '<span class="num" aria-hidden="true">3</span> <span class="step-name">Retirar</span></li>' in body, url
         assert "Autorizar</li>" not in body, url

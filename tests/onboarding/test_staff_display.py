@@ -396,3 +396,112 @@ def test_message_once_strips_what_was_already_said() -> None:
     assert display.message_once("Otra cosa. (Reintento 3 de 3, en unos 8 min.)", shown) == "Reintento 3 de 3, en unos 8 min."
     assert display.greeting("José Peña") == "Hola José:" and display.greeting("") == "Hola:"
     assert display.ruts_in_text_display("Empresa (76086428-5) y 1234-5678") == "Empresa (76.086.428-5) y 1234-5678"
+
+
+def test_a_failure_whose_sentence_starts_with_its_name_is_said_once(client, cast, certificate_bundle) -> None:  # type: ignore[no-untyped-def]
+    """"El SII rechazó el certificado. El SII rechazó el certificado digital. Verifique…" said it twice."""
+    sentence = "El SII rechazó el certificado digital. Verifique que esté vigente."
+    job = job_make(cast.company_a, status=JobStatus.FAILED, failure_code="certificate_rejected", failure_message=sentence)
+    client.force_login(cast.admin_a)
+    row = re.search(rf'<tr id="company-{cast.company_a.pk}"[^>]*>.*?</tr>', client.get(staff_url("dashboard")).content.decode(),
+                    re.DOTALL).group(0)
+    assert " ".join(re.sub(r"<[^>]+>", " ", html.unescape(row)).split()).count("El SII rechazó el certificado") == 1
+    live = re.search(r'<div class="failure-box".*?</p>', client.get(job_url(job)).content.decode(), re.DOTALL).group(0)
+    assert " ".join(re.sub(r"<[^>]+>", " ", html.unescape(live)).split()) == f"Falló: {sentence}"
+    # A name the sentence does not begin with still leads it; e-mails use the same rule.
+    assert display.failure_reason("certificate_rejected", sentence) == sentence
+    assert display.failure_reason("waf_rejected", "Reintentaremos.") == "El SII rechazó la conexión por seguridad. Reintentaremos."
+    assert display.failure_reason("", "") == "sin clasificar"
+
+
+def test_while_a_retry_waits_the_step_cut_short_reads_failed_to_the_firm_as_to_the_client(  # type: ignore[no-untyped-def]
+    client, cast, certificate_bundle
+) -> None:
+    job = _waiting_retry(cast, certificate_bundle, failed_ago=timedelta(seconds=5))
+    JobEvent.objects.create(tenant=cast.tenant_a, job=job, step="login", status="started",
+                            created_at=timezone.now() - timedelta(seconds=20))
+    client.force_login(cast.staff_a)
+    staff = client.get(job_url(job)).content.decode()
+    step = re.search(r'<li class="(\w+)">\s*<div class="tl-head">\s*<span class="tl-step">Identificarse con el certificado digital</span>'
+                     r'\s*<span class="tl-status small">([^<]*)</span>', staff)
+    assert step is not None and step.groups() == ("failed", "Con error")
+    assert "En curso" not in words(client.get(job_url(job)))
+    client.force_login(cast.client_a)
+    mine = words(client.get(reverse("client:job", kwargs={"job_id": job.pk})))
+    assert "En curso" not in mine and "Con error" in mine
+
+
+def test_a_name_ending_a_sentence_gets_one_period(client, cast, certificate_bundle, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    """"…un nuevo certificado para Ferretería Ltda.." and "registramos Invitada Ltda.. Ahora…"."""
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(legal_name="Comercial Demo Ltda.")
+    certificate = certificate_make(cast.company_a, certificate_bundle)
+    job_make(cast.company_a, status=JobStatus.FAILED, certificate=certificate, failure_code="certificate_rejected")
+    services.certificate_destroy(certificate=certificate, reason="sii_rejected")
+    client.force_login(cast.admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(staff_url("company_certificate_request", company_id=cast.company_a.pk), follow=True)
+    assert "un nuevo certificado para Comercial Demo Ltda." in words(asked) and "Ltda.." not in words(asked)
+    client.logout()
+    signup = client.post(reverse("client:signup", kwargs={"tenant_slug": "pyme"}), {
+        "email": "nueva@empresa.cl", "password": "Clave-Segura-De-Prueba-2026", "company_rut": "96.874.030-K",
+        "legal_name": "Invitada Ltda.", "owner_name": "Jorge Invitado",
+    }, follow=True)
+    assert "Listo: registramos Invitada Ltda. Ahora suba su certificado digital." in words(signup)
+    assert display.sentence_end("Ferretería Ltda.") == "Ferretería Ltda." and display.sentence_end("Demo SpA") == "Demo SpA."
+
+
+def test_after_holder_not_administrator_the_same_certificate_is_not_offered_again(  # type: ignore[no-untyped-def]
+    client, cast, certificate_bundle, enqueued, monkeypatch
+) -> None:
+    import sii_bot
+    from sii_bot import errors
+
+    def enroll(request, certificate, settings=None, on_progress=None):  # type: ignore[no-untyped-def]
+        raise errors.HolderNotAdministrator("not admin", step="login")
+
+    monkeypatch.setattr(sii_bot, "enroll", enroll)
+    certificate = certificate_make(cast.company_a, certificate_bundle)
+    job = services.enrollment_job_create(company=cast.company_a, certificate=certificate, created_by=cast.client_a)
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert (done.status, done.failure_code) == (JobStatus.FAILED, "holder_not_administrator")
+    client.force_login(cast.client_a)
+    for page in (reverse("client:company", kwargs={"company_id": cast.company_a.pk}),
+                 reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk}),
+                 reverse("client:job", kwargs={"job_id": done.pk})):
+        assert "Continuar con este certificado" not in words(client.get(page)), page
+
+
+def test_a_name_ending_a_sentence_on_a_page_gets_one_period(client, cast) -> None:  # type: ignore[no-untyped-def]
+    invitation = services.invitation_create(tenant=cast.tenant_a, rut="96.874.030-K", legal_name="Invitada Ltda.",
+                                            contact_name="Jorge", email="invitada@empresa.cl", actor=cast.admin_a)
+    url = reverse("client:signup", kwargs={"tenant_slug": "pyme"}) + f"?invitacion={services.invitation_token(invitation=invitation)}"
+    assert "Invitación de PyME Contadores para Invitada Ltda. Revise sus datos" in words(client.get(url))
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(legal_name="Comercial Demo Ltda.")
+    job_make(cast.company_a, status=JobStatus.SUCCEEDED, result={"user_rut": "13322924-8"})
+    EnrollmentJob.objects.filter(company=cast.company_a).update(kind=JobKind.REPLACE, old_user_rut="12531909-2",
+                                                                old_user_name="BEA RIVAS")
+    client.force_login(cast.staff_a)
+    page = words(client.get(job_url(EnrollmentJob.objects.get(company=cast.company_a))))
+    assert "en Comercial Demo Ltda." in page and "Ltda.." not in page
+
+
+def test_once_asked_the_row_and_the_job_page_say_when_instead_of_offering_it_again(  # type: ignore[no-untyped-def]
+    client, cast, certificate_gone, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    client.force_login(cast.admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(staff_url("company_certificate_request", company_id=cast.company_a.pk))
+    asked = timezone.localtime(AuditEntry.objects.get(action=AuditAction.INVITATION).created_at)
+
+    def row() -> str:
+        body = client.get(staff_url("dashboard")).content.decode()
+        found = re.search(rf'<tr id="company-{cast.company_a.pk}"[^>]*>.*?</tr>', body, re.DOTALL).group(0)
+        return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(found)).split())
+
+    assert f"Nuevo certificado pedido a las {asked:%H:%M}" in row() and "Pedir nuevo certificado" not in row()
+    page = words(client.get(job_url(certificate_gone)))
+    assert "Nuevo certificado pedido el" in page and "Pedir nuevo certificado" not in page
+    # Once it may be asked again, the button is back.
+    monkeypatch.setattr(services, "CERTIFICATE_REQUEST_EVERY_HOURS", 0)  # (the audit log cannot be back-dated)
+    assert "Pedir nuevo certificado" in row() and "Nuevo certificado pedido" not in row()
+    assert "Pedir nuevo certificado" in words(client.get(job_url(certificate_gone)))

@@ -72,3 +72,13 @@ def test_demo_serves_a_page_with_a_running_worker_and_stops_cleanly(tmp_path: Pa
     output, code, statuses = run_demo(tmp_path, port)  # again: reuses the database and the PKI
     assert code == 0 and statuses.get("/healthz") == 200, output
     assert (tmp_path / "sandbox" / "pki").stat().st_mtime == created
+
+
+def test_the_banner_says_in_spanish_what_every_test_certificate_is_for() -> None:
+    """The banner listed "representative.pfx" with the sandbox's English note: every file of the test
+    PKI needs its Spanish line."""
+    from onboarding.management.commands.demo import TEST_CERTIFICATES
+    from sii_sandbox.pki import CLIENT_NAMES
+
+    assert set(CLIENT_NAMES) == set(TEST_CERTIFICATES)
+    assert all(TEST_CERTIFICATES.values())

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,13 @@ def test_a_stop_signal_sent_twice_to_the_process_group_leaves_nothing_running(
             upload_path = demo.client_signup(client, "76.086.428-5")
             demo.client_start_job(client, upload_path, pfx, "demo1234")
         demo.wait_until(r"enrollment_job_run\[[^\]]+\] succeeded", timeout=120)
-        running = {_kind(cmdline) for _pid, cmdline in marked_processes(demo.marker)}
+        processes = marked_processes(demo.marker)
+        running = {_kind(cmdline) for _pid, cmdline in processes}
         assert running == {"demo", "sandbox", "worker", "web", "driver", "chromium"}, running
+        # gunicorn's control socket is this run's or none: its default (~/.gunicorn/gunicorn.ctl) is one
+        # per machine, which two demos (or a demo and a test) would take from each other.
+        sockets = _unix_socket_paths(pid for pid, cmdline in processes if _kind(cmdline) == "web")
+        assert [path for path in sockets if not path.startswith(str(tmp_path))] == [], sockets
 
         demo.signal_group(signum)
         time.sleep(gap)
@@ -67,6 +73,24 @@ def test_a_stop_signal_sent_twice_to_the_process_group_leaves_nothing_running(
     # The job's e-mails (console backend, printed by the worker) are information, not warnings.
     assert "INFO celery.redirected Content-Type: text/plain" in demo.output
     assert "WARNING celery.redirected" not in demo.output
+
+
+def _unix_socket_paths(pids: Iterable[int]) -> set[str]:
+    """The file-system paths of the Unix sockets the processes `pids` hold open (listening or not)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:["):-1])
+    paths = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes and not fields[7].startswith("@"):
+            paths.add(fields[7])
+    return paths
 
 
 # --- The parts, fast --------------------------------------------------------------------------

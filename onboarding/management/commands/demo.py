@@ -46,6 +46,8 @@ TEST_CERTIFICATES: dict[str, str] = {
     "demo": "el de la demostración (MARIA JOSE SOTO PEREZ, administradora de COMERCIAL DEMO SPA)",
     "admin2": "CAROLINA ANDREA MUÑOZ TAPIA: administra SOCIEDAD AJENA LIMITADA 77.879.240-0, "
               "no la empresa de demostración (el SII responde que no está autorizada)",
+    "representative": "ALEX BRITO MARDONES, el representante del estudio: administra ASESORIAS DELEGADAS SPA "
+                      "76.777.777-9, ninguna otra empresa de la demostración",
     "expired": "el titular de la demostración, certificado vencido hace un año",
     "not_yet_valid": "el titular de la demostración, certificado que recién vale en un año",
     "unknown_ca": "emitido por una autoridad que el SII simulado no reconoce",

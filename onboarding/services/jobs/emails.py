@@ -135,7 +135,7 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
         firm_subject = f"Falló la autorización en el SII: {company.legal_name}"
         firm_body = [
             f"No se pudo registrar a {who} como usuario autorizado de {where}.",
-            f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
+            f"Motivo: {display.failure_reason(job.failure_code, job.failure_message)}",
             "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."
             if job.failure_retryable
             else "Revise el detalle del trabajo antes de volver a intentarlo.",
@@ -189,7 +189,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
         client_lines = [greeting, "", f"No pudimos completar el cambio de usuarios autorizados de {where} en el SII.",
                         "", what, "", "Vea el detalle en:", status_url, "", f"— Autoriza, para {tenant.name}"]
         firm_lines = [f"No se pudo completar el cambio ({job.get_kind_display()}) en {where}.",
-                      f"Motivo: {display.failure_label(job.failure_code) or 'sin clasificar'}. {job.failure_message}",
+                      f"Motivo: {display.failure_reason(job.failure_code, job.failure_message)}",
                       "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
     emails = []
     if company.owner_email:

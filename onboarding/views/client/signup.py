@@ -9,7 +9,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from onboarding import services
-from onboarding.domain.display import rut_display
+from onboarding.domain.display import rut_display, sentence_end
 from onboarding.forms.client import SignupForm
 from onboarding.selectors import client as client_selectors
 from onboarding.services.errors import ServiceError
@@ -62,7 +62,7 @@ def signup(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             else:
                 if with_account:
                     login(request, signup.user)
-                messages.success(request, f"Listo: registramos {data['legal_name']}. Ahora suba su certificado digital.")
+                messages.success(request, f"Listo: registramos {sentence_end(data['legal_name'])} Ahora suba su certificado digital.")
                 if signup.competing:
                     messages.info(request, COMPETING_NOTE.format(tenant=tenant.name))
                 return redirect("client:certificate_upload", company_id=signup.company.pk)

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from onboarding import access, selectors, services
+from onboarding.domain.display import sentence_end
 from onboarding.domain.rules import sii_user_name
 from onboarding.forms.staff import RepresentativeReplaceForm
 from onboarding.models import Membership
@@ -29,7 +30,7 @@ def company_end(request: HttpRequest, membership: Membership, company_id: int) -
             messages.error(request, error.message)
         else:
             if job is not None:
-                messages.success(request, f"Relación terminada: quitando a {job.user_name} del SII de {company.legal_name}.")
+                messages.success(request, f"Relación terminada: quitando a {job.user_name} del SII de {sentence_end(company.legal_name)}")
                 return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
             company.refresh_from_db()
             if company.relationship == "ended":

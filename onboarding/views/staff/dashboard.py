@@ -30,7 +30,7 @@ from onboarding import access, selectors, services
 from onboarding.domain import display
 from onboarding.domain.display import rut_display
 from onboarding.forms.staff import PAGE_SIZE, DashboardFilterForm
-from onboarding.models import ClientCompany, CompanyStage, JobStatus, Membership
+from onboarding.models import ClientCompany, CompanyStage, JobStatus, Membership, Tenant
 from onboarding.views.staff.common import POLL_EVERY, dashboard_url, staff_context, staff_view
 
 # The live refresh re-renders at most a page of rows, named by ids that fit a database integer.
@@ -98,7 +98,8 @@ _COMPANY_PLACEHOLDER = 987654321
 
 
 def _rows_html(
-    rows: list[selectors.DashboardRow], *, membership: Membership, csrf_token: str = "", oob: bool = False
+    rows: list[selectors.DashboardRow], *, membership: Membership, csrf_token: str = "", oob: bool = False,
+    certificates_asked: dict[int, dt.datetime] | None = None,
 ) -> SafeString:
     """The table rows (`<tr>`, one per company) of the dashboard and of its live refresh.
 
@@ -106,7 +107,8 @@ def _rows_html(
     (≈ 1,600 variable lookups, two date filters and a reverse() each) were ≈ 70 % of the page's CPU;
     this is the same markup for a few percent of it. Everything that comes from the database goes
     through `escape` (what autoescaping does); the rest is fixed text. `csrf_token` is the request's,
-    for the rows' own buttons (owners and admins).
+    for the rows' own buttons (owners and admins). `certificates_asked`: when clients were recently
+    asked for a new certificate (`_certificates_asked`): their rows say so instead of offering it again.
     """
     tenant_slug = membership.tenant.slug
     # One reverse() for the page: each row's detail link is this URL with its job's id in place.
@@ -164,8 +166,8 @@ def _rows_html(
             attempt = escape(display.attempt_label(kind=job.kind, number=job.kind_number))
             state += f' <span class="muted small nowrap">{attempt}</span>'
             if failed_job:
-                label = display.failure_label(job.failure_code)
                 message = job.failure_message
+                label = display.failure_lead(job.failure_code, message)
                 if len(message) > _FAILURE_MESSAGE_CHARS:  # Truncator walks every character: only when needed
                     message = Truncator(message).chars(_FAILURE_MESSAGE_CHARS)
                 lead = f'<strong class="failure-label">{escape(label)}.</strong> ' if label else ""
@@ -173,7 +175,12 @@ def _rows_html(
                 if blocked:
                     if job.failure_code != "certificate_missing":  # its label already says so
                         state += '<span class="row-failure row-blocked">Sin certificado: el cliente debe subir uno nuevo</span>'
-                    if can_rerun and row.owner_email:
+                    asked_at = (certificates_asked or {}).get(pk)
+                    if asked_at is not None:
+                        at = asked_at.astimezone(local_zone)
+                        day = "" if at.date() == timezone.localdate() else f" el {at.day} {months[at.month]}"
+                        state += f'<span class="row-retry small">Nuevo certificado pedido{day} a las {at:%H:%M}</span>'
+                    elif can_rerun and row.owner_email:
                         actions = (
                             f'<form method="post" action="{request_url_head}{pk}{request_url_tail}" class="inline">'
                             f'{csrf_input}<button class="button secondary small" type="submit">Pedir nuevo certificado'
@@ -278,7 +285,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
         filters=filters,
         page=page,
         rows=rows,
-        rows_html=_rows_html(rows, membership=membership, csrf_token=get_token(request)),
+        rows_html=_rows_html(rows, membership=membership, csrf_token=get_token(request),
+                             certificates_asked=_certificates_asked(tenant, rows)),
         bulk_hint=_bulk_hint(rows),
         live_ids=selectors.active_company_ids(rows),
         poll_every=POLL_EVERY,
@@ -289,6 +297,14 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     )
     context["filter_form_html"] = _filter_form_html(request, context)
     return render(request, "staff/dashboard.html", context)
+
+
+def _certificates_asked(tenant: Tenant, rows: list[selectors.DashboardRow]) -> dict[int, dt.datetime]:
+    """When the clients of `rows` were asked for a new certificate, within the period in which asking
+    again is refused (`services.company_certificate_request`). One query for any page with rows, the
+    same whatever the rows' stages (the dashboard's query count does not depend on its data)."""
+    since = timezone.now() - dt.timedelta(hours=services.CERTIFICATE_REQUEST_EVERY_HOURS)
+    return selectors.certificate_requests_since(tenant=tenant, company_ids=[row.pk for row in rows], since=since)
 
 
 def _stage_cards(counts: dict[str, int], current: str) -> list[dict[str, Any]]:

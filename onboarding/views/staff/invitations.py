@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from onboarding import selectors, services
+from onboarding.domain.display import sentence_end
 from onboarding.forms.staff import PAGE_SIZE, InvitationCsvForm, InvitationForm
 from onboarding.models import Membership
 from onboarding.views.staff.common import staff_context, staff_view
@@ -52,7 +53,7 @@ def invitations(request: HttpRequest, membership: Membership) -> HttpResponse:
             form.add_error("rut" if error.code in ("company_exists", "invalid_rut") else None, error.message)
         else:
             if invitation.sent_at:
-                messages.success(request, f"Invitación enviada a {invitation.email} para {invitation.company.legal_name}.")
+                messages.success(request, f"Invitación enviada a {invitation.email} para {sentence_end(invitation.company.legal_name)}")
             else:
                 messages.warning(
                     request,

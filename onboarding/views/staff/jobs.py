@@ -3,6 +3,7 @@ and asking the client for a new certificate.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -36,13 +37,19 @@ def _timeline_items(job: EnrollmentJob, events: list[Any]) -> list[dict[str, Any
     lines = selectors.job_step_timings(events=events)
     shown: set[str] = {job.failure_message} if job.failure_message else set()
     items = []
-    for line in lines:
+    for index, line in enumerate(lines):
         message = "" if line.step == "finished" else display.message_once(line.message, shown)
+        status = line.status
+        if status == "started" and line.ended_at is None and (index < len(lines) - 1 or job.status != JobStatus.RUNNING):
+            # The run stopped while this step was in flight (a failure, then a retry or the end): it did
+            # not finish, as the client's page says too, however long the job keeps waiting.
+            status = "done" if index == len(lines) - 1 and job.status == JobStatus.SUCCEEDED else "failed"
         items.append(
             {
                 "line": line,
                 "label": display.step_label(line.step),
-                "status_label": EVENT_STATUS_LABELS.get(line.status, line.status),
+                "status": status,
+                "status_label": EVENT_STATUS_LABELS.get(status, status),
                 "message": message,
             }
         )
@@ -55,7 +62,8 @@ def _timeline_items(job: EnrollmentJob, events: list[Any]) -> list[dict[str, Any
             message="", events=[],
         )
         items.append(
-            {"line": end, "label": display.step_label("finished"), "status_label": EVENT_STATUS_LABELS[status], "message": ""}
+            {"line": end, "label": display.step_label("finished"), "status": status,
+             "status_label": EVENT_STATUS_LABELS[status], "message": ""}
         )
     return items
 
@@ -78,6 +86,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
     later_success = selectors.job_later_success(job=job, attempts=attempts)
     certificate_usable = bool(job.certificate and job.certificate.is_usable)
     has_rerun = selectors.job_has_rerun(job=job)
+    # A failed attempt nobody can retry because its certificate is gone: the client must send another.
+    certificate_needed = (
+        job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
+        and job.company.relationship != Relationship.ENDED
+        and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
+    )
     context = staff_context(
         membership,
         "dashboard",
@@ -107,12 +121,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         ),
         has_rerun=has_rerun,
         certificate_usable=certificate_usable,
-        # A failed attempt nobody can retry because its certificate is gone: the client must send another.
-        certificate_needed=(
-            job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
-            and job.company.relationship != Relationship.ENDED
-            and attempts[0].pk == job.pk  # only the client's latest attempt: a later one supersedes it
-        ),
+        certificate_needed=certificate_needed,
+        # When the client was asked for it, if recently enough that asking again would be refused.
+        certificate_asked_at=selectors.certificate_requests_since(
+            tenant=membership.tenant, company_ids=[job.company_id],
+            since=timezone.now() - timedelta(hours=services.CERTIFICATE_REQUEST_EVERY_HOURS),
+        ).get(job.company_id) if certificate_needed else None,
         retry_now=selectors.job_retry_now_state(job=job),
         # When the automatic retry runs, while it is still ahead.
         retry_at=(
@@ -165,7 +179,7 @@ def job_rerun(request: HttpRequest, membership: Membership, job_id: Any) -> Http
         messages.error(request, error.message)
         return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
     label = display.attempt_label(kind=new_job.kind, number=selectors.job_kind_number(job=new_job))
-    messages.success(request, f"Reintento en cola: {label} de {job.company.legal_name}.")
+    messages.success(request, f"Reintento en cola: {label} de {display.sentence_end(job.company.legal_name)}")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=new_job.pk)
 
 
@@ -180,7 +194,7 @@ def job_retry_now(request: HttpRequest, membership: Membership, job_id: Any) -> 
         messages.error(request, error.message)
     else:
         noun = selectors.job_wording(job=job).noun
-        messages.success(request, f"Reintentando ahora {noun} de {job.company.legal_name}.")
+        messages.success(request, f"Reintentando ahora {noun} de {display.sentence_end(job.company.legal_name)}")
     return redirect("staff:job_detail", tenant_slug=membership.tenant.slug, job_id=job.pk)
 
 
@@ -195,7 +209,7 @@ def company_certificate_request(request: HttpRequest, membership: Membership, co
         messages.error(request, error.message)
     else:
         messages.success(
-            request, f"Le pedimos a {company.owner_email} un nuevo certificado para {company.legal_name}."
+            request, f"Le pedimos a {company.owner_email} un nuevo certificado para {display.sentence_end(company.legal_name)}"
         )
     job_id = selectors.parse_uuid(request.POST.get("trabajo", ""))
     if job_id is not None:  # the button on a job's page: back to it

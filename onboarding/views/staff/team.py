@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
 from onboarding import access, selectors, services
+from onboarding.domain.display import sentence_end
 from onboarding.forms.staff import MemberAddForm, MemberPasswordForm, MemberRoleForm
 from onboarding.models import Membership, Role
 from onboarding.views.staff.common import staff_context, staff_view
@@ -86,7 +87,7 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
         messages.error(request, error.message)
         return redirect("staff:team", tenant_slug=membership.tenant.slug)
     if member.user_id == request.user.pk:
-        messages.success(request, f"Usted salió del equipo de {membership.tenant.name}.")
+        messages.success(request, f"Usted salió del equipo de {sentence_end(membership.tenant.name)}")
         return redirect("home")
     messages.success(request, f"{member.user.get_username()} ya no es parte del equipo.")
     return redirect("staff:team", tenant_slug=membership.tenant.slug)
