@@ -20,7 +20,8 @@ def _js_unquote(literal: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         escape = match.group(0)
-        if escape.startswith(("\\u", "\\x")):
+        # A backslash-u or backslash-x without its hex digits escapes just the letter, as in JS.
+        if escape.startswith(("\\u", "\\x")) and len(escape) > 2:
             return chr(int(escape[2:], 16))  # noqa: FURB166 - the prefix is a JS escape, not Python's 0x
         return {"\\n": "\n", "\\t": "\t", "\\r": "\r"}.get(escape, escape[1:])
 

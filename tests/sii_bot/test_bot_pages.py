@@ -392,3 +392,9 @@ def test_parsers_never_crash_on_mangled_pages(data: st.DataObject) -> None:
             parser(mangled)
         except ParseError:
             pass
+
+
+def test_an_alert_with_a_bare_backslash_u_or_x_reads_as_the_letter() -> None:
+    """JS reads "\\u" or "\\x" without hex digits as the letter; the parser never crashes on it."""
+    body = "<html><body><script>alert('C\\u00f3digo \\u \\x: sin d\\xedgitos');</script></body></html>"
+    assert page_alerts(body) == ["Código u x: sin dígitos"]
