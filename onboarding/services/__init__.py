@@ -76,6 +76,11 @@ from onboarding.services.firm import (
     representative_reactivate,
     tenant_settings_update,
 )
+from onboarding.services.firm_changes import (
+    change_firm_key,
+    firm_key_change_job_create,
+    pending_change_firm_key,
+)
 from onboarding.services.firm_key_expiry import (
     FIRM_KEY_EXPIRY_WARNING_DAYS,
     firm_keys_expiry_warn,
@@ -179,6 +184,7 @@ __all__ = [
     "certificates_purge_expired",
     "certificates_rewrap",
     "change_consent_give",
+    "change_firm_key",
     "change_job_finished_emails",
     "claim_is_lost",
     "claim_lost_message",
@@ -219,6 +225,7 @@ __all__ = [
     "enrollment_jobs_reap",
     "enrollment_jobs_recover_orphans",
     "enrollment_jobs_rerun",
+    "firm_key_change_job_create",
     "firm_key_delete",
     "firm_key_upload",
     "firm_keys_expiry_warn",
@@ -239,6 +246,7 @@ __all__ = [
     "member_remove",
     "member_role_change",
     "membership_add",
+    "pending_change_firm_key",
     "permissions_sync",
     "representative_add",
     "representative_create",

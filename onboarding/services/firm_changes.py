@@ -32,7 +32,7 @@ from onboarding.models import ClientCompany, EnrollmentJob, FirmKey, JobEvent, J
 from onboarding.services.firm_keys import representative_firm_key
 from onboarding.services.jobs.lifecycle import enrollment_job_create
 
-__all__ = ["change_firm_key", "firm_key_change_job_create"]
+__all__ = ["change_firm_key", "firm_key_change_job_create", "pending_change_firm_key"]
 
 
 def _usable_key(representative: Representative | None) -> FirmKey | None:
@@ -74,6 +74,23 @@ def change_firm_key(
     return None
 
 
+def _pending(company: ClientCompany) -> tuple[str, Representative | None, str, str]:
+    """(kind, representative, old_user_rut, old_user_name) of the change `company` needs now; for a
+    REVOKE the representative is the one removed (None when the firm does not know them)."""
+    change = pending_change(company)
+    representative = change.representative
+    if change.kind == JobKind.REVOKE:
+        representative = representative_for_rut(tenant=company.tenant, rut=company.sii_user_rut)
+    return change.kind, representative, change.old_user_rut, change.old_user_name
+
+
+def pending_change_firm_key(*, company: ClientCompany) -> FirmKey | None:
+    """The firm key the change `company` needs now would log in with, or None (the client is asked);
+    for the pages that say beforehand how a change will be made."""
+    kind, representative, old_user_rut, _ = _pending(company)
+    return change_firm_key(company=company, kind=kind, representative=representative, old_user_rut=old_user_rut)
+
+
 def firm_key_change_job_create(
     *,
     company: ClientCompany,
@@ -92,11 +109,7 @@ def firm_key_change_job_create(
     Raises ServiceError for everything `enrollment_job_create` refuses (a job already in flight).
     """
     if kind is None:
-        change = pending_change(company)
-        kind, old_user_rut, old_user_name = change.kind, change.old_user_rut, change.old_user_name
-        representative = change.representative
-        if kind == JobKind.REVOKE:
-            representative = representative_for_rut(tenant=company.tenant, rut=company.sii_user_rut)
+        kind, representative, old_user_rut, old_user_name = _pending(company)
     firm_key = change_firm_key(company=company, kind=kind, representative=representative, old_user_rut=old_user_rut)
     if firm_key is None:
         return None

@@ -5,11 +5,14 @@ not administer the company, falls back to asking the client (recorded in the job
 who consented under older terms are always asked."""
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 import sii_bot
@@ -344,3 +347,19 @@ def test_a_consent_records_the_terms_edition_that_allows_the_firms_own_access(
     assert cast.company_a.consent_edition == CONSENT_EDITION
     consent = AuditEntry.objects.get(action=AuditAction.CONSENT)
     assert consent.details["terms_edition"] == CONSENT_EDITION
+
+
+def test_the_replacement_page_says_which_clients_need_nothing_from_the_client(
+    client, cast, old, new, bot
+) -> None:  # type: ignore[no-untyped-def]
+    with_key(old)
+    with_key(new)
+    administered(cast.company_a)
+    older = clients(cast, 1, edition=None)[0]
+    client.force_login(cast.owner_a)
+    url = reverse("staff:representative_replace", kwargs={"tenant_slug": "pyme", "representative_id": old.pk})
+    page = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(client.post(url, {"nuevo": str(new.pk)}).content.decode())).split())
+    assert "Comercial Demo SpA Se hará de inmediato con la llave del estudio, sin pedirle nada al cliente" in page.replace(
+        " 76.086.428-5 ", " ")
+    assert f"Se pedirá al cliente que suba su certificado ({older.owner_email})" in page
+    assert not EnrollmentJob.objects.exists()
