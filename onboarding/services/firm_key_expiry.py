@@ -19,13 +19,15 @@ from django.utils import timezone
 
 from onboarding.domain.display import greeting, rut_display
 from onboarding.models import FirmKey, Membership, Role
+from onboarding.selectors.firm_keys import FIRM_KEY_EXPIRY_WARN_DAYS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FIRM_KEY_EXPIRY_WARNING_DAYS", "firm_keys_expiry_warn"]
 
-# Days before expiry at which the admins are warned, each once per key.
-FIRM_KEY_EXPIRY_WARNING_DAYS: tuple[int, ...] = (30, 7)
+# Days before expiry at which the admins are warned, each once per key (the first when the keys page
+# starts warning too).
+FIRM_KEY_EXPIRY_WARNING_DAYS: tuple[int, ...] = (FIRM_KEY_EXPIRY_WARN_DAYS, 7)
 
 
 def _threshold(days_left: float) -> int | None:

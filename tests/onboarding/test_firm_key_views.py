@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -180,3 +181,12 @@ def test_the_page_warns_of_expiry_and_of_a_key_the_sii_rejected(client, cast, re
 def test_the_upload_is_post_only(client, cast, representative) -> None:  # type: ignore[no-untyped-def]
     client.force_login(cast.admin_a)
     assert client.get(url("firm_key_upload", representative_id=representative.pk)).status_code == 405
+
+
+def test_the_upload_needs_the_csrf_token(cast, representative, good_pfx) -> None:  # type: ignore[no-untyped-def]
+    """The upload view swaps the upload handlers before reading the body (csrf_exempt outside), so
+    the CSRF check must run inside: a forged cross-site upload is refused and stores nothing."""
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(cast.admin_a)
+    assert upload(forged, representative, good_pfx).status_code == 403
+    assert not FirmKey.objects.exists()
