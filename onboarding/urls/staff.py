@@ -67,14 +67,14 @@ urlpatterns = [
     path("<slug:tenant_slug>/equipo/", team.team, name="team"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/rol/", team.member_role, name="member_role"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/quitar/", team.member_remove, name="member_remove"),
-    path("<slug:tenant_slug>/equipo/llaves/", firm_keys.firm_keys, name="firm_keys"),
+    path("<slug:tenant_slug>/llaves/", firm_keys.firm_keys, name="firm_keys"),
     path(
-        "<slug:tenant_slug>/equipo/llaves/<int:representative_id>/cargar/",
+        "<slug:tenant_slug>/llaves/<int:representative_id>/cargar/",
         firm_keys.firm_key_upload,
         name="firm_key_upload",
     ),
     path(
-        "<slug:tenant_slug>/equipo/llaves/<int:representative_id>/eliminar/",
+        "<slug:tenant_slug>/llaves/<int:representative_id>/eliminar/",
         firm_keys.firm_key_delete,
         name="firm_key_delete",
     ),

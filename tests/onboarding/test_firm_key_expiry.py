@@ -40,7 +40,7 @@ def test_admins_are_warned_30_then_7_days_before_each_once(cast, firm_key, djang
     first = next(m for m in mail.outbox if m.to == ["admin@a.cl"])
     assert first.body.startswith("Hola Carla:\n")
     assert "vence en 30 días" in first.subject and "ALEX BRITO MARDONES" in first.body
-    assert "/estudio/pyme/equipo/llaves/" in first.body
+    assert "/estudio/pyme/llaves/" in first.body
     assert run(expires - timedelta(days=20), django_capture_on_commit_callbacks) == 0
     assert len(mail.outbox) == 2
     # 7 days before: the second warning, once.
