@@ -18,7 +18,7 @@ from onboarding.models import ClientCompany, EnrollmentJob, JobKind
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["company_certificate_request", "job_change_description"]
+__all__ = ["change_certificate_request", "job_change_description"]
 
 # The SII's order of the attributes a firm requests (as the consent page lists them).
 SII_PERMISSION_ORDER = ("admin", "sign", "registry")
@@ -29,7 +29,7 @@ def _upload_link(company: ClientCompany) -> str:
     return f"{settings.AUTORIZA_BASE_URL.rstrip('/')}{path}"
 
 
-def company_certificate_request(*, company: ClientCompany, what: str) -> bool:
+def change_certificate_request(*, company: ClientCompany, what: str) -> bool:
     """E-mail the client (owner_email), after commit, asking them to upload their certificate again
     for `what` (one Spanish sentence). Returns False, sending nothing, when the client has no e-mail."""
     if not company.owner_email:

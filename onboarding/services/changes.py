@@ -43,7 +43,7 @@ from onboarding.selectors.changes import (
 )
 from onboarding.selectors.consent import change_consent_terms
 from onboarding.services.audit import audit_record
-from onboarding.services.certificate_requests import company_certificate_request
+from onboarding.services.certificate_requests import change_certificate_request
 from onboarding.services.certificates import company_certificates_destroy, company_usable_certificate
 from onboarding.services.client import (
     client_consent_give,
@@ -76,7 +76,7 @@ def _has_active_job(company: ClientCompany) -> bool:
 
 def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
     """Email the client (owner_email) asking them to upload their certificate again for `what`."""
-    return company_certificate_request(company=company, what=what)
+    return change_certificate_request(company=company, what=what)
 
 
 @dataclass

@@ -363,3 +363,39 @@ def test_the_replacement_page_says_which_clients_need_nothing_from_the_client(
         " 76.086.428-5 ", " ")
     assert f"Se pedirá al cliente que suba su certificado ({older.owner_email})" in page
     assert not EnrollmentJob.objects.exists()
+
+
+def test_the_feeder_counts_firm_key_jobs_against_their_holders_session_cap(
+    cast, old, new, bot, enqueued, settings, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """20 background jobs all logging in as the old representative: no more of them are sent at once
+    than that holder may have SII sessions (the rest would only go back to wait for a lease)."""
+    settings.AUTORIZA_BACKGROUND_IN_FLIGHT = 8
+    settings.AUTORIZA_SII_MAX_SESSIONS_PER_RUT = 2
+    with_key(old)
+    with_key(new)
+    clients(cast, 20)
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.representative_replace(tenant=cast.tenant_a, old=old, new=new, actor=cast.owner_a)
+    assert len(report.jobs) == 20
+    assert enqueued.call_count == 2
+    assert EnrollmentJob.objects.filter(enqueued_at__isnull=False).count() == 2
+
+
+def test_the_job_page_names_the_firm_key_and_its_fallback(client, cast, old, new, bot, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    with_key(old)
+    with_key(new)
+    administered(cast.company_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        (job,) = services.representative_replace(tenant=cast.tenant_a, old=old, new=new, actor=cast.owner_a).jobs
+    bot.fail_on["enroll"] = errors.HolderNotAdministrator("not admin")
+    run(job, django_capture_on_commit_callbacks)
+    client.force_login(cast.admin_a)
+    url = reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": job.pk})
+    page = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(client.get(url).content.decode())).split())
+    assert "Llave del estudio: ALEX BRITO MARDONES" in page
+    assert "sin pedirle el certificado al cliente" in page
+    assert "Le enviamos un correo a cliente@empresa.cl pidiéndole su certificado digital" in page
+    # The client may still open the job's page: it renders without a certificate of theirs.
+    client.force_login(cast.client_a)
+    assert client.get(reverse("client:job", kwargs={"job_id": job.pk})).status_code == 200

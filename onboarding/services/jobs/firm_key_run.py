@@ -21,7 +21,7 @@ import sii_bot
 from onboarding.domain import display
 from onboarding.models import AuditAction, EnrollmentJob, FirmKey, JobEvent, JobKind, JobStatus
 from onboarding.services.audit import audit_record
-from onboarding.services.certificate_requests import company_certificate_request, job_change_description
+from onboarding.services.certificate_requests import change_certificate_request, job_change_description
 from onboarding.services.errors import ServiceError
 from onboarding.services.firm_keys import firm_key_opened, representative_firm_key
 from onboarding.services.jobs.bot import job_bot_call
@@ -152,7 +152,7 @@ def firm_key_job_fall_back(*, job: EnrollmentJob, failure: JobFailure) -> Enroll
         return job
     company = job.company
     with transaction.atomic():
-        asked = company_certificate_request(company=company, what=job_change_description(job))
+        asked = change_certificate_request(company=company, what=job_change_description(job))
         JobEvent.objects.create(
             tenant_id=job.tenant_id,
             job=job,
