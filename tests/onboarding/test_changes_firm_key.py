@@ -399,3 +399,37 @@ def test_the_job_page_names_the_firm_key_and_its_fallback(client, cast, old, new
     # The client may still open the job's page: it renders without a certificate of theirs.
     client.force_login(cast.client_a)
     assert client.get(reverse("client:job", kwargs={"job_id": job.pk})).status_code == 200
+
+
+def test_a_key_replaced_while_the_job_waits_is_replaced_for_the_job_too(
+    cast, old, new, bot, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    first = with_key(old)
+    with_key(new)
+    administered(cast.company_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        (job,) = services.representative_replace(tenant=cast.tenant_a, old=old, new=new, actor=cast.owner_a).jobs
+    renewed = with_key(old)  # the admin uploads the renewed certificate meanwhile: the first is erased
+    first.refresh_from_db()
+    assert not first.is_usable and job.firm_key_id == first.pk
+    assert run(job, django_capture_on_commit_callbacks).status == JobStatus.SUCCEEDED
+    renewed.refresh_from_db()
+    assert renewed.last_used_at is not None and client_mail() == []
+
+
+def test_a_failed_firm_key_job_is_rerun_with_the_firms_key(cast, old, bot, django_capture_on_commit_callbacks, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.AUTORIZA_JOB_MAX_RETRIES = 0
+    key = with_key(old)
+    administered(cast.company_a)
+    cast.tenant_a.grant_sign = False
+    cast.tenant_a.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        (job,) = services.permissions_sync(tenant=cast.tenant_a, actor=cast.owner_a).jobs
+    bot.fail_on["enroll"] = errors.SiiUnavailable("down")
+    failed = run(job, django_capture_on_commit_callbacks)
+    assert failed.status == JobStatus.FAILED and failed.failure_code == "sii_unavailable" and client_mail() == []
+    del bot.fail_on["enroll"]
+    again = services.enrollment_job_rerun(job=failed, actor=cast.admin_a)
+    assert again.firm_key_id == key.pk and again.certificate_id is None
+    assert run(again, django_capture_on_commit_callbacks).status == JobStatus.SUCCEEDED
+    assert client_mail() == []

@@ -69,7 +69,12 @@ def _note_rejected(firm_key: FirmKey, failure: EnrollmentFailure) -> None:
 
 
 def _with_key(firm_key: FirmKey, purpose: str, call: Callable[[Any], Any]) -> Any:
-    """`call(material)` with the key opened in memory; a refusal of the key by the SII is noted."""
+    """`call(material)` with the key opened in memory; a refusal of the key by the SII is noted.
+
+    A key an admin replaced while the job waited is replaced here too: the representative's current
+    key logs in (the same holder, as the upload checks)."""
+    if not firm_key.is_usable:
+        firm_key = representative_firm_key(representative=firm_key.representative) or firm_key
     try:
         with firm_key_opened(firm_key=firm_key, purpose=purpose) as material:
             return call(material)

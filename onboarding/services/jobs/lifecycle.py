@@ -315,8 +315,8 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
     if EnrollmentJob.objects.filter(rerun_of=job).exists():
         raise ServiceError("Este intento ya fue reintentado; revise el intento más reciente.", code="already_rerun")
     certificate = job.certificate
-    # A job of the firm's own key re-runs with it while it is stored.
-    firm_key = job.firm_key if job.firm_key is not None and job.firm_key.is_usable else None
+    # A job of the firm's own key re-runs with that representative's current key (`jobs.firm_key_run`).
+    firm_key = job.firm_key
     if firm_key is None and (certificate is None or not certificate.is_usable):
         raise ServiceError(
             "El certificado de este cliente ya no está guardado: pídale que lo suba nuevamente.",
