@@ -79,7 +79,6 @@ from onboarding.services.firm import (
 from onboarding.services.firm_changes import (
     change_firm_key,
     firm_key_change_job_create,
-    pending_change_firm_key,
 )
 from onboarding.services.firm_key_expiry import (
     FIRM_KEY_EXPIRY_WARNING_DAYS,
@@ -246,7 +245,6 @@ __all__ = [
     "member_remove",
     "member_role_change",
     "membership_add",
-    "pending_change_firm_key",
     "permissions_sync",
     "representative_add",
     "representative_create",

@@ -32,7 +32,7 @@ from onboarding.models import ClientCompany, EnrollmentJob, FirmKey, JobEvent, J
 from onboarding.services.firm_keys import representative_firm_key
 from onboarding.services.jobs.lifecycle import enrollment_job_create
 
-__all__ = ["change_firm_key", "firm_key_change_job_create", "pending_change_firm_key"]
+__all__ = ["change_firm_key", "firm_key_change_job_create"]
 
 
 def _usable_key(representative: Representative | None) -> FirmKey | None:
@@ -82,13 +82,6 @@ def _pending(company: ClientCompany) -> tuple[str, Representative | None, str, s
     if change.kind == JobKind.REVOKE:
         representative = representative_for_rut(tenant=company.tenant, rut=company.sii_user_rut)
     return change.kind, representative, change.old_user_rut, change.old_user_name
-
-
-def pending_change_firm_key(*, company: ClientCompany) -> FirmKey | None:
-    """The firm key the change `company` needs now would log in with, or None (the client is asked);
-    for the pages that say beforehand how a change will be made."""
-    kind, representative, old_user_rut, _ = _pending(company)
-    return change_firm_key(company=company, kind=kind, representative=representative, old_user_rut=old_user_rut)
 
 
 def firm_key_change_job_create(

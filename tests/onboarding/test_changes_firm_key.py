@@ -80,7 +80,7 @@ def key_bundle(rut: str) -> CertificateBundle:
     base = bundle_for(rut)
     key_pem = b"-----BEGIN PRIVATE KEY-----\n" + KEY_OF[rut] + b"\n-----END PRIVATE KEY-----\n"
     return CertificateBundle(
-        holder_rut=base.holder_rut, holder_name=base.holder_name, issuer=base.issuer, not_before=base.not_before,
+        holder_rut=base.holder_rut, holder_name={OLD_RUT: OLD_NAME, NEW_RUT: NEW_NAME}[rut], issuer=base.issuer, not_before=base.not_before,
         not_after=base.not_after, fingerprint_sha256=base.fingerprint_sha256, serial_number="1",
         cert_pem=base.cert_pem, key_pem=key_pem,
     )
@@ -433,3 +433,17 @@ def test_a_failed_firm_key_job_is_rerun_with_the_firms_key(cast, old, bot, djang
     assert again.firm_key_id == key.pk and again.certificate_id is None
     assert run(again, django_capture_on_commit_callbacks).status == JobStatus.SUCCEEDED
     assert client_mail() == []
+
+
+def test_the_end_page_says_whether_the_removal_needs_the_client(client, cast, old, new, bot) -> None:  # type: ignore[no-untyped-def]
+    with_key(old)
+    administered(cast.company_a)
+    client.force_login(cast.admin_a)
+    url = reverse("staff:company_end", kwargs={"tenant_slug": "pyme", "company_id": cast.company_a.pk})
+    assert "llave del estudio" not in client.get(url).content.decode()  # the holder's own key: never
+    with_key(new)
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(
+        access_verified_at=timezone.now() + timedelta(seconds=1),
+        access_state={"rut": NEW_RUT, "permissions": ["admin"]}, access_problem="",
+    )
+    assert f"llave del estudio de {NEW_NAME}" in html.unescape(client.get(url).content.decode())

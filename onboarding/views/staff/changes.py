@@ -51,7 +51,14 @@ def company_end(request: HttpRequest, membership: Membership, company_id: int) -
             company=company,
             holder_name=sii_user_name(company) if company.sii_user_rut else "",
             certificate_usable=holder is not None,
-            firm_key=services.pending_change_firm_key(company=company) if company.sii_user_rut else None,
+            # Whether the removal will be made with the key of another representative who administers it.
+            firm_key=services.change_firm_key(
+                company=company,
+                kind=JobKind.REVOKE,
+                representative=selectors.representative_get_by_rut(tenant=membership.tenant, rut=company.sii_user_rut),
+            )
+            if company.sii_user_rut
+            else None,
         ),
     )
 
