@@ -29,6 +29,7 @@ from onboarding.services.jobs.lifecycle import (
 )
 from onboarding.services.jobs.recovery import enrollment_job_take_over
 from sii_bot.errors import EnrollmentFailure, ReplacementIncomplete
+from sii_bot.models import ProgressEvent
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def enrollment_job_execute(*, job_id: str, worker: str | None = None) -> Enrollm
             job.refresh_from_db()
             return job
         # Released as soon as the bot is done (it has logged out), before the outcome is recorded.
+        def on_progress(event: ProgressEvent) -> None:
+            enrollment_job_progress(job=job, event=event)
+
         with sii_leases_kept(leases):
-            on_progress = lambda event: enrollment_job_progress(job=job, event=event)
             if job.firm_key is not None:
                 result = firm_key_job_run(job=job, settings=sii_settings_for(job.tenant), on_progress=on_progress)
             else:
