@@ -51,6 +51,12 @@ def certificates_purge_expired() -> int:
     return services.certificates_purge_expired()
 
 
+@shared_task(name="onboarding.tasks.firm_keys_expiry_warn")
+def firm_keys_expiry_warn() -> int:
+    """Periodic (daily): e-mail the firms' admins 30 and 7 days before a firm key expires (each once)."""
+    return services.firm_keys_expiry_warn()
+
+
 @worker_ready.connect
 def _recover_orphaned_jobs(**kwargs: object) -> None:
     """At worker start, re-queue the jobs a killed worker of this host left RUNNING (its message may

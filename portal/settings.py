@@ -395,6 +395,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("AUTORIZA_REAP_EVERY_SECONDS", default=60.0),
     },
     "purge-expired-certificates": {"task": "onboarding.tasks.certificates_purge_expired", "schedule": 3600.0},
+    # Each warning goes out once per key (FirmKey.expiry_warned_days), so a daily run is enough.
+    "warn-expiring-firm-keys": {"task": "onboarding.tasks.firm_keys_expiry_warn", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STATICFILES_DIRS = [BASE_DIR / "static"]

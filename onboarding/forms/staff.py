@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
@@ -26,6 +27,7 @@ from onboarding.models import (
 from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
+from sii_bot.certificates import CERTIFICATE_ERROR_CODES
 from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut
 
 PAGE_SIZE = 50
@@ -336,3 +338,38 @@ class MemberPasswordForm(SetPasswordForm):
         self.fields["new_password1"].label = "Contraseña"
         self.fields["new_password2"].label = "Repita la contraseña"
         self.fields["new_password2"].help_text = "Escríbala de nuevo para confirmar que no hay errores de tipeo."
+
+
+class FirmKeyUploadForm(forms.Form):
+    """A representative's own certificate (.pfx/.p12) and its password, uploaded by an admin.
+
+    Only the size is checked here; `services.firm_key_upload` opens the file. The password widget
+    never renders its value back into the page.
+    """
+
+    certificate = forms.FileField(
+        label="Certificado digital del representante (.pfx o .p12)",
+        allow_empty_file=True,  # refused below with the certificate's own "empty" message
+        error_messages={
+            "required": "Elija el archivo del certificado digital del representante (.pfx o .p12).",
+            "invalid": "No recibimos un archivo. Elija el certificado digital del representante (.pfx o .p12).",
+            "missing": "No recibimos un archivo. Elija el certificado digital del representante (.pfx o .p12).",
+        },
+        widget=forms.FileInput(attrs={"accept": ".pfx,.p12,application/x-pkcs12"}),
+    )
+    password = forms.CharField(
+        label="Contraseña del certificado",
+        strip=False,
+        max_length=256,
+        help_text="La usamos solo para abrir el archivo ahora; no la guardamos.",
+        error_messages={"required": "Ingrese la contraseña del certificado digital."},
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}, render_value=False),
+    )
+
+    def clean_certificate(self) -> Any:
+        upload = self.cleaned_data["certificate"]
+        if getattr(upload, "too_large", False) or (upload.size or 0) > settings.AUTORIZA_MAX_CERTIFICATE_BYTES:
+            raise ValidationError(CERTIFICATE_ERROR_CODES["too_large"], code="too_large")
+        if not upload.size:
+            raise ValidationError(CERTIFICATE_ERROR_CODES["empty"], code="empty")
+        return upload

@@ -273,6 +273,10 @@ class ClientCompany(TimeStamped):
     access_problem = models.CharField(max_length=40, blank=True)
     access_problem_since = models.DateTimeField(null=True, blank=True)
     access_problem_notified = models.CharField(max_length=40, blank=True)
+    # The edition of the consent text the client last agreed to (`domain.firm_access`); null before
+    # editions were recorded. From edition 2 the client agreed that the firm's representative, once
+    # authorized as administrator, may verify and maintain the firm's own access with its own key.
+    consent_edition = models.PositiveSmallIntegerField("edición del consentimiento", null=True, blank=True)
 
     class Meta:
         verbose_name = "empresa cliente"

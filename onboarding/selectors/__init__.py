@@ -114,6 +114,12 @@ from onboarding.selectors.firm import (
     representative_list,
     user_by_email,
 )
+from onboarding.selectors.firm_keys import (
+    FIRM_KEY_EXPIRY_WARN_DAYS,
+    FirmKeyRow,
+    firm_key_get,
+    firm_key_rows,
+)
 from onboarding.selectors.readiness import (
     certificate_readiness_for,
 )
@@ -142,6 +148,7 @@ __all__ = [
     "BLOCKED_CLIENT",
     "BLOCKED_OPEN_INVITATION",
     "DEFAULT_SORT",
+    "FIRM_KEY_EXPIRY_WARN_DAYS",
     "SETTLED_AUTHORIZED",
     "SETTLED_ENDED",
     "SII_MINIMUM_WAIT_CODES",
@@ -156,6 +163,7 @@ __all__ = [
     "ConsentTerms",
     "DashboardRow",
     "FailureAdvice",
+    "FirmKeyRow",
     "JobResultView",
     "JobStatusPoll",
     "JobStepTiming",
@@ -202,6 +210,8 @@ __all__ = [
     "company_stage_counts_cached",
     "consent_terms",
     "dashboard_rows",
+    "firm_key_get",
+    "firm_key_rows",
     "fold_text",
     "folded",
     "invitation_company_used_by",

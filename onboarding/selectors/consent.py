@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from onboarding.domain.display import permission_labels, permission_rows, rut_display
+from onboarding.domain.firm_access import CONSENT_EDITION
 from onboarding.domain.rules import (
     company_requested_permissions,
     pending_change,
@@ -49,6 +50,8 @@ class ConsentTerms:
     tenant_name: str
     retention_days: int
     version: str
+    # The edition of the consent text (`domain.firm_access.CONSENT_EDITION`), part of `version`.
+    edition: int = CONSENT_EDITION
 
     @property
     def permission_rows(self) -> tuple[tuple[str, bool], ...]:
@@ -71,6 +74,7 @@ def consent_terms(*, company: ClientCompany, retention_days: int) -> ConsentTerm
             representative.rut if representative else "-",
             representative.name if representative else "-",
             ",".join(permissions),
+            f"edition={CONSENT_EDITION}",
         ]
     )
     return ConsentTerms(
@@ -103,6 +107,7 @@ class ChangeConsentTerms:
     permissions: tuple[str, ...]
     permission_labels: tuple[str, ...]
     version: str
+    edition: int = CONSENT_EDITION
 
     @property
     def permission_rows(self) -> tuple[tuple[str, bool], ...]:
@@ -150,6 +155,6 @@ def change_consent_terms(*, company: ClientCompany) -> ChangeConsentTerms | None
         permission_labels=permission_labels(permissions),
         version=_version(
             [str(company.pk), company.rut, company.legal_name, change.kind, add_rut, add_name, remove_rut, remove_name,
-             ",".join(permissions)]
+             ",".join(permissions), f"edition={CONSENT_EDITION}"]
         ),
     )

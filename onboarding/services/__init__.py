@@ -80,6 +80,18 @@ from onboarding.services.firm import (
     representative_reactivate,
     tenant_settings_update,
 )
+from onboarding.services.firm_changes import (
+    change_firm_key,
+    firm_key_change_job_create,
+)
+from onboarding.services.firm_key_expiry import (
+    FIRM_KEY_EXPIRY_WARNING_DAYS,
+    firm_keys_expiry_warn,
+)
+from onboarding.services.firm_key_uploads import (
+    firm_key_delete,
+    firm_key_upload,
+)
 from onboarding.services.invitations import (
     INVITATION_CSV_MAX_BYTES,
     INVITATION_CSV_MAX_ROWS,
@@ -151,6 +163,7 @@ __all__ = [
     "DEMO_TENANT_SLUG",
     "DEMO_USERS",
     "ENROLLMENT_JOB_RUN_TASK",
+    "FIRM_KEY_EXPIRY_WARNING_DAYS",
     "INVITATION_CSV_MAX_BYTES",
     "INVITATION_CSV_MAX_ROWS",
     "INVITATION_TTL_DAYS",
@@ -174,6 +187,7 @@ __all__ = [
     "certificates_purge_expired",
     "certificates_rewrap",
     "change_consent_give",
+    "change_firm_key",
     "change_job_finished_emails",
     "claim_is_lost",
     "claim_lost_message",
@@ -215,6 +229,10 @@ __all__ = [
     "enrollment_jobs_reap",
     "enrollment_jobs_recover_orphans",
     "enrollment_jobs_rerun",
+    "firm_key_change_job_create",
+    "firm_key_delete",
+    "firm_key_upload",
+    "firm_keys_expiry_warn",
     "invitation_create",
     "invitation_from_token",
     "invitation_link",

@@ -3,9 +3,10 @@ firm's representative (REPLACE) and changing the permissions the firm requests (
 edit path).
 
 Each change runs through the same job machinery as the first authorization (`services.jobs`:
-`enrollment_job_create` / `enrollment_job_execute`): when the client's certificate is still stored the
-job is created at once; otherwise the client is emailed a link to upload it again, and their consent
-creates the job (`change_consent_give`). What a succeeded change writes on the company is
+`enrollment_job_create` / `enrollment_job_execute`): when the firm may make it with its own key
+(`services.firm_changes`) or the client's certificate is still stored, the job is created at once;
+otherwise the client is emailed a link to upload it again, and their consent creates the job
+(`change_consent_give`). What a succeeded change writes on the company is
 `jobs.lifecycle.JOB_KIND_OUTCOMES`.
 """
 from __future__ import annotations
@@ -14,10 +15,9 @@ import logging
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import send_mail
 from django.db import transaction
 
-from onboarding.domain.display import greeting, permission_labels, rut_display
+from onboarding.domain.display import permission_labels, rut_display
 from onboarding.domain.rules import (
     company_requested_permissions,
     pending_change,
@@ -43,13 +43,14 @@ from onboarding.selectors.changes import (
 )
 from onboarding.selectors.consent import change_consent_terms
 from onboarding.services.audit import audit_record
+from onboarding.services.certificate_requests import change_certificate_request
 from onboarding.services.certificates import company_certificates_destroy, company_usable_certificate
 from onboarding.services.client import (
-    certificate_upload_link,
     client_consent_give,
     consent_preconditions_check,
 )
 from onboarding.services.errors import ServiceError
+from onboarding.services.firm_changes import firm_key_change_job_create
 from onboarding.services.jobs.lifecycle import enrollment_job_create
 from onboarding.services.tenants import company_stage_set, representative_add
 from sii_bot.rut import normalize_rut
@@ -73,46 +74,9 @@ def _has_active_job(company: ClientCompany) -> bool:
     return EnrollmentJob.objects.filter(company=company, status__in=ACTIVE_JOB_STATUSES).exists()
 
 
-def _send(subject: str, body: str, recipients: list[str]) -> bool:
-    """Send one plain email after commit; False (nothing sent) when there is no recipient."""
-    if not recipients:
-        return False
-
-    def send() -> None:
-        try:
-            send_mail(subject, body, None, recipients)
-        except Exception:
-            logger.exception("change email to %s failed", recipients)
-
-    transaction.on_commit(send)
-    return True
-
-
 def _ask_for_certificate(*, company: ClientCompany, what: str) -> bool:
     """Email the client (owner_email) asking them to upload their certificate again for `what`."""
-    body = "\n".join(
-        [
-            greeting(company.owner_name),
-            "",
-            (
-                f"{company.tenant.name} necesita hacer un cambio en los usuarios autorizados de "
-                f"{company.legal_name} (RUT {rut_display(company.rut)}) en el SII:"
-            ),
-            "",
-            what,
-            "",
-            (
-                "Para hacerlo necesitamos su certificado digital. Súbalo nuevamente en el siguiente enlace; "
-                "antes de hacer cualquier cambio le mostraremos exactamente qué se hará y le pediremos su "
-                "consentimiento:"
-            ),
-            certificate_upload_link(company=company),
-            "",
-            f"— Autoriza, para {company.tenant.name}",
-        ]
-    )
-    subject = f"Se necesita su certificado digital: {company.legal_name}"
-    return _send(subject, body + "\n", [company.owner_email] if company.owner_email else [])
+    return change_certificate_request(company=company, what=what)
 
 
 @dataclass
@@ -209,6 +173,9 @@ def company_relationship_end(*, company: ClientCompany, actor: AbstractBaseUser 
                 details={"relationship": Relationship.ENDED},
             )
             return None
+        own = firm_key_change_job_create(company=company, actor=actor)
+        if own is not None:
+            return own
         certificate = company_usable_certificate(company=company)
         if certificate is not None:
             return _create_pending_job(company=company, certificate=certificate, actor=actor)
@@ -316,6 +283,13 @@ def representative_replace(
             if _has_active_job(company):
                 report.skipped.append((company, "job_already_active"))
                 continue
+            own = firm_key_change_job_create(
+                company=company, actor=actor, kind=JobKind.REPLACE, representative=new, old_user_rut=old.rut,
+                old_user_name=old.name, lane=JobLane.BACKGROUND,
+            )
+            if own is not None:
+                report.jobs.append(own)
+                continue
             certificate = company_usable_certificate(company=company)
             if certificate is not None:
                 job = enrollment_job_create(
@@ -368,6 +342,10 @@ def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> Chang
             if _has_active_job(company):
                 report.skipped.append((company, "job_already_active"))
                 continue
+            own = firm_key_change_job_create(company=company, actor=actor, lane=JobLane.BACKGROUND)
+            if own is not None:
+                report.jobs.append(own)
+                continue
             certificate = company_usable_certificate(company=company)
             if certificate is not None:
                 report.jobs.append(_create_pending_job(company=company, certificate=certificate, actor=actor))
@@ -402,6 +380,7 @@ def change_consent_give(
     )
     with transaction.atomic():
         job = _create_pending_job(company=company, certificate=certificate, actor=user)
+        ClientCompany.objects.filter(pk=company.pk).update(consent_edition=terms.edition)
         audit_record(
             tenant=company.tenant,
             actor=user,
@@ -416,6 +395,7 @@ def change_consent_give(
                 "remove_rut": terms.remove_rut,
                 "permissions": list(terms.permissions),
                 "terms_version": terms.version,
+                "terms_edition": terms.edition,
             },
         )
     return job

@@ -341,6 +341,7 @@ def client_consent_give(
         job = enrollment_job_create(
             company=company, certificate=certificate, created_by=user, representative=terms.representative
         )
+        ClientCompany.objects.filter(pk=company.pk).update(consent_edition=terms.edition)
         audit_record(
             tenant=company.tenant,
             actor=user,
@@ -356,6 +357,7 @@ def client_consent_give(
                 "representative_rut": terms.representative.rut,
                 "permissions": list(terms.permissions),
                 "terms_version": terms.version,
+                "terms_edition": terms.edition,
             },
         )
     return job

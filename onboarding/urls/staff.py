@@ -6,7 +6,7 @@ test_tenant_isolation.py walks this list, so a URL added here is checked automat
 """
 from django.urls import path
 
-from onboarding.views.staff import audit, changes, company, dashboard, invitations, jobs, settings, team
+from onboarding.views.staff import audit, changes, company, dashboard, firm_keys, invitations, jobs, settings, team
 
 app_name = "staff"
 
@@ -72,5 +72,16 @@ urlpatterns = [
     path("<slug:tenant_slug>/equipo/", team.team, name="team"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/rol/", team.member_role, name="member_role"),
     path("<slug:tenant_slug>/equipo/<int:membership_id>/quitar/", team.member_remove, name="member_remove"),
+    path("<slug:tenant_slug>/llaves/", firm_keys.firm_keys, name="firm_keys"),
+    path(
+        "<slug:tenant_slug>/llaves/<int:representative_id>/cargar/",
+        firm_keys.firm_key_upload,
+        name="firm_key_upload",
+    ),
+    path(
+        "<slug:tenant_slug>/llaves/<int:representative_id>/eliminar/",
+        firm_keys.firm_key_delete,
+        name="firm_key_delete",
+    ),
     path("<slug:tenant_slug>/auditoria/", audit.audit, name="audit"),
 ]

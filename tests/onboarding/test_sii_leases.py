@@ -56,11 +56,13 @@ def host(monkeypatch) -> str:  # type: ignore[no-untyped-def]
 
 
 def fake_job(holder_rut: str | None) -> Any:
-    """What the lease module reads of a job: its id, its tenant's SII environment, its certificate."""
+    """What the lease module reads of a job: its id, its tenant's SII environment, its certificate (or
+    the firm key it runs with: none here)."""
     return SimpleNamespace(
         pk=uuid.uuid4(),
         tenant=SimpleNamespace(sii_environment="sandbox"),
         certificate=SimpleNamespace(holder_rut=holder_rut) if holder_rut else None,
+        firm_key=None,
     )
 
 
@@ -71,8 +73,17 @@ def a_rut() -> str:
 def test_keys_are_the_enrolment_host_and_the_certificate_holder(backend, host) -> None:  # type: ignore[no-untyped-def]
     assert sii_lease_keys(job=fake_job("10345678-9")) == [(f"host:{host}", 3), ("rut:10345678-9", 2)]
     assert sii_lease_keys(job=fake_job(None)) == [(f"host:{host}", 3)]
-    production = SimpleNamespace(pk=1, tenant=SimpleNamespace(sii_environment="production"), certificate=None)
+    production = SimpleNamespace(
+        pk=1, tenant=SimpleNamespace(sii_environment="production"), certificate=None, firm_key=None
+    )
     assert sii_lease_keys(job=production) == [("host:palena.sii.cl", 3)]
+    # A change the firm makes with its own keys: the first key's holder, and the new representative
+    # (whose own key removes the old one) for a replacement.
+    firm = SimpleNamespace(
+        pk=2, tenant=SimpleNamespace(sii_environment="sandbox"), certificate=None, kind="replace",
+        user_rut="14567890-0", firm_key=SimpleNamespace(holder_rut="13322924-8"),
+    )
+    assert sii_lease_keys(job=firm) == [(f"host:{host}", 3), ("rut:13322924-8", 2), ("rut:14567890-0", 2)]
 
 
 def test_the_per_rut_cap_holds_and_a_refusal_takes_nothing(backend, host) -> None:  # type: ignore[no-untyped-def]

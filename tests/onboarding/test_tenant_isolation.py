@@ -59,6 +59,9 @@ ACCESS: dict[str, str] = {
     "member_role": "owner",
     "member_remove": "owner",
     "audit": "owner",
+    "firm_keys": "member",
+    "firm_key_upload": "rerun",
+    "firm_key_delete": "rerun",
 }
 KNOWN_KWARGS = {"tenant_slug", "job_id", "artifact_id", "invitation_id", "representative_id", "membership_id", "company_id"}
 TENANT_PATTERNS = [p for p in urlpatterns if ACCESS.get(p.name) != "public"]

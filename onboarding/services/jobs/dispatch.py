@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from onboarding.models import EnrollmentJob, JobLane, JobStatus
@@ -38,13 +39,19 @@ def _in_flight(now: datetime, lost_after: timedelta) -> Q:
     return Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, enqueued_at__gte=now - lost_after)
 
 
+def _holder_rut() -> Coalesce:
+    """Whose SII sessions a job counts against: its certificate's holder, or its firm key's."""
+    return Coalesce("certificate__holder_rut", "firm_key__holder_rut")
+
+
 def _busy_ruts(now: datetime, lost_after: timedelta) -> Counter[str]:
     """Jobs in flight per certificate holder RUT, every tenant and lane: a holder with as many as
     AUTORIZA_SII_MAX_SESSIONS_PER_RUT gets nothing more sent (it would only go back to wait for its
     lease, `jobs.leases`), so a tenant's bulk work for one holder cannot churn the slots."""
     rows = (
-        EnrollmentJob.objects.filter(_in_flight(now, lost_after), certificate__isnull=False)
-        .values_list("certificate__holder_rut")
+        EnrollmentJob.objects.filter(_in_flight(now, lost_after))
+        .filter(Q(certificate__isnull=False) | Q(firm_key__isnull=False))
+        .values_list(_holder_rut())
         .annotate(n=Count("pk"))
     )
     return Counter({rut: n for rut, n in rows if rut})
@@ -83,7 +90,7 @@ def enrollment_jobs_dispatch(*, lost_after: timedelta | None = None, early: bool
     live = (
         EnrollmentJob.objects.filter(_sendable(now, lost_after, horizon), lane=JobLane.LIVE)
         .order_by("created_at", "pk")
-        .values_list("pk", "certificate__holder_rut")
+        .values_list("pk", _holder_rut())
     )
     count = 0
     for job_id, rut in live[:500]:
@@ -132,7 +139,7 @@ def enrollment_jobs_feed(
         if tenant_id not in candidates:
             # Enough of its oldest jobs for every place even if many share a busy holder.
             rows = waiting.filter(tenant_id=tenant_id).order_by("created_at", "pk")
-            candidates[tenant_id] = list(rows.values_list("pk", "certificate__holder_rut")[: free + 200])
+            candidates[tenant_id] = list(rows.values_list("pk", _holder_rut())[: free + 200])
         queue = candidates[tenant_id]
         while queue:
             job_id, rut = queue.pop(0)

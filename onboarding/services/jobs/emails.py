@@ -1,7 +1,8 @@
 """The emails about a finished job, one builder per kind of job: the first authorization
 (`job_finished_emails`) and the changes (`change_job_finished_emails`: revocation, replacement).
 
-Plain Spanish, no certificate data. `jobs.lifecycle` sends them after the outcome is committed.
+Plain Spanish, no certificate data. `jobs.lifecycle` sends them after the outcome is committed. A job
+the firm ran with its own key (`EnrollmentJob.firm_key`) e-mails the firm only.
 """
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
             if job.failure_retryable
             else "Revise el detalle del trabajo antes de volver a intentarlo.",
         ]
-    if client_email:
+    # A change the firm made with its own key is the firm's business: the client is never e-mailed.
+    if client_email and job.firm_key_id is None:
         emails.append(FinishedEmail(client_subject, _join(lines), [client_email]))
     firm_recipients = tenant.notification_email_list
     if firm_recipients:
@@ -192,7 +194,7 @@ def change_job_finished_emails(*, job: EnrollmentJob) -> list[FinishedEmail]:
                       f"Motivo: {display.failure_reason(job.failure_code, job.failure_message)}",
                       "Un dueño o administrador del estudio puede volver a intentarlo desde el detalle del trabajo."]
     emails = []
-    if company.owner_email:
+    if company.owner_email and job.firm_key_id is None:  # the firm's own change: see job_finished_emails
         emails.append(FinishedEmail(subject, "\n".join(client_lines) + "\n", [company.owner_email]))
     if tenant.notification_email_list:
         body = "\n\n".join(firm_lines) + "\n\nDetalle del trabajo:\n" + _staff_job_url(job) + "\n\n— Autoriza\n"

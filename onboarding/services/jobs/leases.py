@@ -38,7 +38,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from onboarding.models import EnrollmentJob, SiiLease
+from onboarding.models import EnrollmentJob, JobKind, SiiLease
 from onboarding.services.jobs.bot import sii_settings_for
 
 logger = logging.getLogger(__name__)
@@ -66,11 +66,17 @@ class Leases:
 
 def sii_lease_keys(*, job: EnrollmentJob) -> list[tuple[str, int]]:
     """The limits a job's SII session counts against, as (key, cap): its SII host, and its
-    certificate holder's RUT when it has a certificate."""
+    certificate holder's RUT when it has a certificate (or the firm key's holder for a job run with it)."""
     host = urlsplit(sii_settings_for(job.tenant).enroll_url).hostname or "sii"
     keys = [(f"host:{host}", settings.AUTORIZA_SII_MAX_SESSIONS_PER_HOST)]
     if job.certificate is not None and job.certificate.holder_rut:
         keys.append((f"rut:{job.certificate.holder_rut}", settings.AUTORIZA_SII_MAX_SESSIONS_PER_RUT))
+    if job.firm_key is not None and job.firm_key.holder_rut:
+        # The firm's own key: its holder's sessions count like anyone's (the same RUT as the firm's checks).
+        keys.append((f"rut:{job.firm_key.holder_rut}", settings.AUTORIZA_SII_MAX_SESSIONS_PER_RUT))
+        if job.kind == JobKind.REPLACE and job.user_rut != job.firm_key.holder_rut:
+            # The new representative's own key removes the old one, in a session of its own.
+            keys.append((f"rut:{job.user_rut}", settings.AUTORIZA_SII_MAX_SESSIONS_PER_RUT))
     return keys
 
 

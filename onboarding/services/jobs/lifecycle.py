@@ -49,6 +49,7 @@ from onboarding.models import (
     ClientCompany,
     CompanyStage,
     EnrollmentJob,
+    FirmKey,
     JobEvent,
     JobKind,
     JobLane,
@@ -110,7 +111,7 @@ def enrollment_job_enqueue(*, job: EnrollmentJob) -> None:
 def enrollment_job_create(
     *,
     company: ClientCompany,
-    certificate: Certificate,
+    certificate: Certificate | None,
     created_by: AbstractBaseUser | None,
     representative: Representative | None = None,
     rerun_of: EnrollmentJob | None = None,
@@ -118,6 +119,7 @@ def enrollment_job_create(
     old_user_rut: str = "",
     old_user_name: str = "",
     lane: str | None = None,
+    firm_key: FirmKey | None = None,
 ) -> EnrollmentJob:
     """Create a QUEUED job authorizing the tenant's representative in `company`, enqueued on commit.
 
@@ -129,7 +131,8 @@ def enrollment_job_create(
     kind and the people of the job it re-runs.
 
     `lane` (a `JobLane`): whether someone watches the job (LIVE) or not (BACKGROUND); by default the
-    kind's (`jobs.lanes.JOB_KIND_LANES`), and BACKGROUND for a re-run.
+    kind's (`jobs.lanes.JOB_KIND_LANES`), and BACKGROUND for a re-run. `firm_key`: the firm's own key,
+    used instead of a client's certificate (then None; `services.firm_changes`).
     """
     tenant = company.tenant
     if rerun_of is not None:
@@ -169,6 +172,7 @@ def enrollment_job_create(
                     company=company,
                     claim=claim,
                     certificate=certificate,
+                    firm_key=firm_key,
                     representative=representative,
                     user_rut=representative.rut,
                     user_name=representative.name,
@@ -210,12 +214,17 @@ def enrollment_job_rerun(*, job: EnrollmentJob, actor: AbstractBaseUser) -> Enro
     if EnrollmentJob.objects.filter(rerun_of=job).exists():
         raise ServiceError("Este intento ya fue reintentado; revise el intento más reciente.", code="already_rerun")
     certificate = job.certificate
-    if certificate is None or not certificate.is_usable:
+    # A job of the firm's own key re-runs with that representative's current key (`jobs.firm_key_run`).
+    firm_key = job.firm_key
+    if firm_key is None and (certificate is None or not certificate.is_usable):
         raise ServiceError(
             "El certificado de este cliente ya no está guardado: pídale que lo suba nuevamente.",
             code="certificate_missing",
         )
-    new_job = enrollment_job_create(company=job.company, certificate=certificate, created_by=actor, rerun_of=job)
+    certificate = None if firm_key else certificate
+    new_job = enrollment_job_create(
+        company=job.company, certificate=certificate, created_by=actor, rerun_of=job, firm_key=firm_key
+    )
     audit_record(
         tenant=job.tenant,
         actor=actor,

@@ -14,7 +14,7 @@ from onboarding import access, selectors, services
 from onboarding.domain.display import sentence_end
 from onboarding.domain.rules import sii_user_name
 from onboarding.forms.staff import RepresentativeReplaceForm
-from onboarding.models import Membership
+from onboarding.models import JobKind, Membership
 from onboarding.views.staff.common import company_or_404, representative_or_404, staff_context, staff_view
 
 
@@ -52,6 +52,14 @@ def company_end(request: HttpRequest, membership: Membership, company_id: int) -
             company=company,
             holder_name=sii_user_name(company) if company.sii_user_rut else "",
             certificate_usable=holder is not None,
+            # Whether the removal will be made with the key of another representative who administers it.
+            firm_key=services.change_firm_key(
+                company=company,
+                kind=JobKind.REVOKE,
+                representative=selectors.representative_get_by_rut(tenant=membership.tenant, rut=company.sii_user_rut),
+            )
+            if company.sii_user_rut
+            else None,
         ),
     )
 
@@ -101,7 +109,17 @@ def representative_replace(request: HttpRequest, membership: Membership, represe
             if new is None:
                 returning = selectors.representative_get_by_rut(tenant=tenant, rut=new_rut)
     affected = list(selectors.companies_affected_by_representative(tenant=tenant, representative=old))
-    rows = [{"company": c, "certificate_usable": services.company_usable_certificate(company=c) is not None} for c in affected]
+    rows = [
+        {
+            "company": c,
+            "certificate_usable": services.company_usable_certificate(company=c) is not None,
+            # Only a representative already chosen can have a key; one typed in is added by the replacement.
+            "firm_key": new is not None
+            and services.change_firm_key(company=c, kind=JobKind.REPLACE, representative=new, old_user_rut=old.rut)
+            is not None,
+        }
+        for c in affected
+    ]
     return render(
         request,
         "staff/representative_replace.html",
