@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 
 from onboarding.domain.display import audit_action_choices
 from onboarding.models import CompanyStage, Representative, Role, SiiEnvironment, Tenant
-from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
+from onboarding.selectors.dashboard import ACCESS_FILTER_PROBLEMS, DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
 from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut
@@ -87,6 +87,10 @@ class DashboardFilterForm(forms.Form):
     )
     desde = FilterDateField(label="Desde")
     hasta = FilterDateField(label="Hasta")
+    acceso = forms.ChoiceField(
+        label="Acceso en el SII", required=False,
+        choices=[("", "Todos"), (ACCESS_FILTER_PROBLEMS, "Acceso con problemas")],
+    )
     orden = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean_orden(self) -> str:
@@ -110,6 +114,7 @@ class DashboardFilterForm(forms.Form):
             date_from=data.get("desde"),
             date_to=data.get("hasta"),
             sort=data.get("orden") or DEFAULT_SORT,
+            access=data.get("acceso") or "",
         )
 
 

@@ -107,6 +107,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
         ),
         has_rerun=has_rerun,
         certificate_usable=certificate_usable,
+        # What the last access check found, on the page of the company's latest job only.
+        company_access=(
+            selectors.company_access_view(company=job.company)
+            if all(attempt.attempt <= job.attempt for attempt in attempts)
+            else None
+        ),
         # A failed attempt nobody can retry because its certificate is gone: the client must send another.
         certificate_needed=(
             job.status == JobStatus.FAILED and not certificate_usable and not has_rerun
