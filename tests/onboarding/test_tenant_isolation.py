@@ -37,6 +37,8 @@ ACCESS: dict[str, str] = {
     "dashboard_rows": "member",
     "dashboard_export": "member",
     "rerun_bulk": "rerun",
+    "access_check_all": "rerun",
+    "access_check_company": "rerun",
     "job_detail": "member",
     "job_rerun": "rerun",
     "job_retry_now": "rerun",
