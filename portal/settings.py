@@ -373,6 +373,9 @@ AUTORIZA_ACCESS_CHECK_SESSION_RETRIES: int = env.int("AUTORIZA_ACCESS_CHECK_SESS
 AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS: float = env.float("AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS", default=5.0)
 # A RUNNING run whose heartbeat is older than this lost its worker: the reaper queues it again (once)
 # or finishes it with every company not read marked as such.
+# A run whose RUT has no free session place waits for one in its slot (the access-check queue has slots
+# of its own) at most this long, then goes back to the queue behind the others.
+AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS: float = env.float("AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS", default=120.0)
 AUTORIZA_ACCESS_CHECK_REAP_AFTER_SECONDS: int = env.int("AUTORIZA_ACCESS_CHECK_REAP_AFTER_SECONDS", default=900)
 # Celery time limits of one run (threads pools ignore them; the bot's own budget then applies).
 AUTORIZA_ACCESS_CHECK_SOFT_TIME_LIMIT: int = env.int("AUTORIZA_ACCESS_CHECK_SOFT_TIME_LIMIT", default=1500)

@@ -53,7 +53,7 @@ from onboarding.services.access_checks import (
 from onboarding.services.errors import ServiceError
 from onboarding.services.firm_keys import firm_key_opened
 from onboarding.services.jobs.bot import sii_settings_for
-from onboarding.services.jobs.leases import sii_leases_acquire_keys, sii_leases_kept
+from onboarding.services.jobs.leases import Leases, sii_leases_acquire_keys, sii_leases_kept
 from sii_bot.errors import CertificateLoginDisabled, CertificateRejected, failure_from_code
 from sii_bot.models import CompanyUsersRead, UsersReadRequest
 from sii_bot.rut import normalize_rut
@@ -176,14 +176,16 @@ def _run_finish(*, run: AccessCheckRun, status: str = AccessCheckStatus.DONE, co
     return bool(finished)
 
 
-def _run_wait(*, run: AccessCheckRun, until: datetime, code: str = "") -> None:
-    """RUNNING → QUEUED until `until` (its companies stay PENDING); sent again then."""
+def _run_wait(*, run: AccessCheckRun, until: datetime | None, code: str = "") -> None:
+    """RUNNING → QUEUED (its companies stay PENDING). Due at once (`until` None) it is sent again now;
+    due later, the periodic dispatcher sends it when its time comes (no broker countdown: a message
+    held by a worker for an hour is one a restart loses)."""
     changes: dict[str, Any] = {"status": AccessCheckStatus.QUEUED, "run_after": until, "worker": "",
-                               "started_at": None, "heartbeat_at": None}
+                               "started_at": None, "heartbeat_at": None, "enqueued_at": None}
     if code:
         changes["failure_code"] = code
-    if _held(run).update(**changes):
-        access_check_run_send(run_id=str(run.pk), countdown=max((until - timezone.now()).total_seconds(), 0.0))
+    if _held(run).update(**changes) and until is None:
+        access_check_run_send(run_id=str(run.pk))
 
 
 def _session_limit_until(*, run: AccessCheckRun, firm_key: FirmKey, now: datetime) -> datetime | None:
@@ -215,9 +217,10 @@ def access_check_execute(*, run_id: str, worker: str | None = None) -> AccessChe
     worker = worker or socket.gethostname()
     run = _claim(run_id=run_id, worker=worker)
     if run is None:
-        later = AccessCheckRun.objects.filter(pk=run_id, status=AccessCheckStatus.QUEUED, run_after__gt=timezone.now()).first()
-        if later is not None:  # delivered early (clocks, countdowns): back for its time
-            access_check_run_send(run_id=str(later.pk), countdown=(later.run_after - timezone.now()).total_seconds())
+        # Already taken or finished, or not due yet (the dispatcher sends it again when it is).
+        AccessCheckRun.objects.filter(pk=run_id, status=AccessCheckStatus.QUEUED, run_after__gt=timezone.now()).update(
+            enqueued_at=None
+        )
         return None
     try:
         _execute(run)
@@ -266,9 +269,9 @@ def _execute(run: AccessCheckRun) -> None:
     if until is not None:
         _run_wait(run=run, until=until)
         return
-    leases = sii_leases_acquire_keys(keys=access_check_lease_keys(firm_key=firm_key), holder=f"check-{run.pk}")
+    leases = _leases_wait(run=run, firm_key=firm_key)
     if leases is None:
-        _run_wait(run=run, until=timezone.now() + timedelta(seconds=access_check_wait_seconds()))
+        _run_wait(run=run, until=None)  # back in the queue, behind the others
         return
     with sii_leases_kept(leases):
         outcome = _read_sessions(run=run, firm_key=firm_key)
@@ -288,6 +291,20 @@ def _execute(run: AccessCheckRun) -> None:
         _run_finish(run=run, code=code, message=failure.user_message)
         return
     _run_finish(run=run)
+
+
+def _leases_wait(*, run: AccessCheckRun, firm_key: FirmKey) -> Leases | None:
+    """A place among the SII sessions of the firm key's RUT, waiting for one in this slot (the access
+    check queue has slots of its own: waiting here delays no live authorization) for at most
+    AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS; None if none freed up by then."""
+    keys = access_check_lease_keys(firm_key=firm_key)
+    give_up = time.monotonic() + settings.AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS
+    while True:
+        leases = sii_leases_acquire_keys(keys=keys, holder=f"check-{run.pk}")
+        if leases is not None or time.monotonic() >= give_up:
+            return leases
+        _held(run).update(heartbeat_at=timezone.now())
+        time.sleep(access_check_wait_seconds())
 
 
 def _read_sessions(*, run: AccessCheckRun, firm_key: FirmKey) -> tuple[str, int] | None:

@@ -269,12 +269,10 @@ def access_checks_schedule(*, now: datetime | None = None) -> int:
 # --- Sending, re-sending, reaping -----------------------------------------------------------------------
 
 
-def access_check_run_send(*, run_id: str, countdown: float | None = None) -> None:
+def access_check_run_send(*, run_id: str) -> None:
     """Send a run's id (never anything secret) to the access-check queue, stamping `enqueued_at`."""
     AccessCheckRun.objects.filter(pk=run_id, status=AccessCheckStatus.QUEUED).update(enqueued_at=timezone.now())
-    current_app.tasks[ACCESS_CHECK_RUN_TASK].apply_async(
-        (run_id,), queue=settings.AUTORIZA_ACCESS_CHECK_QUEUE, countdown=countdown
-    )
+    current_app.tasks[ACCESS_CHECK_RUN_TASK].apply_async((run_id,), queue=settings.AUTORIZA_ACCESS_CHECK_QUEUE)
 
 
 def access_check_runs_dispatch(*, now: datetime | None = None) -> int:

@@ -249,19 +249,24 @@ def test_a_session_limit_answer_holds_every_run_of_that_rut_for_the_sii_hour(fir
     second = services.access_check_execute(run_id=str(second_id), worker="w1")
     assert second.status == AccessCheckStatus.QUEUED and second.run_after == first.run_after
     assert len(fake.sessions) == 1  # the second never logged in
-    # Delivered early, the run is not claimed: it is sent back for its time.
+    # Delivered early, the run is not claimed; the dispatcher sends it when due, not before.
     assert services.access_check_execute(run_id=str(first_id), worker="w1") is None
-    assert sent.call_args.kwargs["countdown"] > 3500
+    sent.reset_mock()
+    assert services.access_check_runs_dispatch() == 0 and not sent.called
+    assert services.access_check_runs_dispatch(now=first.run_after + timedelta(seconds=1)) == 2
 
 
-def test_no_session_place_for_the_rut_means_waiting_not_logging_in(firm, fake, sent, cast, settings) -> None:  # type: ignore[no-untyped-def]
+def test_no_session_place_for_the_rut_means_waiting_not_logging_in(firm, fake, sent, cast, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     firm.make(2)
+    settings.AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS = 0.2
+    settings.AUTORIZA_SII_LEASE_WAIT_SECONDS = 0.1
     settings.AUTORIZA_SII_MAX_SESSIONS_PER_RUT = 1
     other = sii_leases_acquire_keys(keys=[(f"rut:{REP}", 1)], holder="someone-else")
     assert other is not None
     services.access_check_request(tenant=firm.tenant, requested_by=cast.admin_a)
     (run,) = run_all()
     assert run.status == AccessCheckStatus.QUEUED and fake.sessions == []
+    assert sent.call_args.args[0] == (str(run.pk),)  # back in the queue at once, behind the others
     sii_leases_release(leases=other)
     AccessCheckRun.objects.filter(pk=run.pk).update(run_after=None)
     (run,) = run_all()

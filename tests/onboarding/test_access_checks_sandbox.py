@@ -199,15 +199,16 @@ def test_two_workers_of_two_slots_never_exceed_the_session_cap_of_the_representa
     _firm(cast.tenant_a, sandbox, cast.owner_a, 24)
     env = {"AUTORIZA_ACCESS_CHECK_QUEUE": broker["queue"], "AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS": "0",
            "AUTORIZA_SII_LEASE_WAIT_SECONDS": "0.5"}
-    start_worker(concurrency=2, env=env)
-    start_worker(concurrency=2, env=env)
+    workers = [start_worker(concurrency=2, env=env), start_worker(concurrency=2, env=env)]
     runs = services.access_check_request(tenant=cast.tenant_a, requested_by=cast.admin_a)
     for run in runs:  # what the on-commit hook does in production
         services.access_check_run_send(run_id=str(run.pk))
     assert len(runs) == 6
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     while AccessCheckRun.objects.exclude(status=AccessCheckStatus.DONE).exists():
-        assert time.monotonic() < deadline, list(AccessCheckRun.objects.values_list("status", "failure_code"))
+        assert time.monotonic() < deadline, (
+            list(AccessCheckRun.objects.values_list("status", "failure_code")), [w.log()[-3000:] for w in workers]
+        )
         time.sleep(0.5)
     assert not AccessCheckItem.objects.exclude(status=AccessCheckItemStatus.VERIFIED).exists()
     seen = sandbox.state()["max_concurrent_sessions_by_rut"][REP]
