@@ -375,3 +375,25 @@ def test_the_firm_key_never_reaches_task_arguments_or_logs(cast, firm, fake, sen
         assert all(isinstance(arg, str) and len(arg) == 36 for arg in call.args[0])
     logs = caplog.text
     assert not any(line in logs for line in secret_lines) and "PRIVATE KEY" not in logs
+
+
+def test_the_latest_job_page_shows_what_the_last_check_found_with_the_verify_button(client, cast, firm, fake, sent) -> None:  # type: ignore[no-untyped-def]
+    from onboarding.models import JobStatus
+    from tests.onboarding.staff_factories import job_make
+
+    (company,) = firm.make(1)
+    older = job_make(company, status=JobStatus.FAILED, attempt=1)
+    latest = job_make(company, status=JobStatus.SUCCEEDED, attempt=2, failure_code="", failure_message="")
+    fake.users = {company.rut: [full(sign=False)]}
+    services.access_check_request(tenant=firm.tenant, requested_by=cast.admin_a)
+    run_all()
+    client.force_login(cast.admin_a)
+    page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": latest.pk})).content.decode()
+    assert "Acceso del estudio en el SII" in page and "Permisos inferiores a los solicitados" in page
+    assert "Usuario Administrador, Registro" in page
+    assert reverse("staff:access_check_company", kwargs={"tenant_slug": "pyme", "company_id": company.pk}) in page
+    older_page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": older.pk})).content.decode()
+    assert "Acceso del estudio en el SII" not in older_page
+    client.force_login(cast.staff_a)  # staff see it, without the button
+    page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": latest.pk})).content.decode()
+    assert "Acceso del estudio en el SII" in page and "/verificar/" not in page
