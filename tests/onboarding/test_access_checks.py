@@ -58,6 +58,7 @@ class FakeSii:
 
     def read_users(self, request: Any, certificate: Any, settings: Any = None, on_progress: Any = None) -> UsersReadResult:
         assert isinstance(certificate, sii_bot.CertificateMaterial)
+        self.settings = settings
         number = len(self.sessions)
         self.sessions.append(request.company_ruts)
         if self.login_failure is not None:
@@ -197,7 +198,17 @@ def test_a_session_that_ends_early_is_opened_again_for_the_rest_only(firm, fake,
     services.access_check_request(tenant=firm.tenant, requested_by=cast.admin_a)
     (run,) = run_all()
     assert [len(s) for s in fake.sessions] == [30, 20, 15]
+    # What a check asks of the bot: the politeness pause between companies, no screenshots.
+    assert fake.settings.company_pause_seconds == 0 and fake.settings.screenshots is False
     assert run.items.filter(status=AccessCheckItemStatus.VERIFIED).count() == 30
+
+
+def test_the_pause_between_companies_reaches_the_bot(firm, fake, sent, cast, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS = 1.5
+    firm.make(2)
+    services.access_check_request(tenant=firm.tenant, requested_by=cast.admin_a)
+    run_all()
+    assert fake.settings.company_pause_seconds == 1.5
 
 
 def test_session_failures_beyond_the_retries_are_typed_failures_not_skips(firm, fake, sent, cast, settings) -> None:  # type: ignore[no-untyped-def]
