@@ -165,8 +165,8 @@ def table_rows(checks: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         target = f"<= {TARGET_OVERHEAD}x" if key == "200" else ""
         met = ("yes" if overhead <= TARGET_OVERHEAD else "NO") if key == "200" else ""
         rows.append(("checks", f"bot vs plain HTTP, {key} ms/page",
-                     f"{checks['bot'][key]['median']:.2f} s vs {checks['lower_bound'][key]['median']:.2f} s "
-                     f"({overhead:.2f}x)", target, met))
+                     (f"{checks['bot'][key]['median']:.2f} s vs {checks['lower_bound'][key]['median']:.2f} s "
+                      f"({overhead:.2f}x)"), target, met))
     logins = set(checks.get("logins", {}).values())
     shared = checks.get("companies_per_session", 0) if logins == {1} else 0
     rows.append(("checks", "companies sharing one login", str(shared), f">= {TARGET_SHARED_LOGIN}",

@@ -9,7 +9,6 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
-
 from django.conf import settings
 from django.utils import timezone
 

@@ -27,7 +27,6 @@ from onboarding.models import (
     Representative,
     Tenant,
 )
-from onboarding.selectors.core import parse_uuid
 from sii_bot import Permission, SiiUser
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "CompanyAccessView",
     "access_check_companies",
     "access_check_due",
-    "access_check_run_get",
     "access_check_runs_pending",
     "access_problem_count",
     "access_problem_of",
@@ -91,12 +89,6 @@ def access_check_companies(*, tenant: Tenant, representative: Representative) ->
     return ClientCompany.objects.filter(
         tenant=tenant, relationship=Relationship.ACTIVE, sii_user_rut=representative.rut
     ).order_by("rut", "pk")
-
-
-def access_check_run_get(*, tenant: Tenant, run_id: object) -> AccessCheckRun | None:
-    """One access check run of the tenant, or None (also for another tenant's id or a malformed one)."""
-    pk = parse_uuid(run_id)
-    return AccessCheckRun.objects.filter(tenant=tenant, pk=pk).first() if pk is not None else None
 
 
 def access_check_runs_pending(*, tenant: Tenant) -> QuerySet[AccessCheckRun]:

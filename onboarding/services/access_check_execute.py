@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -28,7 +27,6 @@ from django.db import transaction
 from django.utils import timezone
 
 import sii_bot
-from onboarding import crypto
 from onboarding.domain.display import failure_label
 from onboarding.models import (
     AccessCheckItem,
@@ -50,7 +48,6 @@ from onboarding.services.access_checks import (
     access_check_wait_seconds,
     access_problems_notify,
 )
-from onboarding.services.errors import ServiceError
 from onboarding.services.firm_keys import firm_key_opened
 from onboarding.services.jobs.bot import sii_settings_for
 from onboarding.services.jobs.leases import Leases, sii_leases_acquire_keys, sii_leases_kept
@@ -362,7 +359,7 @@ def _read_sessions(*, run: AccessCheckRun, firm_key: FirmKey) -> tuple[str, int]
                 return code, int(session_failure.get("retry_after_seconds") or 3600)
             if sessions > settings.AUTORIZA_ACCESS_CHECK_SESSION_RETRIES:
                 message = str(session_failure.get("user_message", ""))
-                _all_items(run, lambda: _failed(code, message))
+                _all_items(run, lambda code=code, message=message: _failed(code, message))
                 return None
             logger.info("access check run %s: session ended early (%s); a new session for the rest", run.pk, code)
             time.sleep(settings.AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS * settings.AUTORIZA_JOB_RETRY_DELAY_SCALE)

@@ -57,11 +57,11 @@ __all__ = [
     "ACCESS_CHECK_RUN_TASK",
     "access_check_request",
     "access_check_run_send",
-    "access_check_wait_seconds",
     "access_check_runs_create",
     "access_check_runs_dispatch",
     "access_check_runs_pending_exist",
     "access_check_runs_reap",
+    "access_check_wait_seconds",
     "access_checks_schedule",
     "access_problems_notify",
 ]

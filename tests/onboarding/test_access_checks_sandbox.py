@@ -162,7 +162,7 @@ def test_500_companies_under_faults_end_verified_as_the_sandbox_holds_or_typed( 
 def test_drift_through_the_control_api_shows_on_the_dashboard_after_the_next_check(  # type: ignore[no-untyped-def]
     client, cast, sandbox, in_process
 ) -> None:
-    first, second, third = _firm(cast.tenant_a, sandbox, cast.owner_a, 3)
+    _, second, third = _firm(cast.tenant_a, sandbox, cast.owner_a, 3)
     services.access_check_request(tenant=cast.tenant_a, requested_by=cast.admin_a)
     _run_queued()
     client.force_login(cast.admin_a)
