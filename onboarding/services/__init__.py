@@ -28,6 +28,7 @@ from onboarding.services.access_checks import (
     access_check_runs_reap,
     access_checks_schedule,
     access_problems_notify,
+    tenant_access_check_interval_set,
 )
 from onboarding.services.audit import (
     audit_record,
@@ -165,6 +166,7 @@ __all__ = [
     "access_check_runs_reap",
     "access_checks_schedule",
     "access_problems_notify",
+    "tenant_access_check_interval_set",
     "BOT_CALLS",
     "CERTIFICATE_NOT_READY",
     "CERTIFICATE_REQUEST_EVERY_HOURS",

@@ -64,6 +64,7 @@ __all__ = [
     "access_check_wait_seconds",
     "access_checks_schedule",
     "access_problems_notify",
+    "tenant_access_check_interval_set",
 ]
 
 ACCESS_CHECK_RUN_TASK = "onboarding.tasks.access_check_run"
@@ -264,6 +265,30 @@ def access_checks_schedule(*, now: datetime | None = None) -> int:
             )
         created += len(runs)
     return created
+
+
+def tenant_access_check_interval_set(*, tenant: Tenant, days: int, actor: AbstractBaseUser | None) -> bool:
+    """Verify the firm's access every `days` days (0: never scheduled; on demand still works). Returns
+    whether it changed. Audited (SETTINGS). Raises ServiceError for a negative or too long interval."""
+    if days < 0 or days > 90:
+        raise ServiceError("Indique entre 0 y 90 días.", code="invalid_interval")
+    before = tenant.access_check_interval_days
+    if before == days:
+        return False
+    Tenant.objects.filter(pk=tenant.pk).update(access_check_interval_days=days)
+    tenant.access_check_interval_days = days
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.SETTINGS,
+        summary=(
+            f"Verificación de acceso cada {days} día{'s' if days != 1 else ''}"
+            if days
+            else "Verificación de acceso automática desactivada"
+        ),
+        details={"access_check_interval_days": {"before": before, "after": days}},
+    )
+    return True
 
 
 # --- Sending, re-sending, reaping -----------------------------------------------------------------------

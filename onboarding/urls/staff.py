@@ -19,6 +19,11 @@ urlpatterns = [
     path("<slug:tenant_slug>/reejecutar/", dashboard.rerun_bulk, name="rerun_bulk"),
     # Access checks with the firm key, on demand (services.access_checks).
     path("<slug:tenant_slug>/verificar-acceso/", access.access_check_all, name="access_check_all"),
+    path(
+        "<slug:tenant_slug>/configuracion/verificacion-acceso/",
+        access.access_check_schedule,
+        name="access_check_schedule",
+    ),
     path("<slug:tenant_slug>/clientes/<int:company_id>/verificar/", access.access_check_company, name="access_check_company"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reejecutar/", jobs.job_rerun, name="job_rerun"),

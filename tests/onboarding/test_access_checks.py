@@ -408,3 +408,19 @@ def test_the_latest_job_page_shows_what_the_last_check_found_with_the_verify_but
     client.force_login(cast.staff_a)  # staff see it, without the button
     page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": latest.pk})).content.decode()
     assert "Acceso del estudio en el SII" in page and "/verificar/" not in page
+
+
+def test_owners_set_the_schedule_or_turn_it_off_with_spanish_errors_and_an_audit_entry(client, cast) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("staff:access_check_schedule", kwargs={"tenant_slug": "pyme"})
+    client.force_login(cast.owner_a)
+    assert "cada 7 días" in client.get(url).content.decode()
+    for bad, message in (("-1", "no puede ser negativo"), ("abc", "número entero"), ("365", "al menos cada 90")):
+        page = client.post(url, {"dias": bad})
+        assert page.status_code == 200 and message in page.content.decode()
+    assert client.post(url, {"dias": "0"}).status_code == 302
+    cast.tenant_a.refresh_from_db()
+    assert cast.tenant_a.access_check_interval_days == 0
+    assert AuditEntry.objects.filter(tenant=cast.tenant_a, summary="Verificación de acceso automática desactivada").exists()
+    assert services.access_checks_schedule() == 0
+    client.force_login(cast.admin_a)  # admins verify on demand; the schedule is the owners'
+    assert client.get(url).status_code == 404

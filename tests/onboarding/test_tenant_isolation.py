@@ -39,6 +39,7 @@ ACCESS: dict[str, str] = {
     "rerun_bulk": "rerun",
     "access_check_all": "rerun",
     "access_check_company": "rerun",
+    "access_check_schedule": "owner",
     "job_detail": "member",
     "job_rerun": "rerun",
     "job_retry_now": "rerun",
