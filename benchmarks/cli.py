@@ -2,8 +2,10 @@
 
 Options (each also read from the environment variable in brackets):
 
-  --only bot,throughput,portal,fairness   parts to run [BENCH_ONLY]; default bot,throughput,portal,fairness; also
-                                 "resilience" (one attempt against 20 % HTTP 500s + a session expiry)
+  --only bot,throughput,portal,fairness,checks   parts to run [BENCH_ONLY]; default all of these; also
+                                 "resilience" (one attempt against 20 % HTTP 500s + a session expiry).
+                                 "checks": access checks, many companies' users read in one SII session
+                                 (companies/min, requests per company, against a plain-HTTP lower bound)
   --resilience-runs R            runs of the resilience part [BENCH_RESILIENCE_RUNS]; default 100 (quick 20)
   --resilience-backoff S,S,S     page-retry backoff in that part, seconds [BENCH_RESILIENCE_BACKOFF]; 0.1,0.2,0.4
   --quick                        a quick version (< 3 min): few runs, small N, short loads [BENCH_QUICK=1]
@@ -42,12 +44,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bot, fairness, portal, resilience, throughput
+from benchmarks import bot, checks, fairness, portal, resilience, throughput
+from benchmarks.checks import table_rows as checks_table_rows
 from benchmarks.common import PY, REPO, fmt_ms, fmt_s, loadavg, log, machine_info, write_json
 from benchmarks.fairness import fairness_line
 
-PARTS = ("bot", "throughput", "portal", "fairness", "resilience")
-DEFAULT_PARTS = ("bot", "throughput", "portal", "fairness")
+PARTS = ("bot", "throughput", "portal", "fairness", "resilience", "checks")
+DEFAULT_PARTS = ("bot", "throughput", "portal", "fairness", "checks")
 
 # The issue's targets.
 TARGET_OVERHEAD = 1.5
@@ -148,7 +151,8 @@ def _passthrough(opts: argparse.Namespace) -> list[str]:
 
 
 def run_section(opts: argparse.Namespace) -> int:
-    module = {"bot": bot, "throughput": throughput, "portal": portal, "fairness": fairness, "resilience": resilience}[
+    module = {"bot": bot, "throughput": throughput, "portal": portal, "fairness": fairness, "resilience": resilience,
+              "checks": checks}[
         opts.section
     ]
     assert opts.work is not None and opts.section_json is not None
@@ -194,6 +198,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      "0", _yes(bot["failures"] == 0 and not bot.get("missing_in_sandbox"))))
     elif isinstance(bot, dict) and "error" in bot:
         rows.append(("bot", "ERROR", bot["error"][:200], "", "NO"))
+    checks_figures = results.get("checks")
+    if isinstance(checks_figures, dict):
+        rows += checks_table_rows(checks_figures)
     tp = results.get("throughput")
     if isinstance(tp, dict) and "variants" in tp:
         for v in tp["variants"]:
@@ -336,6 +343,12 @@ def summary_line(results: dict[str, Any], seconds: float) -> str:
         if "dashboard" in sc:
             parts.append(f"dashboard p99 {sc['dashboard']['p99_ms']:.0f} ms")
         parts.append(f"loadgen {portal.get('loadgen', '?').split()[0]}")
+    checks_figures = results.get("checks")
+    if isinstance(checks_figures, dict) and checks_figures.get("overhead", {}).get("200") is not None:
+        parts.append(f"checks {checks_figures['per_minute'].get('200', 0):.0f}/min @200ms, "
+                     f"{checks_figures['requests_per_company']['200']:.2f} requests/company, "
+                     f"{checks_figures['overhead']['200']:.2f}x plain HTTP (<= 1.3x: "
+                     f"{_yes(checks_figures['overhead']['200'] <= 1.3)})")
     res = results.get("resilience")
     if isinstance(res, dict) and "completed" in res:
         parts.append(f"resilience {res['completed']}/{res['runs']} (>= 95%, 1 save each: {_yes(res['met'])})")

@@ -9,9 +9,11 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from django.conf import settings
+from django.utils import timezone
 
 import sii_bot
-from onboarding import services
+from onboarding import selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,34 @@ def certificates_purge_expired() -> int:
 def firm_keys_expiry_warn() -> int:
     """Periodic (daily): e-mail the firms' admins 30 and 7 days before a firm key expires (each once)."""
     return services.firm_keys_expiry_warn()
+
+
+@shared_task(
+    name="onboarding.tasks.access_check_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.AUTORIZA_ACCESS_CHECK_SOFT_TIME_LIMIT,
+    time_limit=settings.AUTORIZA_ACCESS_CHECK_TIME_LIMIT,
+)
+def access_check_run(run_id: str) -> None:
+    """Run one access check (one SII session with a firm key over many companies). Routed to the
+    access-check queue (AUTORIZA_ACCESS_CHECK_QUEUE), never the browser queue of live authorizations.
+    A redelivered message for a run already claimed does nothing."""
+    services.access_check_execute(run_id=run_id, worker=services.worker_identity())
+
+
+@shared_task(name="onboarding.tasks.access_checks_schedule")
+def access_checks_schedule() -> int:
+    """Periodic: reap runs whose worker died, create the checks that are due, send due runs, and
+    e-mail new problems no finishing run reported. Returns the runs created."""
+    now = timezone.now()
+    services.access_check_runs_reap(now=now)
+    created = services.access_checks_schedule(now=now)
+    services.access_check_runs_dispatch(now=now)
+    for tenant in selectors.tenants_with_unreported_access_problems():
+        if not services.access_check_runs_pending_exist(tenant=tenant):
+            services.access_problems_notify(tenant=tenant)
+    return created
 
 
 @worker_ready.connect

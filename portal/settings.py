@@ -248,7 +248,13 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("AUTORIZA_DEFAULT_QUEUE", default="default")
 AUTORIZA_BROWSER_QUEUE: str = env.str("AUTORIZA_BROWSER_QUEUE", default="browser")
 # Live jobs go to the browser queue; background ones to the same name + "-background", which every
 # worker of the browser queue consumes too, after it (portal/celery.py; docs/architecture.md).
-CELERY_TASK_ROUTES = {"onboarding.tasks.enrollment_job_run": {"queue": AUTORIZA_BROWSER_QUEUE}}
+# Access checks (services.access_checks) have a queue of their own, served by workers of their own,
+# so a check reading 50 companies never sits in front of a client's live authorization.
+AUTORIZA_ACCESS_CHECK_QUEUE: str = env.str("AUTORIZA_ACCESS_CHECK_QUEUE", default="access-checks")
+CELERY_TASK_ROUTES = {
+    "onboarding.tasks.enrollment_job_run": {"queue": AUTORIZA_BROWSER_QUEUE},
+    "onboarding.tasks.access_check_run": {"queue": AUTORIZA_ACCESS_CHECK_QUEUE},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
@@ -355,6 +361,30 @@ for _name in ("AUTORIZA_SII_MAX_SESSIONS_PER_HOST", "AUTORIZA_SII_MAX_SESSIONS_P
 if AUTORIZA_SII_LEASE_TTL_SECONDS < 3:
     raise ImproperlyConfigured("AUTORIZA_SII_LEASE_TTL_SECONDS must be at least 3 (leases are renewed every third of it).")
 
+# Access checks with the firm key (services.access_checks, docs/architecture.md). One run is one SII
+# session of one representative reading at most this many companies (the login is shared by all of
+# them; at least 20 so a firm's checks need few logins); a pause between companies keeps the SII load
+# of a long run low. The sessions of checks count against AUTORIZA_SII_MAX_SESSIONS_PER_RUT like jobs.
+AUTORIZA_ACCESS_CHECK_MAX_COMPANIES: int = env.int("AUTORIZA_ACCESS_CHECK_MAX_COMPANIES", default=50)
+AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS: float = env.float("AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS", default=1.0)
+# A session that ended early (expired, SII errors) is opened again for the companies not read yet, at
+# most this many times per run, after AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS.
+AUTORIZA_ACCESS_CHECK_SESSION_RETRIES: int = env.int("AUTORIZA_ACCESS_CHECK_SESSION_RETRIES", default=2)
+AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS: float = env.float("AUTORIZA_ACCESS_CHECK_SESSION_RETRY_SECONDS", default=5.0)
+# A RUNNING run whose heartbeat is older than this lost its worker: the reaper queues it again (once)
+# or finishes it with every company not read marked as such.
+# A run whose RUT has no free session place waits for one in its slot (the access-check queue has slots
+# of its own) at most this long, then goes back to the queue behind the others.
+AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS: float = env.float("AUTORIZA_ACCESS_CHECK_LEASE_WAIT_SECONDS", default=120.0)
+AUTORIZA_ACCESS_CHECK_REAP_AFTER_SECONDS: int = env.int("AUTORIZA_ACCESS_CHECK_REAP_AFTER_SECONDS", default=900)
+# Celery time limits of one run (threads pools ignore them; the bot's own budget then applies).
+AUTORIZA_ACCESS_CHECK_SOFT_TIME_LIMIT: int = env.int("AUTORIZA_ACCESS_CHECK_SOFT_TIME_LIMIT", default=1500)
+AUTORIZA_ACCESS_CHECK_TIME_LIMIT: int = env.int("AUTORIZA_ACCESS_CHECK_TIME_LIMIT", default=1800)
+if AUTORIZA_ACCESS_CHECK_MAX_COMPANIES < 1:
+    raise ImproperlyConfigured("AUTORIZA_ACCESS_CHECK_MAX_COMPANIES must be at least 1.")
+if AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS < 0 or AUTORIZA_ACCESS_CHECK_SESSION_RETRIES < 0:
+    raise ImproperlyConfigured("AUTORIZA_ACCESS_CHECK_PAUSE_SECONDS and _SESSION_RETRIES must not be negative.")
+
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -397,6 +427,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-certificates": {"task": "onboarding.tasks.certificates_purge_expired", "schedule": 3600.0},
     # Each warning goes out once per key (FirmKey.expiry_warned_days), so a daily run is enough.
     "warn-expiring-firm-keys": {"task": "onboarding.tasks.firm_keys_expiry_warn", "schedule": 86400.0},
+    # Creates the access checks that are due per tenant, sends due runs, reaps lost ones, e-mails new problems.
+    "schedule-access-checks": {
+        "task": "onboarding.tasks.access_checks_schedule",
+        "schedule": env.float("AUTORIZA_ACCESS_CHECK_TICK_SECONDS", default=300.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -435,8 +435,10 @@ class _BrowserThread:
 
 def read_users_budget(settings: SiiSettings, companies: int) -> float:
     """The time budget (s) of reading ``companies`` companies: a job's budget (login and the first
-    company) plus, for each further company, two steps' worth (back to the company form, the list)."""
-    return settings.job_timeout_seconds + max(companies - 1, 0) * 2 * settings.step_timeout_seconds
+    company) plus, for each further company, two steps' worth (back to the company form, the list)
+    and the pause before it (``company_pause_seconds``)."""
+    further = max(companies - 1, 0)
+    return settings.job_timeout_seconds + further * (2 * settings.step_timeout_seconds + settings.company_pause_seconds)
 
 
 def _launch_key(settings: SiiSettings) -> tuple[Any, ...]:

@@ -143,6 +143,8 @@ class SiiSettings:
     - ``resume_limit``: how many times one attempt may start over from the company step after a
       session expiry or an error on a save; ``relogin_limit``: how many of those may log in again
       (SII throttles quick re-logins, so one by default).
+    - ``company_pause_seconds``: when reading several companies in one session (``read_users``), the
+      wait before each company after the first, so a long run does not hammer the SII.
     """
 
     enroll_url: str = PRODUCTION_ENROLL_URL
@@ -159,6 +161,7 @@ class SiiSettings:
     transient_backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)
     resume_limit: int = 3
     relogin_limit: int = 1
+    company_pause_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # Normalize so that equality/hashing and Playwright origin matching are predictable.
@@ -172,6 +175,8 @@ class SiiSettings:
             raise ValueError("timeouts must be positive")
         if self.transient_retries < 0 or self.resume_limit < 0 or self.relogin_limit < 0:
             raise ValueError("transient_retries, resume_limit and relogin_limit must not be negative")
+        if self.company_pause_seconds < 0:
+            raise ValueError("company_pause_seconds must not be negative")
         backoff = tuple(float(b) for b in self.transient_backoff_seconds)
         if not backoff or any(b < 0 for b in backoff):
             raise ValueError("transient_backoff_seconds must list at least one non-negative number")

@@ -24,7 +24,7 @@ from onboarding.models import (
     SiiEnvironment,
     Tenant,
 )
-from onboarding.selectors.dashboard import DEFAULT_SORT, SORT_FIELDS, CompanyFilters
+from onboarding.selectors.dashboard import ACCESS_FILTER_PROBLEMS, DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
 from sii_bot.certificates import CERTIFICATE_ERROR_CODES
@@ -97,6 +97,10 @@ class DashboardFilterForm(forms.Form):
     )
     desde = FilterDateField(label="Desde")
     hasta = FilterDateField(label="Hasta")
+    acceso = forms.ChoiceField(
+        label="Acceso en el SII", required=False,
+        choices=[("", "Todos"), (ACCESS_FILTER_PROBLEMS, "Acceso con problemas")],
+    )
     orden = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean_orden(self) -> str:
@@ -120,6 +124,7 @@ class DashboardFilterForm(forms.Form):
             date_from=data.get("desde"),
             date_to=data.get("hasta"),
             sort=data.get("orden") or DEFAULT_SORT,
+            access=data.get("acceso") or "",
         )
 
 

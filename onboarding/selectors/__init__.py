@@ -5,12 +5,26 @@ for, so nothing returns another tenant's rows:
 - `client`: the client's own companies, certificates and jobs; `consent`: what a consent covers;
 - `status`: one job as the client follows it (timeline, poll ETag, result, advice after a failure);
 - `dashboard`: the firm's dashboard and CSV export; `firm`: job detail, invitations, team, audit;
+- `access`: access checks with the firm key (what to check, what the last check found);
 - `company`: one client as the firm's page shows it (authorization, requested permissions, jobs);
 - `changes`: which clients a representative or permission change affects; `claims`: competing
   self-signups; `readiness`: whether a certificate suits the firm's SII environment.
 
 Callers use `from onboarding import selectors` and `selectors.<name>`: every public name is listed here.
 """
+from onboarding.selectors.access import (
+    ACCESS_PROBLEM_LABELS,
+    CompanyAccessView,
+    access_check_companies,
+    access_check_due,
+    access_check_runs_pending,
+    access_problem_count,
+    access_problem_of,
+    access_requested_permissions,
+    access_state_from_user,
+    company_access_view,
+    tenants_with_unreported_access_problems,
+)
 from onboarding.selectors.changes import (
     companies_affected_by_representative,
     companies_with_stale_permissions,
@@ -144,6 +158,17 @@ from onboarding.selectors.status import (
 )
 
 __all__ = [
+    "ACCESS_PROBLEM_LABELS",
+    "CompanyAccessView",
+    "access_check_companies",
+    "access_check_due",
+    "access_check_runs_pending",
+    "access_problem_count",
+    "access_problem_of",
+    "access_requested_permissions",
+    "access_state_from_user",
+    "company_access_view",
+    "tenants_with_unreported_access_problems",
     "ACTIVE_STAGES",
     "BLOCKED_CLIENT",
     "BLOCKED_OPEN_INVITATION",

@@ -50,6 +50,7 @@ from onboarding.models import (
 from onboarding.selectors.core import company_stage_counts
 
 __all__ = [
+    "ACCESS_FILTER_PROBLEMS",
     "ACTIVE_STAGES",
     "DEFAULT_SORT",
     "SORT_FIELDS",
@@ -73,6 +74,9 @@ __all__ = [
     "rut_search_key",
 ]
 
+
+# The dashboard filter value (`?acceso=problemas`) for "Acceso con problemas".
+ACCESS_FILTER_PROBLEMS = "problemas"
 
 # Stages whose rows the dashboard keeps refreshing (a worker may change them any second).
 ACTIVE_STAGES: tuple[str, ...] = (CompanyStage.QUEUED, CompanyStage.RUNNING)
@@ -140,6 +144,8 @@ class CompanyFilters:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     sort: str = DEFAULT_SORT
+    # "problemas": only the clients whose last access check found a problem (`access_problem`).
+    access: str = ""
 
 
 def _local_midnight(day: dt.date) -> dt.datetime:
@@ -211,6 +217,8 @@ def _company_filtered(*, tenant: Tenant, filters: CompanyFilters) -> QuerySet[Cl
     queryset = ClientCompany.objects.filter(tenant=tenant)
     if filters.stage:
         queryset = queryset.filter(stage=filters.stage)
+    if filters.access == ACCESS_FILTER_PROBLEMS:
+        queryset = queryset.exclude(access_problem="")
     date_column = "created_at" if filters.date_field == "created" else "stage_changed_at"
     if filters.date_from:
         queryset = queryset.filter(**{f"{date_column}__gte": _local_midnight(filters.date_from)})
@@ -293,12 +301,15 @@ class DashboardRow:
     stage: str
     stage_changed_at: dt.datetime
     claimants: int  # how many people registered the company themselves (CompanyClaim); 0 if the firm did
+    access_verified_at: dt.datetime | None  # when an access check last read the SII for it
+    access_problem: str  # the AccessProblem that check found, "" when none
     job: LatestJob | None
 
 
 # The company columns of a DashboardRow, in its field order (values_list tuples map onto it).
 _ROW_COLUMNS: tuple[str, ...] = (
     "pk", "rut", "legal_name", "owner_name", "owner_email", "stage", "stage_changed_at", "claimants",
+    "access_verified_at", "access_problem",
 )
 
 

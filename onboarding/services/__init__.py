@@ -11,10 +11,26 @@
 - `company`: the firm's choices for one client (its requested SII attributes);
 - `changes`: ending a relationship, replacing the representative, updating permissions;
 - `jobs`: the enrollment jobs of every kind (lifecycle, execution, recovery, emails);
+- `access_checks`, `access_check_execute`: verifying the firm's own access to its clients with its firm keys;
 - `demo`: the demo firm.
 
 Callers use `from onboarding import services` and `services.<name>`: every public name is listed here.
 """
+from onboarding.services.access_check_execute import (
+    access_check_execute,
+)
+from onboarding.services.access_checks import (
+    ACCESS_CHECK_RUN_TASK,
+    access_check_request,
+    access_check_run_send,
+    access_check_runs_create,
+    access_check_runs_dispatch,
+    access_check_runs_pending_exist,
+    access_check_runs_reap,
+    access_checks_schedule,
+    access_problems_notify,
+    tenant_access_check_interval_set,
+)
 from onboarding.services.audit import (
     audit_record,
 )
@@ -156,6 +172,17 @@ from onboarding.services.tenants import (
 )
 
 __all__ = [
+    "access_check_execute",
+    "ACCESS_CHECK_RUN_TASK",
+    "access_check_request",
+    "access_check_run_send",
+    "access_check_runs_create",
+    "access_check_runs_dispatch",
+    "access_check_runs_pending_exist",
+    "access_check_runs_reap",
+    "access_checks_schedule",
+    "access_problems_notify",
+    "tenant_access_check_interval_set",
     "BOT_CALLS",
     "CERTIFICATE_NOT_READY",
     "CERTIFICATE_REQUEST_EVERY_HOURS",

@@ -6,7 +6,7 @@ test_tenant_isolation.py walks this list, so a URL added here is checked automat
 """
 from django.urls import path
 
-from onboarding.views.staff import audit, changes, company, dashboard, firm_keys, invitations, jobs, settings, team
+from onboarding.views.staff import access, audit, changes, company, dashboard, firm_keys, invitations, jobs, settings, team
 
 app_name = "staff"
 
@@ -17,6 +17,14 @@ urlpatterns = [
     path("<slug:tenant_slug>/clientes/filas/", dashboard.dashboard_rows, name="dashboard_rows"),
     path("<slug:tenant_slug>/clientes.csv", dashboard.dashboard_export, name="dashboard_export"),
     path("<slug:tenant_slug>/reejecutar/", dashboard.rerun_bulk, name="rerun_bulk"),
+    # Access checks with the firm key, on demand (services.access_checks).
+    path("<slug:tenant_slug>/verificar-acceso/", access.access_check_all, name="access_check_all"),
+    path(
+        "<slug:tenant_slug>/configuracion/verificacion-acceso/",
+        access.access_check_schedule,
+        name="access_check_schedule",
+    ),
+    path("<slug:tenant_slug>/clientes/<int:company_id>/verificar/", access.access_check_company, name="access_check_company"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reejecutar/", jobs.job_rerun, name="job_rerun"),
     path("<slug:tenant_slug>/trabajos/<uuid:job_id>/reintentar-ahora/", jobs.job_retry_now, name="job_retry_now"),

@@ -94,6 +94,9 @@ class ReadUsersFlow(Session):
         for index, rut in enumerate(self.companies):
             self.company_rut = rut
             if index:
+                if self.settings.company_pause_seconds:
+                    # Politeness: a long run spaces its companies out (the SII sees one person reading).
+                    await self.page.wait_for_timeout(self.settings.company_pause_seconds * 1000)
                 await self._back_to_company_form(on_list)
             try:
                 users, company_name = await self.company_and_list()

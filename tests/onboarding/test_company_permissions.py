@@ -3,11 +3,13 @@ staff page, owners and admins, audited), the effective set copied onto each job 
 bot, the permission sync per client, and requested attributes the SII page did not offer."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 import sii_bot
 from onboarding import selectors, services
@@ -200,3 +202,15 @@ def test_another_tenant_s_company_page_is_404(client, cast) -> None:  # type: ig
     assert ClientCompany.objects.get(pk=cast.company_a.pk).requested_permissions is None
     own = reverse("staff:company_detail", kwargs={"tenant_slug": "otro", "company_id": cast.company_b.pk})
     assert client.get(own).status_code == 200  # so the 404s above are not vacuous
+
+
+def test_the_company_page_shows_what_the_last_access_check_found(client, cast) -> None:  # type: ignore[no-untyped-def]
+    ClientCompany.objects.filter(pk=cast.company_a.pk).update(
+        access_verified_at=timezone.now(), access_problem="permissions_below",
+        access_state={"rut": "13322924-8", "name": "ALEX BRITO MARDONES", "permissions": ["admin"], "not_shown": []},
+    )
+    client.force_login(cast.staff_a)
+    url = reverse("staff:company_detail", kwargs={"tenant_slug": "pyme", "company_id": cast.company_a.pk})
+    page = html.unescape(client.get(url).content.decode())
+    assert "Acceso del estudio en el SII" in page
+    assert "Permisos inferiores a los solicitados" in page and "13.322.924-8" in page

@@ -418,18 +418,20 @@ def test_dashboard_queries_do_not_grow_with_10000_companies_and_export_streams_t
     assert ClientCompany.objects.filter(tenant=cast.tenant_a).count() == 10_001
     with CaptureQueriesContext(connection) as queries:
         dashboard(client)
-    # After a change: the latest change, the counts by stage (GROUP BY), the page, its latest jobs.
-    assert len(own_queries(queries)) == 4, own_queries(queries)
+    # After a change: the latest change, the counts by stage (GROUP BY), the access problems count,
+    # the page, its latest jobs.
+    assert len(own_queries(queries)) == 5, own_queries(queries)
     large = {repr(p): measure(client, p) for p in PAGES}
 
     for key in small:
         (q_small, t_small, _, _), (q_large, t_large, n_large, own) = small[key], large[key]
         print(f"  {key:45} queries 10: {q_small}  10,000: {q_large} (own {own})   time 10: {t_small * 1000:.0f} ms  10,000: {t_large * 1000:.0f} ms  rows: {n_large}")
         assert q_large == q_small, f"{key}: {q_small} queries with 10 companies, {q_large} with 10,000"
-        # The latest stage change (index lookup; the counts come from the cache), the page and its
-        # latest jobs; a search or a date range also needs a COUNT (the counts by stage can't tell).
+        # The latest stage change (index lookup; the counts come from the cache), the count of clients
+        # with access problems, the page and its latest jobs; a search or a date range also needs a
+        # COUNT (the counts by stage can't tell).
         searched = "q" in key or "desde" in key or "hasta" in key
-        assert own == (4 if searched else 3), f"{key}: {own} queries on companies and jobs"
+        assert own == (5 if searched else 4), f"{key}: {own} queries on companies and jobs"
     assert large[repr({})][2] == 50
     with django_assert_max_num_queries(small[repr({})][0]):
         dashboard(client, pagina="100")

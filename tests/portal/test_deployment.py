@@ -25,7 +25,7 @@ def command(service: str) -> list[str]:
 
 
 def test_every_service_is_there_with_healthchecks_where_others_wait() -> None:
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "scheduler", "sandbox"}
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "checker", "scheduler", "sandbox"}
     for name in ("postgres", "redis", "web"):
         assert SERVICES[name]["healthcheck"]["test"], name
     assert SERVICES["sandbox"]["profiles"] == ["sandbox"]
@@ -35,7 +35,7 @@ def test_every_service_is_there_with_healthchecks_where_others_wait() -> None:
 def test_migrations_run_once_before_the_app_starts() -> None:
     assert command("migrate")[-3:] == ["manage.py", "migrate", "--noinput"]
     assert SERVICES["migrate"]["restart"] == "no"
-    for name in ("web", "worker", "scheduler"):
+    for name in ("web", "worker", "checker", "scheduler"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert SERVICES[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -48,6 +48,18 @@ def test_browser_worker_has_its_own_queue_prefetch_one_init_and_shared_memory() 
     assert args[args.index("--prefetch-multiplier") + 1] == "1"
     assert worker["init"] is True
     assert worker["shm_size"] in ("1gb", "2gb") or worker.get("ipc") == "host"
+
+
+def test_access_checks_have_workers_of_their_own_on_their_queue(settings) -> None:  # type: ignore[no-untyped-def]
+    # Checks never take a browser worker's slot: the checker consumes only the access-check queue,
+    # and the browser worker never consumes it.
+    args = command("checker")
+    assert args[:4] == ["celery", "-A", "portal", "worker"]
+    assert args[args.index("-Q") + 1] == settings.AUTORIZA_ACCESS_CHECK_QUEUE == "access-checks"
+    assert args[args.index("--prefetch-multiplier") + 1] == "1"
+    assert SERVICES["checker"]["init"] is True
+    assert settings.AUTORIZA_ACCESS_CHECK_QUEUE not in command("worker")[command("worker").index("-Q") + 1].split(",")
+    assert settings.CELERY_TASK_ROUTES["onboarding.tasks.access_check_run"] == {"queue": "access-checks"}
 
 
 def test_browser_worker_slots_are_threads_sharing_one_browser(settings) -> None:  # type: ignore[no-untyped-def]

@@ -134,3 +134,14 @@ def test_budget_grows_with_the_companies() -> None:
     settings = SiiSettings(step_timeout_seconds=30, job_timeout_seconds=240)
     assert read_users_budget(settings, 1) == 240
     assert read_users_budget(settings, 20) == 240 + 19 * 2 * 30
+
+
+def test_the_pause_between_companies_is_in_the_budget_and_never_negative() -> None:
+    from sii_bot.engine import read_users_budget
+    from sii_bot.settings import SiiSettings
+
+    settings = SiiSettings(step_timeout_seconds=30, job_timeout_seconds=240, company_pause_seconds=1.5)
+    assert read_users_budget(settings, 1) == 240
+    assert read_users_budget(settings, 20) == 240 + 19 * (2 * 30 + 1.5)
+    with pytest.raises(ValueError, match="company_pause_seconds"):
+        SiiSettings(company_pause_seconds=-1)

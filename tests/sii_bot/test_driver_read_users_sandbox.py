@@ -237,3 +237,14 @@ def _company_rut(body: int) -> str:
         factor = 2 if factor == 7 else factor + 1
     check = 11 - total % 11
     return normalize_rut(f"{body}-{'0' if check == 11 else 'K' if check == 10 else check}")
+
+
+def test_the_pause_between_companies_spaces_them_out(engine: BrowserEngine, sandbox: Any) -> None:
+    events: list[ProgressEvent] = []
+    settings = settings_for(sandbox).replace(company_pause_seconds=0.6)
+    result = engine.read_users(UsersReadRequest((REPRESENTED, DEMO_COMPANY, "96874030-K")),
+                               material(sandbox, "representative"), settings, on_progress=events.append)
+    assert result.per_company[0].ok and result.logins == 1
+    starts = [e.at for e in events if e.step is Step.COMPANY and e.status == "started"]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    assert len(gaps) == 2 and all(gap >= 0.6 for gap in gaps), gaps

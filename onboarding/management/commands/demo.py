@@ -203,7 +203,8 @@ class Command(BaseCommand):
         children.start("worker", [
             sys.executable, "-m", "celery", "-A", "portal", "worker", "-B",
             "--schedule", str(var / "celerybeat-schedule"),
-            "-Q", "browser,default", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
+            # The access-check queue too: one process is the whole demo (production gives it workers of its own).
+            "-Q", f"browser,default,{settings.AUTORIZA_ACCESS_CHECK_QUEUE}", "-c", "1", "--loglevel", "INFO", "-n", "demo@%h",
         ], env=child_env)
         # Threaded workers here, unlike production's gunicorn.conf.py: the demo's browser talks to
         # gunicorn directly, with no buffering proxy in front, and keeps its connections alive.

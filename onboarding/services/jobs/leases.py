@@ -47,6 +47,7 @@ __all__ = [
     "Leases",
     "sii_lease_keys",
     "sii_leases_acquire",
+    "sii_leases_acquire_keys",
     "sii_leases_held",
     "sii_leases_kept",
     "sii_leases_release",
@@ -88,6 +89,17 @@ def sii_leases_acquire(*, job: EnrollmentJob) -> Leases | None:
     """Take one place of each of the job's limits, all or none; None when one of them is full."""
     keys = sii_lease_keys(job=job)
     token = f"{job.pk}:{uuid.uuid4().hex[:12]}"
+    backend = _redis_acquire if settings.REDIS_URL else _db_acquire
+    if not backend(keys, token):
+        return None
+    return Leases(token=token, keys=tuple(key for key, _ in keys))
+
+
+def sii_leases_acquire_keys(*, keys: list[tuple[str, int]], holder: str) -> Leases | None:
+    """Take one place of each of `keys` ((key, cap) pairs, as `sii_lease_keys` gives), all or none,
+    for a holder that is not an enrollment job (an access check run: `holder` is its id); None when
+    one of them is full. Same backends, renewal and release as a job's places."""
+    token = f"{holder}:{uuid.uuid4().hex[:12]}"
     backend = _redis_acquire if settings.REDIS_URL else _db_acquire
     if not backend(keys, token):
         return None

@@ -23,6 +23,7 @@ def _company_page(
         "dashboard",
         page=page,
         company=company,
+        company_access=selectors.company_access_view(company=company),
         form=form or CompanyPermissionsForm.for_company(company),
     )
     return render(request, "staff/company.html", context, status=400 if form is not None else 200)

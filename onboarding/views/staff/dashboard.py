@@ -31,6 +31,7 @@ from onboarding.domain import display
 from onboarding.domain.display import rut_display
 from onboarding.forms.staff import PAGE_SIZE, DashboardFilterForm
 from onboarding.models import ClientCompany, CompanyStage, JobStatus, Membership, Tenant
+from onboarding.selectors.access import ACCESS_PROBLEM_LABELS
 from onboarding.views.staff.common import POLL_EVERY, dashboard_url, staff_context, staff_view
 
 # The live refresh re-renders at most a page of rows, named by ids that fit a database integer.
@@ -78,7 +79,7 @@ class _KnownCountPaginator(Paginator):
 def _known_count(filters: selectors.CompanyFilters, counts: dict[str, int]) -> int | None:
     """How many companies `filters` select, when the stage counts already say it (no search, no
     dates); None when only a COUNT query can tell."""
-    if filters.query or filters.date_from or filters.date_to:
+    if filters.query or filters.date_from or filters.date_to or filters.access:
         return None
     return counts.get(filters.stage, 0) if filters.stage else sum(counts.values())
 
@@ -203,6 +204,17 @@ def _rows_html(
             )
         else:
             link = '<span class="muted small">Sin intentos</span>'
+        if row.access_problem:
+            problem = escape(ACCESS_PROBLEM_LABELS.get(row.access_problem, row.access_problem))
+            state += f'<span class="row-failure access-problem"><strong>Acceso con problemas.</strong> {problem}</span>'
+        if row.access_verified_at is not None:
+            verified_at = row.access_verified_at.astimezone(local_zone)
+            verified = (
+                f'<time datetime="{verified_at.isoformat()}">{verified_at.day} {months[verified_at.month]} '
+                f"{verified_at.year} {verified_at:%H:%M}</time>"
+            )
+        else:
+            verified = '<span class="muted">—</span>'
         changed = row.stage_changed_at.astimezone(local_zone)
         blocked_attribute = " data-rerun-blocked" if blocked else ""
         parts.append(
@@ -214,6 +226,7 @@ def _rows_html(
             f'  <td class="state" data-label="Estado">{state}</td>\n'
             f'  <td class="changed" data-label="Último cambio"><time datetime="{changed.isoformat()}">'
             f"{changed.day} {months[changed.month]} {changed.year} {changed:%H:%M}</time></td>\n"
+            f'  <td class="changed verified" data-label="Verificado">{verified}</td>\n'
             f'  <td class="row-link" data-label="">{link}</td>\n'
             "</tr>\n"
         )
@@ -293,7 +306,9 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
         stage_cards=_stage_cards(counts, filters.stage),
         total=sum(counts.values()),
         sort_headers=_sort_headers(filters.sort),
-        filtered=bool(filters.stage or filters.query or filters.date_from or filters.date_to),
+        filtered=bool(filters.stage or filters.query or filters.date_from or filters.date_to or filters.access),
+        access_problems=selectors.access_problem_count(tenant=tenant),
+        access_filter=filters.access,
     )
     context["filter_form_html"] = _filter_form_html(request, context)
     return render(request, "staff/dashboard.html", context)

@@ -127,6 +127,12 @@ def job_detail(request: HttpRequest, membership: Membership, job_id: Any) -> Htt
             tenant=membership.tenant, company_ids=[job.company_id],
             since=timezone.now() - timedelta(hours=services.CERTIFICATE_REQUEST_EVERY_HOURS),
         ).get(job.company_id) if certificate_needed else None,
+        # What the last access check found, on the page of the company's latest job only.
+        company_access=(
+            selectors.company_access_view(company=job.company)
+            if all(attempt.attempt <= job.attempt for attempt in attempts)
+            else None
+        ),
         retry_now=selectors.job_retry_now_state(job=job),
         # When the automatic retry runs, while it is still ahead.
         retry_at=(
