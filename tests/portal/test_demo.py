@@ -47,7 +47,8 @@ def run_demo(var_dir: Path, port: int) -> tuple[str, int, dict[str, int]]:
                 time.sleep(0.3)
     # The worker starts before the web server, but may report "ready" after it answers.
     ready = re.compile(r"demo@\S+ ready")
-    while time.monotonic() < deadline and proc.poll() is None and not ready.search(log_path.read_text(errors="replace")):
+    while (time.monotonic() < deadline and proc.poll() is None
+           and not ready.search(log_path.read_text(errors="replace"))):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
