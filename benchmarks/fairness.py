@@ -372,14 +372,21 @@ def _drain(ids: list[Any], *, timeout: float, progress: Callable[[str], None] = 
 
 
 def leases_held_after_expiry(keys: Iterable[str]) -> dict[str, int]:
-    """Wait one lease TTL (plus a second), then count the places still held per key."""
+    """The places still held per key once every lease had one TTL (plus a second) to expire.
+
+    Polled: nothing takes a place once every job has ended, so none held at any moment means none
+    held a TTL later; the killed worker's places have usually expired long before the end."""
     # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from django.conf import settings
 
     from onboarding.services.jobs.leases import sii_leases_held
 
-    time.sleep(settings.AUTORIZA_SII_LEASE_TTL_SECONDS + 1)
-    return {key: sii_leases_held(key) for key in keys}
+    deadline = time.monotonic() + settings.AUTORIZA_SII_LEASE_TTL_SECONDS + 1
+    while True:
+        held = {key: sii_leases_held(key) for key in keys}
+        if not any(held.values()) or time.monotonic() >= deadline:
+            return held
+        time.sleep(0.2)
 
 
 def lease_keys(sc: Scenario, sb_env: dict[str, str]) -> list[str]:

@@ -24,14 +24,19 @@ def free_port() -> int:
 
 
 def run_demo(var_dir: Path, port: int) -> tuple[str, int, dict[str, int]]:
-    """Start the demo, wait until it answers, then stop it with Ctrl-C (SIGINT) as a person would."""
+    """Start the demo, wait until it answers and its worker is ready, then stop it with Ctrl-C (SIGINT)
+    as a person would."""
     env = {**os.environ, "AUTORIZA_VAR_DIR": str(var_dir), "DJANGO_DEBUG": "1"}
     env.pop("REDIS_URL", None)  # the demo is the embedded, serverless setup
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "demo", "--port", str(port), "--sandbox-latency-ms", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    var_dir.mkdir(parents=True, exist_ok=True)
+    # Its output goes to a file, readable while it runs (a pipe would be read only at the end).
+    log_path = var_dir / f"demo-output-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "demo", "--port", str(port), "--sandbox-latency-ms", "0"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     statuses: dict[str, int] = {}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and len(statuses) < 2:
@@ -40,17 +45,22 @@ def run_demo(var_dir: Path, port: int) -> tuple[str, int, dict[str, int]]:
                 statuses[path] = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).status
             except OSError:
                 time.sleep(0.3)
-    time.sleep(2)  # let the worker finish starting, so its "ready" line is in the output
+    # The worker starts before the web server, but may report "ready" after it answers.
+    ready = re.compile(r"demo@\S+ ready")
+    while (time.monotonic() < deadline and proc.poll() is None
+           and not ready.search(log_path.read_text(errors="replace"))):
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
-        output, _ = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
         # Show what it printed, and leave nothing running behind (its whole process group).
         os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
         alive = subprocess.run(["ps", "-eo", "pid,pgid,stat,args"], capture_output=True, text=True).stdout
+        output = log_path.read_text(errors="replace")
         pytest.fail(f"the demo did not stop within 90 s of Ctrl-C:\n{output[-6000:]}\n--- processes:\n{alive[-4000:]}")
-    return output, proc.returncode, statuses
+    return log_path.read_text(errors="replace"), proc.returncode, statuses
 
 
 @pytest.mark.sandbox

@@ -54,19 +54,22 @@ def private_broker(routed_broker, settings, tmp_path):  # type: ignore[no-untype
     from portal.celery import app
 
     servers: list[PrivateRedis] = []
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved = (app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options)
 
     def start(*, appendonly: bool) -> PrivateRedis:
         redis = PrivateRedis(tmp_path / "redis", appendonly=appendonly).start()
         servers.append(redis)
         app.conf.broker_url = redis.url
+        # The embedded default names its transport (portal.broker), which wins over the URL's scheme:
+        # without clearing it, this process would keep sending to the filesystem broker.
+        app.conf.broker_transport = None
         app.conf.broker_transport_options = {"visibility_timeout": 3600}
         settings.CELERY_BROKER_URL = redis.url
         _reset_producer_pool(app)
         return redis
 
     yield start
-    app.conf.broker_url, app.conf.broker_transport_options = saved
+    app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = saved
     _reset_producer_pool(app)
     for redis in servers:
         redis.stop()

@@ -56,8 +56,11 @@ def test_live_jobs_first_sii_caps_held_nothing_lost_with_two_machines_and_a_kill
                                          first_company=42_000, slug="fair")
     env = {**worker_env, **fairness.POLICY}
     machines = {name: tmp_path / f"machine-{name}" for name in ("a", "b")}
-    workers = {name: start_worker(concurrency=fairness.SLOTS_PER_WORKER, env={**env, "AUTORIZA_VAR_DIR": str(path)})
+    workers = {name: start_worker(concurrency=fairness.SLOTS_PER_WORKER, env={**env, "AUTORIZA_VAR_DIR": str(path)},
+                                  wait=False)
                for name, path in machines.items()}
+    for each in workers.values():
+        each.wait_ready()
 
     def kill() -> None:
         workers["a"].kill(signal.SIGKILL)

@@ -153,7 +153,9 @@ def test_100_enrollments_under_every_sii_fault(  # type: ignore[no-untyped-def]
         **{kind: [r for r in ruts if kinds[r] == kind] for kind in ("company_not_authorized", "holder_not_admin", "user_exists")},
     })
 
-    workers = [start_worker(env=worker_env), start_worker(env=worker_env)]
+    workers = [start_worker(env=worker_env, wait=False), start_worker(env=worker_env, wait=False)]
+    for each in workers:
+        each.wait_ready()
     tenant = firm_create("fault-run")
     chaos = Chaos(sandbox, tenant)
     started = time.time()

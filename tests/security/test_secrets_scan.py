@@ -56,9 +56,10 @@ from tests.reliability.support import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.timeout(600)]
-# The workers' job policy here: one automatic retry, at 1/500 of production's delays, so that the
-# retry-exhausted and timeout paths end within seconds.
-JOB_POLICY = {"AUTORIZA_JOB_MAX_RETRIES": "1", "AUTORIZA_JOB_RETRY_DELAY_SCALE": "0.002"}
+# The workers' job policy here: one automatic retry, at 1/500 of production's delays, and the bot's
+# page retries after 1/10 of its backoff, so that the retry-exhausted and timeout paths end within seconds.
+JOB_POLICY = {"AUTORIZA_JOB_MAX_RETRIES": "1", "AUTORIZA_JOB_RETRY_DELAY_SCALE": "0.002",
+              "SII_TRANSIENT_BACKOFF": "0.05,0.1,0.2"}
 
 # Never scanned: the tool machinery's folders and other test sessions' folders (not ours to read).
 SKIP_TEMP = re.compile(r"^(bash_jobs\.|bash_tool_)")
