@@ -6,7 +6,8 @@ Three ways a worker dies:
   finds the job RUNNING under a process of this host that no longer exists and re-queues it
   (`enrollment_jobs_recover_orphans`, on `worker_ready`); the job then runs and succeeds;
 - the whole worker right AFTER the SII saved the user but before our database knew: the resumed job
-  reads the user list first and answers "already_authorized" — the SII log still shows one save;
+  reads the user list first, finds the user as requested and saves nothing — the SII log still shows
+  one save — and the job reports "created": the killed attempt's save, not "already authorized";
 - only the pool process (prefork): Celery requeues the message at once (acks_late +
   reject_on_worker_lost) and the redelivered message takes the job over (`enrollment_job_take_over`).
 Without those changes the job stayed RUNNING until the reaper failed it minutes later.
@@ -85,7 +86,7 @@ def test_whole_worker_killed_mid_job_is_resumed_once_by_the_restarted_worker(  #
     restarted = start_worker(env=worker_env)  # what the supervisor (compose: restart) does
     jobs_drain([job.pk], timeout=150, workers=[restarted])
     recovered_in = time.monotonic() - killed_at
-    done = _assert_ended_once(job.pk, rut, sandbox, outcome="created" if moment == "before_save" else "already_authorized")
+    done = _assert_ended_once(job.pk, rut, sandbox, outcome="created")
     assert "re-queued" in restarted.log()
     figures_record(f"worker_kill_{moment}", {
         "kill": "SIGKILL to the whole worker process group (worker + Chromium)",
