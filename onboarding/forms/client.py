@@ -10,7 +10,6 @@ from io import BytesIO
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
@@ -19,8 +18,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.http import HttpRequest
 
 from onboarding.domain.display import rut_display
+from onboarding.forms.common import certificate_upload_sized
 from onboarding.validators import validate_visible_text
-from sii_bot.certificates import CERTIFICATE_ERROR_CODES
 from sii_bot.rut import InvalidRut, normalize_rut
 
 __all__ = ["CertificateUploadForm", "ClientSetPasswordForm", "ConsentForm", "InMemoryCertificateUploadHandler", "SignupForm"]
@@ -182,13 +181,7 @@ class CertificateUploadForm(forms.Form):
     )
 
     def clean_certificate(self) -> Any:
-        upload = self.cleaned_data["certificate"]
-        max_bytes = settings.AUTORIZA_MAX_CERTIFICATE_BYTES
-        if getattr(upload, "too_large", False) or (upload.size or 0) > max_bytes:
-            raise ValidationError(CERTIFICATE_ERROR_CODES["too_large"], code="too_large")
-        if not upload.size:
-            raise ValidationError(CERTIFICATE_ERROR_CODES["empty"], code="empty")
-        return upload
+        return certificate_upload_sized(self.cleaned_data["certificate"])
 
 
 class ConsentForm(forms.Form):

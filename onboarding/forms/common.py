@@ -1,9 +1,14 @@
-"""Forms every user meets: login and password reset, in Chilean Spanish."""
+"""Forms every user meets (login and password reset, in Chilean Spanish), and the size check every
+certificate upload (a client's, a firm key) makes before anything reads the file."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.core.exceptions import ValidationError
+
+from sii_bot.certificates import CERTIFICATE_ERROR_CODES
 
 
 class LoginForm(AuthenticationForm):
@@ -30,3 +35,13 @@ class ResetRequestForm(PasswordResetForm):
         self.fields["email"].error_messages.update(
             {"required": "Ingrese su correo electrónico.", "invalid": "Ingrese un correo válido, por ejemplo nombre@empresa.cl."}
         )
+
+
+def certificate_upload_sized(upload: Any) -> Any:
+    """`upload` when its size is plausible for a .pfx; else a ValidationError with the certificate's own
+    Spanish message ("too_large" also for a file the upload handler stopped reading)."""
+    if getattr(upload, "too_large", False) or (upload.size or 0) > settings.AUTORIZA_MAX_CERTIFICATE_BYTES:
+        raise ValidationError(CERTIFICATE_ERROR_CODES["too_large"], code="too_large")
+    if not upload.size:
+        raise ValidationError(CERTIFICATE_ERROR_CODES["empty"], code="empty")
+    return upload

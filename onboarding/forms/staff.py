@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 
 from onboarding.domain.display import audit_action_choices
+from onboarding.forms.common import certificate_upload_sized
 from onboarding.models import (
     ClientCompany,
     CompanyStage,
@@ -27,7 +27,6 @@ from onboarding.models import (
 from onboarding.selectors.dashboard import ACCESS_FILTER_PROBLEMS, DEFAULT_SORT, SORT_FIELDS, CompanyFilters
 from onboarding.services.invitations import INVITATION_CSV_MAX_BYTES, INVITATION_CSV_MAX_ROWS
 from onboarding.validators import validate_visible_text
-from sii_bot.certificates import CERTIFICATE_ERROR_CODES
 from sii_bot.rut import InvalidRut, is_person_rut, normalize_rut
 
 PAGE_SIZE = 50
@@ -372,9 +371,4 @@ class FirmKeyUploadForm(forms.Form):
     )
 
     def clean_certificate(self) -> Any:
-        upload = self.cleaned_data["certificate"]
-        if getattr(upload, "too_large", False) or (upload.size or 0) > settings.AUTORIZA_MAX_CERTIFICATE_BYTES:
-            raise ValidationError(CERTIFICATE_ERROR_CODES["too_large"], code="too_large")
-        if not upload.size:
-            raise ValidationError(CERTIFICATE_ERROR_CODES["empty"], code="empty")
-        return upload
+        return certificate_upload_sized(self.cleaned_data["certificate"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,6 +31,8 @@ from onboarding.services.errors import ServiceError
 from sii_bot.certificates import CertificateBundle, CertificateMaterial
 
 __all__ = [
+    "bundle_public_facts",
+    "bundle_seal",
     "certificate_destroy",
     "certificate_opened",
     "certificate_store",
@@ -72,18 +75,9 @@ def certificate_store(
         tenant_id=company.tenant_id,
         company=company,
         uploaded_by=uploaded_by,
-        holder_rut=bundle.holder_rut,
-        holder_name=bundle.holder_name,
-        issuer=bundle.issuer[:200],
-        not_before=bundle.not_before,
-        not_after=bundle.not_after,
-        fingerprint_sha256=bundle.fingerprint_sha256,
+        **bundle_public_facts(bundle),
     )
-    payload = bytearray(bundle.key_pem + bundle.cert_pem + bundle.chain_pem)
-    try:
-        sealed = crypto.seal(bytes(payload), context=_certificate_context(certificate))
-    finally:
-        crypto.wipe(payload)
+    sealed = bundle_seal(bundle=bundle, context=_certificate_context(certificate))
     certificate.key_id = sealed.key_id
     certificate.wrapped_key = sealed.wrapped_key
     certificate.sealed_material = sealed.ciphertext
@@ -97,6 +91,28 @@ def certificate_store(
         details={"certificate": str(certificate.pk), "fingerprint": bundle.fingerprint_sha256},
     )
     return certificate
+
+
+def bundle_public_facts(bundle: CertificateBundle) -> dict[str, Any]:
+    """The certificate's public facts a sealed row keeps in clear (holder, issuer, validity, fingerprint)."""
+    return {
+        "holder_rut": bundle.holder_rut,
+        "holder_name": bundle.holder_name,
+        "issuer": bundle.issuer[:200],
+        "not_before": bundle.not_before,
+        "not_after": bundle.not_after,
+        "fingerprint_sha256": bundle.fingerprint_sha256,
+    }
+
+
+def bundle_seal(*, bundle: CertificateBundle, context: bytes) -> crypto.Sealed:
+    """Seal an opened certificate's key, leaf and chain (in the order `pem_material_split` reads them)
+    for the record `context` names; the joined plaintext buffer is overwritten before returning."""
+    payload = bytearray(bundle.key_pem + bundle.cert_pem + bundle.chain_pem)
+    try:
+        return crypto.seal(bytes(payload), context=context)
+    finally:
+        crypto.wipe(payload)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from django.utils import timezone
 from onboarding import crypto
 from onboarding.models import AuditAction, FirmKey, Representative
 from onboarding.services.audit import audit_record
-from onboarding.services.certificates import pem_material_split
+from onboarding.services.certificates import bundle_public_facts, bundle_seal, pem_material_split
 from onboarding.services.errors import ServiceError
 from sii_bot.certificates import CertificateBundle, CertificateMaterial
 
@@ -65,18 +65,9 @@ def firm_key_store(
             tenant_id=representative.tenant_id,
             representative=representative,
             uploaded_by=uploaded_by,
-            holder_rut=bundle.holder_rut,
-            holder_name=bundle.holder_name,
-            issuer=bundle.issuer[:200],
-            not_before=bundle.not_before,
-            not_after=bundle.not_after,
-            fingerprint_sha256=bundle.fingerprint_sha256,
+            **bundle_public_facts(bundle),
         )
-        payload = bytearray(bundle.key_pem + bundle.cert_pem + bundle.chain_pem)
-        try:
-            sealed = crypto.seal(bytes(payload), context=_firm_key_context(firm_key))
-        finally:
-            crypto.wipe(payload)
+        sealed = bundle_seal(bundle=bundle, context=_firm_key_context(firm_key))
         firm_key.key_id = sealed.key_id
         firm_key.wrapped_key = sealed.wrapped_key
         firm_key.sealed_material = sealed.ciphertext

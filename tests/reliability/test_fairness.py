@@ -2,7 +2,7 @@
 
 Real pieces: two `celery worker` processes (2 slots each) with separate var folders (AUTORIZA_VAR_DIR),
 sharing PostgreSQL and Redis as two machines would; Chromium; the SII sandbox with a little latency.
-One firm starts N background jobs (FAIRNESS_BULK_JOBS, default 30; the benchmark runs the issue's
+One firm starts N background jobs (FAIRNESS_BULK_JOBS, default 40; the benchmark runs the issue's
 300: `python -m benchmarks --only fairness`), filling every slot; another firm's 20 live
 authorizations arrive meanwhile; one worker is killed with SIGKILL (its process group, Chromium
 included) a third of the way through and restarted, as a supervisor would.
@@ -35,7 +35,7 @@ pytestmark = [
                        reason="DATABASE_URL is not a PostgreSQL URL: two machines share PostgreSQL"),
 ]
 
-BULK_JOBS = int(os.environ.get("FAIRNESS_BULK_JOBS", "30"))
+BULK_JOBS = int(os.environ.get("FAIRNESS_BULK_JOBS", "40"))
 
 
 @pytest.fixture
