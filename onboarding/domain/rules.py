@@ -175,13 +175,17 @@ def certificates_usable(queryset: QuerySet[Certificate], *, now: datetime) -> Qu
     return queryset.filter(destroyed_at__isnull=True, sealed_material__isnull=False, not_after__gt=now)
 
 
-# Failure codes that mean "this certificate will not do": the fix is another certificate.
-CERTIFICATE_FAILURE_CODES = frozenset(
-    {"certificate_rejected", "certificate_missing", "certificate_unreadable", "expired", "not_yet_valid"}
+# The failures where the SII refused the certificate itself (rejected, revoked …35, expired …36, issuer
+# not accepted …37, refused twice …38): a job that fails so erases its certificate, since offering it
+# again could only fail the same way.
+SII_REJECTED_CERTIFICATE_CODES = frozenset(
+    code for code, failure in FAILURE_CODES.items() if issubclass(failure, CertificateRejected)
 )
-# Of those, the ones where the SII refused the certificate itself: a job that fails so erases its
-# certificate, since offering it again could only fail the same way.
-SII_REJECTED_CERTIFICATE_CODES = frozenset({CertificateRejected.code})
+# Failure codes that mean "this certificate will not do": the fix is another certificate.
+CERTIFICATE_FAILURE_CODES = (
+    frozenset({"certificate_missing", "certificate_unreadable", "expired", "not_yet_valid"})
+    | SII_REJECTED_CERTIFICATE_CODES
+)
 # Failures that lie in the certificate's holder (not an administrator of the company).
 HOLDER_FAILURE_CODES = frozenset({"holder_not_administrator", "option_not_allowed"})
 

@@ -303,3 +303,23 @@ def test_a_save_an_earlier_attempt_submitted_is_reported_as_made_not_as_already_
 def test_already_authorized_stays_so_when_no_attempt_saved(job, bot) -> None:  # type: ignore[no-untyped-def]
     bot.outcome = "already_authorized"
     assert services.enrollment_job_execute(job_id=str(job.pk)).outcome == "already_authorized"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [errors.CertificateRevoked("…35"), errors.CertificateExpired("…36"),
+     errors.CertificateIssuerNotAccepted("…37"), errors.CertificateInvalid("…38")],
+    ids=lambda failure: failure.code,
+)
+def test_a_certificate_the_sii_revoked_expired_or_refused_is_erased_too(client, cast, job, bot, failure) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    bot.outcome = failure
+    done = services.enrollment_job_execute(job_id=str(job.pk))
+    assert done.status == JobStatus.FAILED and done.failure_code == failure.code
+    certificate = Certificate.objects.get(pk=job.certificate_id)
+    assert not certificate.is_usable and certificate.destroy_reason == "sii_rejected"
+    client.force_login(cast.client_a)
+    page = client.get(reverse("client:company", kwargs={"company_id": cast.company_a.pk})).content.decode()
+    assert "Continuar con este certificado" not in page
+    assert reverse("client:certificate_upload", kwargs={"company_id": cast.company_a.pk}) in page
