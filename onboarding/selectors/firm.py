@@ -37,6 +37,7 @@ from onboarding.selectors.core import parse_uuid
 from sii_bot.errors import LoginThrottled, TooManySessions, failure_from_code
 
 __all__ = [
+    "tenant_admin_recipients",
     "BLOCKED_CLIENT",
     "BLOCKED_OPEN_INVITATION",
     "SII_MINIMUM_WAIT_CODES",
@@ -379,3 +380,16 @@ def user_by_email(*, email: str) -> AbstractBaseUser | None:
     """The user whose username or email is `email` (case-insensitive), or None."""
     User = get_user_model()
     return User.objects.filter(Q(username__iexact=email) | Q(email__iexact=email)).order_by("id").first()
+
+
+def tenant_admin_recipients(*, tenant: Tenant) -> list[tuple[str, str]]:
+    """(name, e-mail) of the firm's active owners and admins with an address, oldest membership first;
+    the firm's notification addresses (with no name) when none has one."""
+    members = (
+        Membership.objects.filter(tenant=tenant, role__in=(Role.OWNER, Role.ADMIN), user__is_active=True)
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("pk")
+    )
+    people = [(member.user.get_full_name() or "", member.user.email) for member in members]
+    return people or [("", address) for address in tenant.notification_email_list]

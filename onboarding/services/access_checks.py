@@ -40,13 +40,12 @@ from onboarding.models import (
     AuditAction,
     ClientCompany,
     FirmKey,
-    Membership,
     Relationship,
     Representative,
-    Role,
     Tenant,
 )
 from onboarding.selectors.access import ACCESS_PROBLEM_LABELS, access_check_companies, access_check_due
+from onboarding.selectors.firm import tenant_admin_recipients
 from onboarding.services.audit import audit_record
 from onboarding.services.errors import ServiceError
 from onboarding.services.firm_keys import representative_firm_key
@@ -368,18 +367,6 @@ def access_check_wait_seconds() -> float:
 # --- The digest of new problems ----------------------------------------------------------------------
 
 
-def _admin_recipients(tenant: Tenant) -> list[tuple[str, str]]:
-    """(name, e-mail) of the firm's owners and admins, else its notification addresses."""
-    members = (
-        Membership.objects.filter(tenant=tenant, role__in=(Role.OWNER, Role.ADMIN), user__is_active=True)
-        .exclude(user__email="")
-        .select_related("user")
-        .order_by("pk")
-    )
-    people = [(member.user.get_full_name() or "", member.user.email) for member in members]
-    return people or [("", address) for address in tenant.notification_email_list]
-
-
 def _dashboard_problems_url(tenant: Tenant) -> str:
     try:
         path = reverse("staff:dashboard", kwargs={"tenant_slug": tenant.slug}) + "?acceso=problemas"
@@ -426,7 +413,7 @@ def access_problems_notify(*, tenant: Tenant) -> int:
         if count == 1
         else f"La verificación de acceso en el SII encontró {count} problemas nuevos con el acceso del estudio:"
     )
-    for name, address in _admin_recipients(tenant):
+    for name, address in tenant_admin_recipients(tenant=tenant):
         body = "\n".join([
             display.greeting(name),
             "",

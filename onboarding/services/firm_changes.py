@@ -27,8 +27,16 @@ from onboarding.domain.firm_access import (
     firm_key_usable,
     representative_administers,
 )
-from onboarding.domain.rules import pending_change, representative_for_rut
-from onboarding.models import ClientCompany, EnrollmentJob, FirmKey, JobEvent, JobKind, Representative
+from onboarding.domain.rules import company_permissions, pending_change, representative_for_rut
+from onboarding.models import (
+    ClientCompany,
+    EnrollmentJob,
+    FirmKey,
+    JobEvent,
+    JobKind,
+    Permission,
+    Representative,
+)
 from onboarding.services.firm_keys import representative_firm_key
 from onboarding.services.jobs.lifecycle import enrollment_job_create
 
@@ -59,7 +67,8 @@ def change_firm_key(
         return key if key is not None and representative_administers(company, representative) else None
     if kind == JobKind.REPLACE:
         new_key = _usable_key(representative)
-        if new_key is None or not tenant.grant_admin:
+        # The new representative removes the old one with its own key only as an administrator there.
+        if new_key is None or Permission.ADMIN.value not in company_permissions(company):
             return None
         if representative_administers(company, representative):
             return new_key

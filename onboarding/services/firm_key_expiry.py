@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from onboarding.domain.display import greeting, rut_display
-from onboarding.models import FirmKey, Membership, Role
+from onboarding.models import FirmKey
+from onboarding.selectors.firm import tenant_admin_recipients
 from onboarding.selectors.firm_keys import FIRM_KEY_EXPIRY_WARN_DAYS
 
 logger = logging.getLogger(__name__)
@@ -34,17 +35,6 @@ def _threshold(days_left: float) -> int | None:
     """The smallest warning threshold `days_left` is within (7 before 30), or None for none yet."""
     within = [days for days in FIRM_KEY_EXPIRY_WARNING_DAYS if days_left <= days]
     return min(within) if within else None
-
-
-def _admin_recipients(tenant_id: int) -> list[tuple[str, str]]:
-    """(name, e-mail) of the tenant's owners and admins who have an e-mail address."""
-    members = Membership.objects.filter(tenant_id=tenant_id, role__in=(Role.OWNER, Role.ADMIN)).select_related("user")
-    recipients = []
-    for member in members.order_by("pk"):
-        email = member.user.email or (member.user.get_username() if "@" in member.user.get_username() else "")
-        if email:
-            recipients.append((member.user.get_full_name(), email))
-    return recipients
 
 
 def _keys_page_url(tenant_slug: str) -> str:
@@ -109,7 +99,7 @@ def firm_keys_expiry_warn(*, now: datetime | None = None) -> int:
                 f"El certificado de {firm_key.representative.name} vence en {days_left} "
                 f"{'día' if days_left == 1 else 'días'}"
             )
-            for name, email in _admin_recipients(firm_key.tenant_id):
+            for name, email in tenant_admin_recipients(tenant=firm_key.tenant):
                 body = _body(firm_key, name, days_left, firm_key.not_after)
                 transaction.on_commit(lambda s=subject, b=body, e=email: _send(s, b, e))
     return warned

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from onboarding import crypto
@@ -57,6 +57,20 @@ def firm_key_store(
             f"El certificado es de {bundle.holder_rut}, no del representante {representative.rut}.",
             code="firm_key_wrong_holder",
         )
+    try:
+        return _firm_key_replace(representative=representative, bundle=bundle, uploaded_by=uploaded_by)
+    except IntegrityError:
+        # Another upload for this representative committed first (one live key each).
+        raise ServiceError(
+            "Se estaba guardando otra llave para este representante al mismo tiempo. Revise la página y, "
+            "si hace falta, cárguela de nuevo.",
+            code="firm_key_concurrent_upload",
+        ) from None
+
+
+def _firm_key_replace(
+    *, representative: Representative, bundle: CertificateBundle, uploaded_by: AbstractBaseUser | None
+) -> FirmKey:
     with transaction.atomic():
         previous = FirmKey.objects.select_for_update().filter(representative=representative, destroyed_at__isnull=True)
         for old in previous:

@@ -85,3 +85,17 @@ def test_rewrap_moves_live_keys_to_the_active_master_key(cast, representative, s
     assert firm_key.key_id == "k2"
     with firm_key_opened(firm_key=firm_key, purpose="x") as material:
         assert material.key_pem == KEY_PEM
+
+
+def test_two_uploads_at_once_end_in_a_spanish_message_not_a_500(cast, representative, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import IntegrityError
+
+    from onboarding.services import firm_keys
+
+    def raced(**kwargs):  # type: ignore[no-untyped-def]
+        raise IntegrityError("firm_key_one_live_per_representative")
+
+    monkeypatch.setattr(firm_keys, "_firm_key_replace", raced)
+    with pytest.raises(ServiceError) as refused:
+        firm_key_store(representative=representative, bundle=bundle_for("13322924-8"), uploaded_by=None)
+    assert refused.value.code == "firm_key_concurrent_upload" and "al mismo tiempo" in refused.value.message

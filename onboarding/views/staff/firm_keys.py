@@ -22,7 +22,7 @@ from onboarding.views.staff.common import representative_or_404, staff_context, 
 from sii_bot.certificates import CertificateError
 
 # Which field a certificate refusal is shown next to (the file otherwise).
-_ERROR_FIELD = {"wrong_password": "password", "legacy_disabled": None}
+_ERROR_FIELD = {"wrong_password": "password"}
 
 
 def _form_prefix(representative: Representative) -> str:
@@ -91,6 +91,10 @@ def _firm_key_upload(request: HttpRequest, membership: Membership, representativ
         form.add_error(_ERROR_FIELD.get(error.code, "certificate"), error.message)
         return _keys_page(request, membership, failed=(representative, form))
     except services.ServiceError as error:
+        if not representative.is_active:
+            # The page shows no upload form for an inactive representative: say it at the top.
+            messages.error(request, error.message)
+            return redirect("staff:firm_keys", tenant_slug=membership.tenant.slug)
         form.add_error("certificate", error.message)
         return _keys_page(request, membership, failed=(representative, form))
     finally:
