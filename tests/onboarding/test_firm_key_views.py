@@ -57,7 +57,7 @@ def test_an_admin_uploads_a_key_and_the_page_shows_holder_expiry_and_last_use(cl
     assert firm_key.holder_rut == "13322924-8" and firm_key.uploaded_by == cast.admin_a
     assert PASSWORD.encode() not in bytes(firm_key.sealed_material)
     page = text(client.get(url("firm_keys")))
-    assert "ALEX BRITO MARDONES" in page and firm_key.not_after.strftime("%d-%m-%Y") in page
+    assert "ALEX BRITO MARDONES" in page and timezone.localtime(firm_key.not_after).strftime("%d-%m-%Y") in page
     assert "Aún no se usa" in page
     assert "Reemplazar" in page and "Eliminar" in page
     entry = AuditEntry.objects.get(action=AuditAction.FIRM_KEY)
