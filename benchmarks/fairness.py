@@ -124,8 +124,8 @@ def max_concurrent(intervals: list[tuple[datetime, datetime]]) -> int:
 
 def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
     """Live waits (created → the start of the run that did the job), split into the jobs that only
-    waited for a slot and those that also waited for their SII session leases or were resumed after a
-    kill; the bulk jobs' run times; and every background job that started while a live job was
+    waited for a slot and those that also waited for their SII session leases, were resumed after a
+    kill or whose message the killed worker took with it; the bulk jobs' run times; and every background job that started while a live job was
     waiting for a slot (there should be none: live jobs are served first)."""
     # Loaded on use: Django and the app are set up at run time (django.setup()), after this module.
     from onboarding.models import EnrollmentJob, JobEvent
@@ -133,7 +133,13 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
     live = list(EnrollmentJob.objects.filter(pk__in=live_ids))
     bulk = list(EnrollmentJob.objects.filter(pk__in=bulk_ids))
     waited_for_leases = set(JobEvent.objects.filter(job_id__in=live_ids, step="waiting").values_list("job_id", flat=True))
-    plain = [j for j in live if j.started_at and j.retry_count == 0 and j.pk not in waited_for_leases]
+    # A live job is sent once, when it is created; a later `enqueued_at` means the dispatcher sent it
+    # again because its first message was lost (taken by the worker that was killed before it
+    # claimed the job): it waited for the loss to be noticed (AUTORIZA_JOB_LOST_AFTER_SECONDS), not
+    # for a slot.
+    sent_again = {j.pk for j in live if j.enqueued_at and (j.enqueued_at - j.created_at).total_seconds() > 1.0}
+    plain = [j for j in live if j.started_at and j.retry_count == 0 and j.pk not in waited_for_leases
+             and j.pk not in sent_again]
     waits = {str(j.pk): (j.started_at - j.created_at).total_seconds() for j in live if j.started_at}
     plain_waits = [waits[str(j.pk)] for j in plain]
     runs = [(j.finished_at - j.started_at).total_seconds() for j in bulk if j.started_at and j.finished_at]
@@ -169,6 +175,7 @@ def live_figures(live_ids: list[Any], bulk_ids: list[Any]) -> dict[str, Any]:
         "live_slot_only_wait_max_s": max(plain_waits, default=float("nan")),
         "live_waited_for_leases": len(waited_for_leases),
         "live_resumed": sum(1 for j in live if j.retry_count),
+        "live_sent_again_after_a_lost_message": len(sent_again),
         "bulk_run_p50_s": percentile(runs, 50),
         "bulk_run_p95_s": percentile(runs, 95),
         "bulk_run_max_s": max(runs, default=float("nan")),
@@ -407,9 +414,11 @@ class _Worker:
     def __init__(self, name: str, queue: str, env: dict[str, str], var_dir: Path) -> None:
         self.name, self.queue, self.env, self.var_dir = name, queue, env, var_dir
         self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the worker; with `wait`, return once it consumes its queues."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.var_dir / f"{self.name}-{self.starts}.log"
         self.starts += 1
@@ -420,6 +429,14 @@ class _Worker:
                 cwd=REPO, env={**self.env, "AUTORIZA_VAR_DIR": str(self.var_dir)}, stdout=logfile,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
+        self.log_path = log_path
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until the worker logs "ready"; RuntimeError with its log if it exits or takes over 90 s."""
+        assert self.process is not None and self.log_path is not None
+        log_path = self.log_path
         deadline = time.monotonic() + 90
         while b" ready." not in log_path.read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -495,8 +512,9 @@ def _run(opts: argparse.Namespace, var_dir: Path, database: str) -> dict[str, An
             bulk = scenario_prepare(sb=sb, pki=pki, n_bulk=n_bulk, n_live=LIVE_JOBS, first_company=41_000, slug="fair-bulk")
             started = time.monotonic()
             run_under_bulk(bulk, gap_s=3.0, timeout=max(600.0, n_bulk * 3.0), kill=workers[0].kill,
-                           restart=workers[0].start, progress=lambda m: log(f"fairness: {m}"))
+                           restart=lambda: workers[0].start(wait=False), progress=lambda m: log(f"fairness: {m}"))
             figures["bulk_seconds"] = time.monotonic() - started
+            workers[0].wait_ready()  # the restarted worker came up (the run did not wait for it)
             figures["bulk"] = live_figures(bulk.live_ids, bulk.bulk_ids)
             state = sb.state()
             all_ids = alone.live_ids + bulk.bulk_ids + bulk.live_ids

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import sii_bot
+from onboarding import crypto
 from onboarding.domain.display import failure_label
 from onboarding.models import (
     AccessCheckItem,
@@ -48,6 +49,7 @@ from onboarding.services.access_checks import (
     access_check_wait_seconds,
     access_problems_notify,
 )
+from onboarding.services.errors import ServiceError
 from onboarding.services.firm_keys import firm_key_opened
 from onboarding.services.jobs.bot import sii_settings_for
 from onboarding.services.jobs.leases import Leases, sii_leases_acquire_keys, sii_leases_kept
@@ -221,6 +223,17 @@ def access_check_execute(*, run_id: str, worker: str | None = None) -> AccessChe
         return None
     try:
         _execute(run)
+    except (ServiceError, crypto.DecryptionFailed) as exc:
+        # The key was erased while the run waited, or its sealed material no longer decrypts (wrong
+        # master key, tampered row): the admin must upload it again, which the message says.
+        if isinstance(exc, ServiceError):
+            code, message = exc.code, exc.message
+        else:
+            logger.error("access check run %s: firm key material does not decrypt", run.pk)
+            code = "certificate_unreadable"
+            message = "No pudimos leer la llave del estudio guardada. Cárguela de nuevo para verificar."
+        _all_items(run, lambda: _failed(code, message))
+        _run_finish(run=run, code=code, message=message)  # as for a key found missing before the run
     except BaseException as exc:
         timed_out = isinstance(exc, SoftTimeLimitExceeded)
         if timed_out:

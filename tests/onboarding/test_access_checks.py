@@ -309,6 +309,20 @@ def test_a_crash_finishes_the_run_with_typed_failures(firm, sent, cast, monkeypa
     assert set(run.items.values_list("status", "failure_code")) == {("failed", "internal_error")}
 
 
+def test_a_firm_key_that_no_longer_decrypts_says_so_not_an_internal_error(firm, fake, sent, cast, caplog) -> None:  # type: ignore[no-untyped-def]
+    firm.make(2)
+    stored = FirmKey.objects.get(pk=firm.key.pk)
+    tampered = bytearray(stored.sealed_material)
+    tampered[-1] ^= 1
+    FirmKey.objects.filter(pk=firm.key.pk).update(sealed_material=bytes(tampered))  # as a tampered row would
+    services.access_check_request(tenant=firm.tenant, requested_by=cast.admin_a)
+    (run,) = run_all()
+    assert fake.sessions == []
+    assert run.failure_code == "certificate_unreadable" and "Cárguela de nuevo" in run.failure_message
+    assert set(run.items.values_list("status", "failure_code")) == {("failed", "certificate_unreadable")}
+    assert "crashed" not in caplog.text
+
+
 def test_the_schedule_creates_due_checks_once_per_interval_and_never_when_off(firm, fake, sent, cast) -> None:  # type: ignore[no-untyped-def]
     firm.make(3)
     now = timezone.now()

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import sii_bot
-from onboarding import selectors, services
+from onboarding import crypto, selectors, services
 from onboarding.domain.firm_access import CONSENT_EDITION, FIRM_ACCESS_CONSENT_EDITION
 from onboarding.models import (
     AuditAction,
@@ -31,7 +31,9 @@ from onboarding.models import (
     Relationship,
     Representative,
 )
+from onboarding.services import firm_keys
 from onboarding.services.firm_keys import firm_key_store
+from onboarding.services.jobs import firm_key_run
 from sii_bot import errors
 from sii_bot.certificates import CertificateBundle
 from tests.onboarding.test_changes_services import OLD_NAME, OLD_RUT, ChangeBot
@@ -299,6 +301,38 @@ def test_the_new_key_failing_to_remove_the_old_one_leaves_a_replacement_to_finis
     assert done.status == JobStatus.FAILED and done.failure_code == "replacement_incomplete"
     company.refresh_from_db()
     assert company.sii_user_rut == NEW_RUT  # the SII holds the new one now
+    assert len(client_mail()) == 1
+    terms = selectors.change_consent_terms(company=company)
+    assert terms.kind == JobKind.REPLACE and terms.remove_rut == "13.322.924-8"
+
+
+@pytest.mark.parametrize("what", ["erased", "undecryptable"])
+def test_the_new_key_becoming_unusable_after_the_addition_keeps_the_addition(
+    cast, old, new, bot, django_capture_on_commit_callbacks, monkeypatch, what
+) -> None:  # type: ignore[no-untyped-def]
+    """The addition is done in the SII when the new key turns out unusable for the removal (erased
+    meanwhile, or it no longer decrypts): the job records it as an incomplete replacement (the company
+    holds the new one) and the client is asked to finish it, instead of a plain failure that forgets it."""
+    with_key(old)
+    new_key = with_key(new)
+    company = administered(cast.company_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        (job,) = services.representative_replace(tenant=cast.tenant_a, old=old, new=new, actor=cast.owner_a).jobs
+    real_opened = firm_keys.firm_key_opened
+
+    def opened(*, firm_key: FirmKey, purpose: str) -> Any:
+        if firm_key.pk == new_key.pk:
+            if what == "erased":
+                raise services.ServiceError("La llave del estudio ya no está guardada.", code="firm_key_missing")
+            raise crypto.DecryptionFailed("tampered")
+        return real_opened(firm_key=firm_key, purpose=purpose)
+
+    monkeypatch.setattr(firm_key_run, "firm_key_opened", opened)
+    done = run(job, django_capture_on_commit_callbacks)
+    assert [name for name, _ in bot.keys] == ["enroll"]  # the removal never reached the SII
+    assert done.status == JobStatus.FAILED and done.failure_code == "replacement_incomplete"
+    company.refresh_from_db()
+    assert company.sii_user_rut == NEW_RUT  # the addition is kept
     assert len(client_mail()) == 1
     terms = selectors.change_consent_terms(company=company)
     assert terms.kind == JobKind.REPLACE and terms.remove_rut == "13.322.924-8"

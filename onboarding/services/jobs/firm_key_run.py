@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import sii_bot
+from onboarding import crypto
 from onboarding.domain import display
 from onboarding.models import AuditAction, EnrollmentJob, FirmKey, JobEvent, JobKind, JobStatus
 from onboarding.services.audit import audit_record
@@ -31,7 +32,10 @@ from sii_bot.settings import SiiSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FIRM_KEY_FALLBACK_CODES", "firm_key_falls_back", "firm_key_job_fall_back", "firm_key_job_run"]
+__all__ = [
+    "FIRM_KEY_FALLBACK_CODES", "FirmKeyUnavailable", "FirmKeyUnreadable", "firm_key_falls_back",
+    "firm_key_job_fall_back", "firm_key_job_run",
+]
 
 # The SII refused the key itself (at login): it is marked rejected, and no further change uses it.
 FIRM_KEY_REJECTED_CODES = frozenset(
@@ -44,6 +48,20 @@ FIRM_KEY_FALLBACK_CODES = FIRM_KEY_REJECTED_CODES | frozenset(
     {"holder_not_administrator", "option_not_allowed", "legal_representative_mismatch", "firm_key_missing",
      "certificate_unreadable"}
 )
+
+
+class FirmKeyUnavailable(EnrollmentFailure):
+    """The new representative's key could not be opened for the removal step of a replacement (erased
+    meanwhile, or its sealed material does not decrypt): nothing was done on the SII with it."""
+
+    code = "firm_key_missing"
+    user_message = "La llave del estudio del nuevo representante ya no se puede usar. Cárguela de nuevo."
+
+
+class FirmKeyUnreadable(FirmKeyUnavailable):
+    """The key is stored but its sealed material does not decrypt (wrong master key or a tampered row)."""
+
+    code = "certificate_unreadable"
 
 
 def firm_key_falls_back(code: str) -> bool:
@@ -124,6 +142,13 @@ def firm_key_job_run(
         )
     except EnrollmentFailure as failure:
         raise ReplacementIncomplete(failure.detail, cause=failure, addition=addition) from failure
+    # The addition is done in the SII: a key that cannot be opened for the removal must not lose it.
+    except ServiceError as error:
+        cause = FirmKeyUnavailable(f"new representative's key unavailable for the removal ({error.code})")
+        raise ReplacementIncomplete(cause.detail, cause=cause, addition=addition) from None
+    except crypto.DecryptionFailed:
+        cause = FirmKeyUnreadable("new representative's key does not decrypt (master key or tampered row)")
+        raise ReplacementIncomplete(cause.detail, cause=cause, addition=addition) from None
     final_entries = dict(removal.final_entries)
     final_entries[job.user_rut] = addition.final_entry or addition.previous
     return sii_bot.ReplacementResult(
