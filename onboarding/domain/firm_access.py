@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from onboarding.models import ClientCompany, FirmKey, Representative
+from onboarding.models import ClientCompany, FirmKey, Permission, Representative
 
 __all__ = [
     "CONSENT_EDITION",
@@ -28,8 +28,8 @@ CONSENT_EDITION = 2
 # maintain the firm's own access in the SII with the firm's key.
 FIRM_ACCESS_CONSENT_EDITION = 2
 
-# The SII attribute that lets a user maintain a company's authorized users (`sii_bot.Permission.ADMIN`).
-ADMIN_PERMISSION = "admin"
+# The SII attribute that lets a user maintain a company's authorized users.
+ADMIN_PERMISSION = Permission.ADMIN.value
 
 
 def consent_allows_firm_access(company: ClientCompany) -> bool:

@@ -14,8 +14,7 @@ from typing import Any
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from onboarding.domain.display import failure_label
-from onboarding.domain.rules import company_requested_permissions
+from onboarding.domain.display import PERMISSION_LABELS, failure_label, permission_labels
 from onboarding.models import (
     AccessCheckItem,
     AccessCheckItemStatus,
@@ -37,20 +36,12 @@ __all__ = [
     "access_check_runs_pending",
     "access_problem_count",
     "access_problem_of",
-    "access_requested_permissions",
     "access_state_from_user",
     "company_access_view",
     "tenants_with_unreported_access_problems",
 ]
 
 ACCESS_PROBLEM_LABELS: dict[str, str] = {str(code): str(label) for code, label in AccessProblem.choices}
-
-
-def access_requested_permissions(*, company: ClientCompany) -> tuple[str, ...]:
-    """The permission codes (`sii_bot.Permission` values) the firm requests of its representative in
-    `company` (its own choice, else the firm's): the same set its authorizations and permission syncs
-    use (`domain.rules.company_requested_permissions`)."""
-    return company_requested_permissions(company)
 
 
 def access_state_from_user(user: SiiUser | None) -> dict[str, Any] | None:
@@ -155,7 +146,7 @@ def company_access_view(*, company: ClientCompany) -> CompanyAccessView:
         last_failure = f"{label}. {latest.failure_message}".strip() if label else latest.failure_message
         last_failure_at = latest.checked_at
     state_row = company.access_state or {}
-    permissions = tuple(Permission(code).label for code in state_row.get("permissions", []) if code in Permission._value2member_map_)
+    permissions = permission_labels(code for code in state_row.get("permissions", []) if code in PERMISSION_LABELS)
     if company.access_problem:
         state, label = "problem", "Acceso con problemas"
     elif company.access_verified_at is not None:

@@ -29,6 +29,7 @@ from django.utils import timezone
 import sii_bot
 from onboarding import crypto
 from onboarding.domain.display import failure_label
+from onboarding.domain.rules import company_requested_permissions
 from onboarding.models import (
     AccessCheckItem,
     AccessCheckItemStatus,
@@ -40,7 +41,6 @@ from onboarding.models import (
 )
 from onboarding.selectors.access import (
     access_problem_of,
-    access_requested_permissions,
     access_state_from_user,
 )
 from onboarding.services.access_checks import (
@@ -359,7 +359,7 @@ def _read_sessions(*, run: AccessCheckRun, firm_key: FirmKey) -> tuple[str, int]
                     if _firm_key_refused(code) or code in SESSION_LIMIT_CODES or _session_retryable(failure):
                         session_failure = failure
                         break
-                requested = access_requested_permissions(company=item.company)
+                requested = company_requested_permissions(item.company)
                 _item_record(item=item, outcome=_outcome_of(read, representative_rut=representative_rut,
                                                             requested=requested), now=now)
             if session_failure is None:

@@ -77,8 +77,8 @@ def change_firm_key(
         return old_key if old_key is not None and representative_administers(company, old) else None  # type: ignore[arg-type]
     if kind == JobKind.REVOKE:
         for other in tenant.representatives.exclude(rut=representative.rut).order_by("-is_active", "created_at"):
-            key = _usable_key(other)
-            if key is not None and representative_administers(company, other):
+            # Administering is known from the company row; only then is the key looked up.
+            if representative_administers(company, other) and (key := _usable_key(other)) is not None:
                 return key
     return None
 

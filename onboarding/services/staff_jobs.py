@@ -36,8 +36,8 @@ from onboarding.models import (
 from onboarding.services.audit import audit_record
 from onboarding.services.client import certificate_upload_link
 from onboarding.services.errors import ServiceError
-from onboarding.services.jobs.lifecycle import enrollment_job_rerun
 from onboarding.services.jobs.dispatch import enrollment_jobs_dispatch
+from onboarding.services.jobs.lifecycle import enrollment_job_rerun
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,18 @@ test_tenant_isolation.py walks this list, so a URL added here is checked automat
 """
 from django.urls import path
 
-from onboarding.views.staff import access, audit, changes, company, dashboard, firm_keys, invitations, jobs, settings, team
+from onboarding.views.staff import (
+    access,
+    audit,
+    changes,
+    company,
+    dashboard,
+    firm_keys,
+    invitations,
+    jobs,
+    settings,
+    team,
+)
 
 app_name = "staff"
 

@@ -415,7 +415,7 @@ def test_the_latest_job_page_shows_what_the_last_check_found_with_the_verify_but
     client.force_login(cast.admin_a)
     page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": latest.pk})).content.decode()
     assert "Acceso del estudio en el SII" in page and "Permisos inferiores a los solicitados" in page
-    assert "Usuario Administrador, Registro" in page
+    assert "Usuario Administrador, Consulta/Registro" in page  # the labels every page uses
     assert reverse("staff:access_check_company", kwargs={"tenant_slug": "pyme", "company_id": company.pk}) in page
     older_page = client.get(reverse("staff:job_detail", kwargs={"tenant_slug": "pyme", "job_id": older.pk})).content.decode()
     assert "Acceso del estudio en el SII" not in older_page

@@ -89,7 +89,7 @@ class Chaos(threading.Thread):
         self.halt = threading.Event()
 
     def _met(self, code: str, since: float) -> bool:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         after = datetime.fromtimestamp(since, tz=UTC)
         cls = errors.FAILURE_CODES[code]

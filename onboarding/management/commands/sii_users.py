@@ -22,8 +22,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 import sii_bot
-from onboarding.management.pfx_input import open_pfx_file
 from onboarding.management.commands.sii_enroll import EXIT_CERTIFICATE, EXIT_USAGE, exit_code_for
+from onboarding.management.pfx_input import open_pfx_file
 from sii_bot import USER_ATTRIBUTES, errors
 from sii_bot.certificates import CertificateError
 from sii_bot.rut import InvalidRut, display_rut

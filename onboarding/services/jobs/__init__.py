@@ -17,9 +17,9 @@ from onboarding.services.jobs.bot import (
     job_failure_from_bot,
     sii_settings_for,
 )
+from onboarding.services.jobs.dispatch import enrollment_jobs_dispatch, enrollment_jobs_feed
 from onboarding.services.jobs.emails import FinishedEmail, change_job_finished_emails, job_finished_emails
 from onboarding.services.jobs.execute import enrollment_job_execute
-from onboarding.services.jobs.dispatch import enrollment_jobs_dispatch, enrollment_jobs_feed
 from onboarding.services.jobs.lanes import ENROLLMENT_JOB_RUN_TASK, enrollment_job_send
 from onboarding.services.jobs.lifecycle import (
     enrollment_job_claim,

@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from onboarding import access, selectors, services
+from onboarding.domain.rules import company_permissions_stale
 from onboarding.forms.staff import CompanyPermissionsForm
-from onboarding.models import Membership
+from onboarding.models import ClientCompany, Membership
 from onboarding.views.staff.common import company_or_404, staff_context, staff_view
 
 
@@ -49,7 +50,7 @@ def company_permissions(request: HttpRequest, membership: Membership, company_id
         return _company_page(request, membership, company_id, form=form)
     if not changed:
         messages.success(request, "No había cambios que guardar.")
-    elif selectors.company_page(tenant=membership.tenant, company=company).stale:
+    elif _held_differs(company):
         messages.success(
             request,
             "Permisos guardados. El SII aún tiene otros permisos en este cliente: se actualizarán en la "
@@ -58,3 +59,10 @@ def company_permissions(request: HttpRequest, membership: Membership, company_id
     else:
         messages.success(request, "Permisos guardados.")
     return redirect("staff:company_detail", tenant_slug=membership.tenant.slug, company_id=company.pk)
+
+
+def _held_differs(company: ClientCompany) -> bool:
+    """Whether the SII holds the firm's representative in `company` with other permissions than the
+    ones requested there now (read again: the caller's copy predates the change)."""
+    company.refresh_from_db()
+    return bool(company.sii_user_rut) and company_permissions_stale(company)
