@@ -101,3 +101,13 @@ def certificate_bundle():  # type: ignore[no-untyped-def]
     from tests.sii_bot.bot_pfx_factory import CertSpec, make_pfx
 
     return open_pkcs12(make_pfx(CertSpec(cn="MARIA JOSE SOTO", san_rut="12531909-2"), password="secreto"), "secreto")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a parallel run (tests/parallel.py), the `faults` tests share one xdist group: they run one
+    after another in one worker, their timings never measured against each other's workers and
+    Chromium. (Before xdist reads the groups: tryfirst.)"""
+    for item in items:
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))
