@@ -6,6 +6,7 @@ a client who owns a company; in tenant B ("Otro Estudio") a staff member who mus
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -103,11 +104,15 @@ def certificate_bundle():  # type: ignore[no-untyped-def]
     return open_pkcs12(make_pfx(CertSpec(cn="MARIA JOSE SOTO", san_rut="12531909-2"), password="secreto"), "secreto")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     """In a parallel run (tests/parallel.py), the `faults` tests share one xdist group: they run one
     after another in one worker, their timings never measured against each other's workers and
-    Chromium. (Before xdist reads the groups: tryfirst.)"""
+    Chromium (marked before xdist reads the groups). They come first, so that worker starts on them
+    at once while the other takes the rest (after pytest-django's own ordering, which would put them
+    in the middle and leave one worker idle at the end)."""
     for item in items:
         if item.get_closest_marker("faults") is not None:
             item.add_marker(pytest.mark.xdist_group("faults"))
+    yield
+    items.sort(key=lambda item: item.get_closest_marker("faults") is None)  # stable: the rest keep their order

@@ -165,10 +165,13 @@ def test_redis_killed_with_production_persistence_keeps_every_queued_job(  # typ
     time.sleep(1.5)  # appendfsync everysec: what was written more than a second ago is on disk
     queued_before = int(redis.cli("llen", routed_broker["queue"]) or 0)
     assert queued_before == JOBS - 1
+    assert _messages_held(redis, routed_broker["queue"]) == JOBS  # queued + the running job's (unacked)
 
     redis.kill()  # SIGKILL: no chance to save anything more
     redis.start()  # same port, same directory: the append-only file is replayed
-    assert int(redis.cli("llen", routed_broker["queue"]) or 0) == queued_before
+    # Every message is back: in the queue, or taken by the worker (which may reconnect and take one
+    # before this line runs; kombu keeps a taken message in its "unacked" hash until the ack).
+    assert _messages_held(redis, routed_broker["queue"]) == JOBS
     _release_running_job(sandbox)
 
     elapsed = jobs_drain(ids, timeout=150, dispatch=False, workers=[worker])  # no dispatcher: nothing was lost
@@ -177,3 +180,9 @@ def test_redis_killed_with_production_persistence_keeps_every_queued_job(  # typ
         "jobs": JOBS, "messages_in_queue_at_kill": queued_before, "messages_after_restart": queued_before,
         "finished_in_seconds": round(elapsed, 1), "redis_flags": flags, "sii_saves_per_company": 1,
     })
+
+
+def _messages_held(redis, queue: str) -> int:  # type: ignore[no-untyped-def]
+    """Messages Redis holds for `queue`: waiting in the list, plus delivered and not yet acknowledged
+    (kombu's "unacked" hash, which is how a taken message survives its worker)."""
+    return int(redis.cli("llen", queue) or 0) + int(redis.cli("hlen", "unacked") or 0)
