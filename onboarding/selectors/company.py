@@ -12,7 +12,14 @@ from onboarding.domain.rules import (
     representative_active,
     sii_user_name,
 )
-from onboarding.models import ClientCompany, EnrollmentJob, Permission, Representative, Tenant
+from onboarding.models import (
+    ACTIVE_JOB_STATUSES,
+    ClientCompany,
+    EnrollmentJob,
+    Permission,
+    Representative,
+    Tenant,
+)
 
 __all__ = ["CompanyPage", "company_page"]
 
@@ -29,7 +36,8 @@ class CompanyPage:
     the SII holds for that person; `requested_labels`: the ones requested in this company now
     (`overridden`: by a choice of its own, else the firm's setting); `unavailable_labels`: requested
     ones the company's SII page did not offer at the last job; `stale`: held and requested differ.
-    `jobs`: newest first, each with `needs_person` set.
+    `jobs`: newest first, each with `needs_person` set; `active_job`: the one queued or running, if any
+    (a change now would wait for it).
     """
 
     company: ClientCompany
@@ -43,6 +51,7 @@ class CompanyPage:
     unavailable_labels: tuple[str, ...]
     stale: bool
     jobs: list[EnrollmentJob]
+    active_job: EnrollmentJob | None
 
 
 def company_page(*, tenant: Tenant, company: ClientCompany) -> CompanyPage:
@@ -77,4 +86,7 @@ def company_page(*, tenant: Tenant, company: ClientCompany) -> CompanyPage:
         unavailable_labels=permission_labels(unavailable),
         stale=bool(company.sii_user_rut) and company_permissions_stale(company),
         jobs=jobs,
+        active_job=EnrollmentJob.objects.filter(tenant=tenant, company=company, status__in=ACTIVE_JOB_STATUSES)
+        .order_by("-created_at")
+        .first(),
     )

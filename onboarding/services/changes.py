@@ -320,21 +320,30 @@ def representative_replace(
 # --- Changing the permissions (AUTHORIZE, edit path) -----------------------------------------
 
 
-def permissions_sync(*, tenant: Tenant, actor: AbstractBaseUser | None) -> ChangeReport:
+def permissions_sync(
+    *, tenant: Tenant, actor: AbstractBaseUser | None, company: ClientCompany | None = None
+) -> ChangeReport:
     """Bring every ACTIVE client whose SII permissions differ from the ones requested in it (its own
-    choice, else the firm's setting: `domain.rules.company_permissions`) up to date.
+    choice, else the firm's setting: `domain.rules.company_permissions`) up to date; only `company`
+    when given (an empty report when its permissions already match).
 
-    With a usable certificate: a job now (AUTHORIZE → the bot's edit path, outcome "updated"; REPLACE if
-    the SII holds an older representative). Without: an email asking for the certificate. Audited.
+    With the firm's key or a usable certificate: a job now (AUTHORIZE → the bot's edit path, outcome
+    "updated"; REPLACE if the SII holds an older representative). Without: an email asking for the
+    certificate. Audited.
     """
     report = ChangeReport()
     with transaction.atomic():
-        affected = list(companies_with_stale_permissions(tenant=tenant))
+        stale = companies_with_stale_permissions(tenant=tenant)
+        affected = list(stale.filter(pk=company.pk) if company is not None else stale)
         audit_record(
             tenant=tenant,
             actor=actor,
             action=AuditAction.SETTINGS,
-            summary=f"Actualización de permisos en el SII solicitada para {len(affected)} cliente(s)",
+            summary=(
+                f"Actualización de permisos en el SII solicitada para {company.legal_name}"
+                if company is not None
+                else f"Actualización de permisos en el SII solicitada para {len(affected)} cliente(s)"
+            ),
             details={"affected": [c.pk for c in affected], "permissions": sorted(tenant.permissions)},
         )
         for company in affected:

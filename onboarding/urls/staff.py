@@ -74,6 +74,11 @@ urlpatterns = [
     path(
         "<slug:tenant_slug>/clientes/<int:company_id>/permisos/", company.company_permissions, name="company_permissions"
     ),
+    path(
+        "<slug:tenant_slug>/clientes/<int:company_id>/permisos/actualizar/",
+        company.company_permissions_sync,
+        name="company_permissions_sync",
+    ),
     # Keeping the SII true to what the firm and its clients agreed over time: ending a relationship,
     # asking a client for a new certificate, replacing a representative, syncing permissions.
     path("<slug:tenant_slug>/clientes/<int:company_id>/terminar/", changes.company_end, name="company_end"),

@@ -237,6 +237,23 @@ def test_a_permission_update_with_the_representatives_own_key_emails_no_client(
     assert cast.company_a.sii_sign is False
 
 
+def test_an_admin_applies_one_client_s_permissions_with_the_firm_s_key_from_its_page(
+    client, cast, old, bot, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    old_key = with_key(old)
+    company = administered(cast.company_a)
+    services.company_permissions_set(company=company, permissions=["admin", "registry"], actor=cast.admin_a)
+    client.force_login(cast.admin_a)
+    sync = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        body = client.post(sync, follow=True).content.decode()
+    assert "Actualizando los permisos en el SII con la llave del estudio" in body
+    (job,) = EnrollmentJob.objects.filter(company=company)
+    assert job.firm_key_id == old_key.pk and sorted(job.permissions) == ["admin", "registry"]
+    assert run(job, django_capture_on_commit_callbacks).status == JobStatus.SUCCEEDED
+    assert client_mail() == []
+
+
 def test_clients_who_consented_under_older_terms_are_always_asked(
     cast, old, new, bot, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]

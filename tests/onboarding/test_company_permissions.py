@@ -214,3 +214,69 @@ def test_the_company_page_shows_what_the_last_access_check_found(client, cast) -
     page = html.unescape(client.get(url).content.decode())
     assert "Acceso del estudio en el SII" in page
     assert "Permisos inferiores a los solicitados" in page and "13.322.924-8" in page
+
+
+def _stale(company: ClientCompany) -> ClientCompany:
+    """`company` as authorized with fewer permissions than the firm requests (Firmar Documentos only)."""
+    ClientCompany.objects.filter(pk=company.pk).update(
+        sii_user_rut=REP_RUT, sii_admin=False, sii_sign=True, sii_registry=False, stage=CompanyStage.AUTHORIZED,
+        sii_synced_at=timezone.now(),
+    )
+    return ClientCompany.objects.get(pk=company.pk)
+
+
+def test_admins_apply_a_client_s_permissions_now_from_its_page(
+    client, cast, certificate_bundle, enqueued, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    company = _stale(cast.company_a)
+    services.certificate_store(company=company, bundle=certificate_bundle, uploaded_by=cast.client_a)
+    page = reverse("staff:company_detail", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    sync = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    client.force_login(cast.admin_a)
+    assert "Actualizar en el SII ahora" in client.get(page).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(sync, follow=True)
+    assert response.redirect_chain == [(page, 302)]
+    assert "Actualizando los permisos en el SII con el certificado guardado del cliente" in response.content.decode()
+    (job,) = EnrollmentJob.objects.filter(company=company)
+    assert set(job.permissions) == set(company_permissions(company)) and job.created_by == cast.admin_a
+    entry = AuditEntry.objects.filter(action=AuditAction.SETTINGS).latest("created_at")
+    assert "Comercial Demo SpA" in entry.summary and entry.actor == cast.admin_a
+    # While that job is active the page says so instead of offering the button; a post (an old tab)
+    # creates nothing and says why.
+    assert "hay un trámite en curso" in (body := client.get(page).content.decode()) and "Actualizar en el SII ahora" not in body
+    again = client.post(sync, follow=True).content.decode()
+    assert "Ya hay un trámite en curso para este cliente" in again
+    assert EnrollmentJob.objects.filter(company=company).count() == 1
+
+
+def test_without_a_certificate_the_client_is_asked_and_a_matching_client_needs_nothing(
+    client, cast, mailoutbox, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    company = _stale(cast.company_a)
+    sync = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    client.force_login(cast.owner_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        body = client.post(sync, follow=True).content.decode()
+    assert "Le pedimos al cliente su certificado digital por correo" in body
+    assert [m.to for m in mailoutbox] == [[company.owner_email]]
+    assert not EnrollmentJob.objects.filter(company=company).exists()
+    ClientCompany.objects.filter(pk=company.pk).update(sii_admin=True, sii_registry=True)
+    body = client.post(sync, follow=True).content.decode()
+    assert "ya coinciden con los solicitados" in body and "Actualizar en el SII ahora" not in body
+    assert len(mailoutbox) == 1
+
+
+def test_staff_members_and_other_tenants_cannot_apply_permissions(client, cast, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    company = _stale(cast.company_a)
+    page = reverse("staff:company_detail", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    sync = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    client.force_login(cast.staff_a)
+    body = client.get(page).content.decode()
+    assert "difieren de los solicitados" in body and "Actualizar en el SII ahora" not in body
+    assert client.post(sync).status_code == 404
+    Membership.objects.filter(tenant=cast.tenant_b, user=cast.staff_b).update(role=Role.OWNER)
+    client.force_login(cast.staff_b)
+    other = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "otro", "company_id": company.pk})
+    assert client.post(other).status_code == 404
+    assert mailoutbox == [] and not EnrollmentJob.objects.filter(company=company).exists()

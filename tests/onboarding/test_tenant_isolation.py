@@ -54,6 +54,7 @@ ACCESS: dict[str, str] = {
     "representative_reactivate": "owner",
     "company_detail": "member",
     "company_permissions": "rerun",
+    "company_permissions_sync": "rerun",
     "company_end": "rerun",
     "company_certificate_request": "rerun",
     "representative_replace": "owner",

@@ -3,6 +3,7 @@ the outcome and duration of every test of the two suites in `var/reliability/sui
 merged across runs (a narrowed run updates only the tests it ran), for the report."""
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from typing import Any
@@ -42,15 +43,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"suite.{backend}.json"
-    previous: dict[str, Any] = {}
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text()).get("tests", {})
-        except ValueError:
-            previous = {}
-    # Forget tests that no longer exist in the files this session collected (renamed or removed).
-    collected = {item.nodeid for item in session.items}
-    files = {nodeid.split("::")[0] for nodeid in collected}
-    previous = {k: v for k, v in previous.items() if k.split("::")[0] not in files or k in collected}
-    previous.update(_RESULTS)
-    path.write_text(json.dumps({"backend": backend, "tests": previous}, indent=2, sort_keys=True))
+    # In a parallel run each process merges its own tests in: one at a time (an exclusive lock).
+    with (folder / f"suite.{backend}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous: dict[str, Any] = {}
+        if path.exists():
+            try:
+                previous = json.loads(path.read_text()).get("tests", {})
+            except ValueError:
+                previous = {}
+        # Forget tests that no longer exist in the files this session collected (renamed or removed).
+        collected = {item.nodeid for item in session.items}
+        files = {nodeid.split("::")[0] for nodeid in collected}
+        previous = {k: v for k, v in previous.items() if k.split("::")[0] not in files or k in collected}
+        previous.update(_RESULTS)
+        path.write_text(json.dumps({"backend": backend, "tests": previous}, indent=2, sort_keys=True))

@@ -53,12 +53,40 @@ def company_permissions(request: HttpRequest, membership: Membership, company_id
     elif _held_differs(company):
         messages.success(
             request,
-            "Permisos guardados. El SII aún tiene otros permisos en este cliente: se actualizarán en la "
-            "próxima autorización o desde Configuración › permisos en el SII.",
+            "Permisos guardados. El SII aún tiene otros permisos en este cliente: use «Actualizar en el SII "
+            "ahora» para aplicarlos.",
         )
     else:
         messages.success(request, "Permisos guardados.")
     return redirect("staff:company_detail", tenant_slug=membership.tenant.slug, company_id=company.pk)
+
+
+@staff_view(methods=("POST",), access_check=access.rerun_membership_or_404)
+def company_permissions_sync(request: HttpRequest, membership: Membership, company_id: int) -> HttpResponse:
+    """Owners and admins: bring this client's SII permissions to the ones requested in it now (with the
+    firm's key, else the client's stored certificate, else an e-mail asking for it; audited)."""
+    company = company_or_404(membership, company_id)
+    report = services.permissions_sync(tenant=membership.tenant, actor=request.user, company=company)
+    level, message = _sync_message(report)
+    messages.add_message(request, level, message)
+    return redirect("staff:company_detail", tenant_slug=membership.tenant.slug, company_id=company.pk)
+
+
+def _sync_message(report: services.ChangeReport) -> tuple[int, str]:
+    """The message level and the Spanish sentence that say what a one-client permission sync did."""
+    if report.jobs:
+        how = "con la llave del estudio" if report.jobs[0].firm_key_id else "con el certificado guardado del cliente"
+        return messages.SUCCESS, f"Actualizando los permisos en el SII {how}. Siga el avance en «Trámites en el SII»."
+    if report.emailed:
+        return messages.SUCCESS, "Le pedimos al cliente su certificado digital por correo para actualizar los permisos."
+    if report.skipped:
+        reason = report.skipped[0][1]
+        if reason == "job_already_active":
+            return messages.WARNING, "Ya hay un trámite en curso para este cliente: espere a que termine."
+        return messages.WARNING, (
+            "El cliente no tiene un correo registrado: no pudimos pedirle su certificado digital."
+        )
+    return messages.INFO, "Los permisos del SII ya coinciden con los solicitados: no hay nada que actualizar."
 
 
 def _held_differs(company: ClientCompany) -> bool:
