@@ -27,7 +27,8 @@ GUARANTEES: list[tuple[str, str, list[str], list[str]]] = [
         "before our database knew), and of only its pool process. The restarted worker re-queues the job "
         "its dead predecessor left RUNNING (process identity recorded at claim); a redelivered message takes "
         "over a job whose claiming process is provably dead. The bot reads the user list first, so the "
-        "resumed job answers \"already_authorized\" instead of saving twice. No job is left RUNNING.",
+        "resumed job finds the user saved and reports that save (\"created\") instead of saving twice. No job is left "
+        "RUNNING.",
         ["tests/reliability/test_worker_kill.py"],
         ["worker_kill_before_save", "worker_kill_after_save", "worker_kill_pool_process"],
     ),
@@ -257,8 +258,12 @@ CHANGES = [
     "compare-and-set on the claim (worker and start); late results recorded (success: SUCCEEDED, marked and audited, "
     "queued re-runs closed; failure: noted only). What a success writes per kind is a table (`JOB_KIND_OUTCOMES`, "
     "`outcomes.py`).",
-    "- `onboarding/services/core.py`: `company_certificates_destroy` (no re-run possible: relationship ended, "
-    "company removed) and `client_company_remove` (also behind the platform admin's delete).",
+    "- `onboarding/services/certificates.py`: `company_certificates_destroy` (no re-run possible: relationship ended, "
+    "company removed); `onboarding/services/tenants.py`: `client_company_remove` (also behind the platform admin's "
+    "delete).",
+    "- `portal/broker.py` (the embedded broker): each message is written under a hidden name and renamed into place, "
+    "so a worker never takes a half-written file (kombu's own transport let it, and the worker stopped with "
+    "\"Unrecoverable error: JSONDecodeError\"); an unreadable message is logged and dropped.",
     "- `onboarding/tasks.py`: the job task records `worker_identity()`; a `worker_ready` handler recovers orphaned jobs.",
     "- `portal/settings.py`: `AUTORIZA_JOB_REAP_AFTER_SECONDS` (default: the larger of the live-job bound of the "
     "configured pool and the hard limit, + 60 s; production refuses a value at or below the live-job bound, "
