@@ -106,11 +106,10 @@ def certificate_bundle():  # type: ignore[no-untyped-def]
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
-    """In a parallel run (tests/parallel.py), the `faults` tests share one xdist group: they run one
-    after another in one worker (marked before xdist reads the groups). They come last (after
-    pytest-django's own ordering), so they run once the rest is done: their timings are measured on a
-    quiet machine, not against the other process's browsers and workers, and the run is shorter
-    (first, they took a third longer, and so did the whole run)."""
+    """In a parallel run narrowed by the caller (`make test PYTEST_ARGS=…`; the whole suite runs the
+    `faults` tests in a part of their own, scripts/test.sh), the `faults` tests share one xdist group:
+    they run one after another in one process (marked before xdist reads the groups), and last (after
+    pytest-django's own ordering), so their timings are taken once the rest is done."""
     for item in items:
         if item.get_closest_marker("faults") is not None:
             item.add_marker(pytest.mark.xdist_group("faults"))

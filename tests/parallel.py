@@ -8,9 +8,8 @@ pytest-django reads the settings. Each worker ("gw0", "gw1", …) gets:
 - its own PostgreSQL test database, which pytest-django already names after the worker.
 Processes a test starts (Celery workers, the sandbox, the demo) inherit these through the environment.
 
-Tests that measure time or kill workers (marker `faults`) run one after another in one worker, after
-the rest (`xdist_group` and the order, set in tests/conftest.py), so their figures are not taken
-against another test's load.
+Tests that measure time or kill workers (marker `faults`) run in a part of their own, in one process,
+after the parallel part (scripts/test.sh), so their figures are not taken against another test's load.
 """
 from __future__ import annotations
 
