@@ -20,11 +20,15 @@ def companies_affected_by_representative(*, tenant: Tenant, representative: Repr
     ).order_by("legal_name")
 
 
-def companies_with_stale_permissions(*, tenant: Tenant) -> QuerySet[ClientCompany]:
+def companies_with_stale_permissions(
+    *, tenant: Tenant, company: ClientCompany | None = None
+) -> QuerySet[ClientCompany]:
     """The tenant's ACTIVE clients holding someone in the SII whose permissions there differ from the
     ones requested in that client now (its override, else the firm's setting; attributes its SII page
-    does not offer aside: `domain.rules.company_permissions_stale`)."""
+    does not offer aside: `domain.rules.company_permissions_stale`); only `company`, when given."""
     holding = ClientCompany.objects.filter(tenant=tenant, relationship=Relationship.ACTIVE).exclude(sii_user_rut="")
+    if company is not None:
+        holding = holding.filter(pk=company.pk)
     # The rule mixes a per-client JSON override with the firm's flags: decided row by row, on the
     # few columns it needs.
     columns = ["pk", "requested_permissions", "sii_unavailable", *(f"sii_{code}" for code in Permission.values)]

@@ -86,7 +86,6 @@ def company_page(*, tenant: Tenant, company: ClientCompany) -> CompanyPage:
         unavailable_labels=permission_labels(unavailable),
         stale=bool(company.sii_user_rut) and company_permissions_stale(company),
         jobs=jobs,
-        active_job=EnrollmentJob.objects.filter(tenant=tenant, company=company, status__in=ACTIVE_JOB_STATUSES)
-        .order_by("-created_at")
-        .first(),
+        # The newest jobs are loaded anyway, and a change is never queued beside an active one.
+        active_job=next((job for job in jobs if job.status in ACTIVE_JOB_STATUSES), None),
     )

@@ -333,8 +333,7 @@ def permissions_sync(
     """
     report = ChangeReport()
     with transaction.atomic():
-        stale = companies_with_stale_permissions(tenant=tenant)
-        affected = list(stale.filter(pk=company.pk) if company is not None else stale)
+        affected = list(companies_with_stale_permissions(tenant=tenant, company=company))
         audit_record(
             tenant=tenant,
             actor=actor,
@@ -346,26 +345,26 @@ def permissions_sync(
             ),
             details={"affected": [c.pk for c in affected], "permissions": sorted(tenant.permissions)},
         )
-        for company in affected:
-            labels = ", ".join(permission_labels(company_requested_permissions(company)))
-            if _has_active_job(company):
-                report.skipped.append((company, "job_already_active"))
+        for client in affected:
+            labels = ", ".join(permission_labels(company_requested_permissions(client)))
+            if _has_active_job(client):
+                report.skipped.append((client, "job_already_active"))
                 continue
-            own = firm_key_change_job_create(company=company, actor=actor, lane=JobLane.BACKGROUND)
+            own = firm_key_change_job_create(company=client, actor=actor, lane=JobLane.BACKGROUND)
             if own is not None:
                 report.jobs.append(own)
                 continue
-            certificate = company_usable_certificate(company=company)
+            certificate = company_usable_certificate(company=client)
             if certificate is not None:
-                report.jobs.append(_create_pending_job(company=company, certificate=certificate, actor=actor))
+                report.jobs.append(_create_pending_job(company=client, certificate=certificate, actor=actor))
             elif _ask_for_certificate(
-                company=company,
-                what=f"Actualizar los permisos de {sii_user_name(company)} (RUT {rut_display(company.sii_user_rut)}) "
+                company=client,
+                what=f"Actualizar los permisos de {sii_user_name(client)} (RUT {rut_display(client.sii_user_rut)}) "
                 f"a: {labels}.",
             ):
-                report.emailed.append(company)
+                report.emailed.append(client)
             else:
-                report.skipped.append((company, "no_email"))
+                report.skipped.append((client, "no_email"))
     return report
 
 

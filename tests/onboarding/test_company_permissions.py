@@ -23,6 +23,7 @@ from onboarding.models import (
     JobStatus,
     Membership,
     Permission,
+    Relationship,
     Role,
     Tenant,
 )
@@ -279,4 +280,14 @@ def test_staff_members_and_other_tenants_cannot_apply_permissions(client, cast, 
     client.force_login(cast.staff_b)
     other = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "otro", "company_id": company.pk})
     assert client.post(other).status_code == 404
+    assert mailoutbox == [] and not EnrollmentJob.objects.filter(company=company).exists()
+
+
+def test_a_client_no_longer_served_has_no_permissions_to_apply(client, cast, mailoutbox) -> None:  # type: ignore[no-untyped-def]
+    company = _stale(cast.company_a)
+    ClientCompany.objects.filter(pk=company.pk).update(relationship=Relationship.ENDED)
+    sync = reverse("staff:company_permissions_sync", kwargs={"tenant_slug": "pyme", "company_id": company.pk})
+    client.force_login(cast.admin_a)
+    body = client.post(sync, follow=True).content.decode()
+    assert "ya no está vigente" in body and "Actualizar en el SII ahora" not in body
     assert mailoutbox == [] and not EnrollmentJob.objects.filter(company=company).exists()

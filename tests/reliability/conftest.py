@@ -11,4 +11,8 @@ from tests.reliability.fixtures import (  # noqa: F401 - fixtures are registered
     start_scheduler,
     worker_env,
 )
-from tests.reliability.suite_results import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
+from tests.reliability.suite_results import (  # noqa: F401
+    pytest_deselected,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 _RESULTS: dict[str, dict[str, Any]] = {}
+_DESELECTED: set[str] = set()
 _SUITES = ("tests/reliability/", "tests/security/")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    # Deselected (`-m`, `-k`) tests still exist: their earlier results are kept, not forgotten.
+    _DESELECTED.update(item.nodeid for item in items)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -53,7 +59,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             except ValueError:
                 previous = {}
         # Forget tests that no longer exist in the files this session collected (renamed or removed).
-        collected = {item.nodeid for item in session.items}
+        collected = {item.nodeid for item in session.items} | _DESELECTED
         files = {nodeid.split("::")[0] for nodeid in collected}
         previous = {k: v for k, v in previous.items() if k.split("::")[0] not in files or k in collected}
         previous.update(_RESULTS)

@@ -2,4 +2,8 @@
 from __future__ import annotations
 
 from tests.reliability.fixtures import routed_broker  # noqa: F401 - registered by being imported here
-from tests.reliability.suite_results import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
+from tests.reliability.suite_results import (  # noqa: F401
+    pytest_deselected,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from onboarding import access, selectors, services
 from onboarding.domain.rules import company_permissions_stale
 from onboarding.forms.staff import CompanyPermissionsForm
-from onboarding.models import ClientCompany, Membership
+from onboarding.models import ClientCompany, Membership, Relationship
 from onboarding.views.staff.common import company_or_404, staff_context, staff_view
 
 
@@ -66,9 +66,11 @@ def company_permissions_sync(request: HttpRequest, membership: Membership, compa
     """Owners and admins: bring this client's SII permissions to the ones requested in it now (with the
     firm's key, else the client's stored certificate, else an e-mail asking for it; audited)."""
     company = company_or_404(membership, company_id)
-    report = services.permissions_sync(tenant=membership.tenant, actor=request.user, company=company)
-    level, message = _sync_message(report)
-    messages.add_message(request, level, message)
+    if company.relationship != Relationship.ACTIVE:
+        messages.warning(request, "La relación con este cliente ya no está vigente: no hay permisos que actualizar en el SII.")
+    else:
+        report = services.permissions_sync(tenant=membership.tenant, actor=request.user, company=company)
+        messages.add_message(request, *_sync_message(report))
     return redirect("staff:company_detail", tenant_slug=membership.tenant.slug, company_id=company.pk)
 
 
